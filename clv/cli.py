@@ -1,0 +1,107 @@
+"""`clv`: the command line of the CLV platform."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from clv import config
+
+# Offline-friendly defaults, set before Prefect or dbt are imported.
+_QUIET_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+}
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _existing_path(text: str) -> str:
+    if "*" not in text and not Path(text).exists():
+        raise argparse.ArgumentTypeError(f"file not found: {text}")
+    return str(Path(text).resolve()) if "*" not in text else text
+
+
+def _cmd_run(args) -> int:
+    from flows.weekly import format_summary, weekly_clv_pipeline
+
+    summary = weekly_clv_pipeline(
+        orders=args.orders, customers=args.customers, events=args.events, cutoff=args.cutoff,
+        horizon_days=args.horizon_days, training_snapshots=args.training_snapshots,
+        snapshot_spacing_days=args.snapshot_spacing_days,
+        warehouse=str(args.warehouse) if args.warehouse else None,
+    )
+    print("\n" + format_summary(summary))
+    return 0
+
+
+def _cmd_synth(args) -> int:
+    from clv.synth import SynthConfig, write_synthetic
+
+    paths = write_synthetic(SynthConfig(customers=args.customers, seed=args.seed, start=args.start,
+                                        days=args.days), Path(args.out))
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clv", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the weekly pipeline: land, dbt build, train, register, score")
+    run.add_argument("--orders", type=_existing_path, default=str(config.BUNDLED_ORDERS),
+                     help="orders file (parquet/CSV/JSON lines; default: bundled Online Retail II)")
+    run.add_argument("--customers", type=_existing_path, help="customers file (optional)")
+    run.add_argument("--events", type=_existing_path, help="web/app events file (optional)")
+    run.add_argument("--cutoff", type=_date, help="scoring cutoff date (default: the last order date)")
+    run.add_argument("--horizon-days", type=int, default=365, help="prediction horizon in days (default 365)")
+    run.add_argument("--training-snapshots", type=int, default=3,
+                     help="historical cutoffs stacked into the training set (default 3)")
+    run.add_argument("--snapshot-spacing-days", type=int, default=91,
+                     help="days between training cutoffs (default 91)")
+    run.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+    run.set_defaults(func=_cmd_run)
+
+    synth = sub.add_parser("synth", help="write a synthetic shop (orders, customers, events) as parquet")
+    synth.add_argument("--customers", type=int, required=True, help="number of customers")
+    synth.add_argument("--out", required=True, help="output directory")
+    synth.add_argument("--seed", type=int, default=7)
+    synth.add_argument("--start", type=_date, default=date(2023, 1, 1), help="first day of the period")
+    synth.add_argument("--days", type=int, default=730, help="length of the period in days (default 730)")
+    synth.set_defaults(func=_cmd_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    for key, value in _QUIET_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if getattr(args, "horizon_days", 1) < 1:
+        print("clv: --horizon-days must be at least 1", file=sys.stderr)
+        return 2
+    from clv.contract import ContractError
+    from clv.transform import DbtBuildError
+
+    try:
+        return args.func(args)
+    except (ContractError, DbtBuildError, LookupError, ValueError) as exc:
+        print(f"clv {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Paths and defaults shared by the CLI, the flows and the tests.
+
+Everything a run writes lives under the project data directory (``CLV_HOME``, default ``./data``):
+the DuckDB warehouse, the MLflow store and per-run reports. Bundled inputs ship with the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DBT_PROFILES_DIR = REPO_ROOT
+BUNDLED_DATA_DIR = REPO_ROOT / "data" / "bundled"
+BUNDLED_ORDERS = BUNDLED_DATA_DIR / "online_retail_ii.parquet"
+
+MODEL_NAME = "clv_xgboost"
+CHAMPION_ALIAS = "champion"
+
+
+def project_home() -> Path:
+    """Directory where runs keep their state (warehouse, MLflow store)."""
+    return Path(os.environ.get("CLV_HOME", Path.cwd() / "data")).resolve()
+
+
+def default_warehouse() -> Path:
+    return project_home() / "warehouse" / "clv.duckdb"
+
+
+def default_tracking_uri() -> str:
+    """MLflow tracking URI: ``MLFLOW_TRACKING_URI`` when set, else a SQLite store in the project."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    store = project_home() / "mlflow"
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def default_artifact_location() -> str:
+    return (project_home() / "mlflow" / "artifacts").as_uri()
+
+
+@dataclass
+class RunConfig:
+    """One weekly run: which inputs, which cutoff, where results go."""
+
+    orders: Path = BUNDLED_ORDERS
+    customers: Path | None = None
+    events: Path | None = None
+    cutoff: date | None = None  # None: the last order date in the warehouse
+    horizon_days: int = 365
+    training_snapshots: int = 3  # historical cutoffs stacked into the training set
+    snapshot_spacing_days: int = 91
+    warehouse: Path = field(default_factory=default_warehouse)
+    model_name: str = MODEL_NAME
+    dbt_target: str = "duckdb"

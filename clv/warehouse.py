@@ -1,0 +1,58 @@
+"""The embedded DuckDB warehouse: connections, reads for training and scoring, atomic score publishing."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+SCORES_TABLE = "clv_scores"
+SCORES_HISTORY_TABLE = "clv_scores_history"
+
+
+@contextmanager
+def connect(path: Path | str, read_only: bool = False):
+    """Open the warehouse file (creating its directory), and always close it: DuckDB allows one
+    writing process per file, and dbt needs it free."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"warehouse {path} does not exist: run `clv run` first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def read_table(con: duckdb.DuckDBPyConnection, relation: str, where: str = "", params=None) -> pd.DataFrame:
+    """A warehouse relation as a DataFrame, optionally filtered."""
+    sql = f"select * from {relation}" + (f" where {where}" if where else "")
+    return con.execute(sql, params or []).df()
+
+
+def scoring_cutoff(con: duckdb.DuckDBPyConnection):
+    """The scoring cutoff date of the last dbt build."""
+    row = con.execute("select cutoff_date from int_cutoffs where cutoff_role = 'scoring'").fetchone()
+    if row is None:
+        raise LookupError("int_cutoffs has no scoring cutoff: run the dbt build first")
+    return row[0]
+
+
+def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
+    """Replace `clv_scores` and append to `clv_scores_history` in one transaction: readers see the
+    previous table or the new one, never a half-written one."""
+    con.register("new_scores", scores)
+    con.execute("begin transaction")
+    try:
+        con.execute(f"create or replace table {SCORES_TABLE} as select * from new_scores")
+        con.execute(f"create table if not exists {SCORES_HISTORY_TABLE} as select * from new_scores where false")
+        con.execute(f"insert into {SCORES_HISTORY_TABLE} select * from new_scores")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("new_scores")

@@ -1,0 +1,200 @@
+-- Customer features at every cutoff of this build: one row per customer known at the cutoff
+-- (first purchase on or before it) and cutoff date. Only rows dated on or before the cutoff are read,
+-- so adding later orders changes nothing here. Windows of N days cover (cutoff - N days, cutoff].
+{% set windows = [30, 90, 365] %}
+
+with cutoffs as (
+    select * from {{ ref('int_cutoffs') }}
+),
+
+daily as (
+    select * from {{ ref('int_customer_daily_activity') }}
+),
+
+purchase_days as (
+    select * from {{ ref('int_customer_purchase_days') }}
+),
+
+order_lines as (
+    select * from {{ ref('stg_shop__orders') }}
+),
+
+sessions as (
+    select * from {{ ref('int_customer_sessions') }}
+),
+
+customers as (
+    select * from {{ ref('stg_shop__customers') }}
+),
+
+known_customers as (
+    select distinct
+        cutoffs.cutoff_date,
+        purchase_days.customer_id,
+        purchase_days.first_purchase_date
+    from cutoffs
+    inner join purchase_days
+        on purchase_days.is_first_purchase
+        and purchase_days.first_purchase_date <= cutoffs.cutoff_date
+),
+
+daily_history as (
+    select
+        cutoffs.cutoff_date,
+        daily.*,
+        {{ dbt.datediff('daily.activity_date', 'cutoffs.cutoff_date', 'day') }} as days_before_cutoff
+    from cutoffs
+    inner join daily on daily.activity_date <= cutoffs.cutoff_date
+),
+
+order_summary as (
+    select
+        cutoff_date,
+        customer_id,
+        max(case when is_purchase_day then activity_date end) as last_purchase_date,
+        count(case when is_purchase_day then 1 end) as purchase_days_count,
+        sum(purchase_orders_count) as orders_count,
+        sum(purchase_lines_count) as purchase_lines_count,
+        sum(purchase_revenue) as purchase_revenue,
+        sum(returned_revenue) as returned_revenue,
+        {% for w in windows %}
+        sum(case when days_before_cutoff < {{ w }} then purchase_orders_count else 0 end) as orders_count_{{ w }}d,
+        sum(case when days_before_cutoff < {{ w }} then purchase_revenue - returned_revenue else 0 end) as revenue_sum_{{ w }}d,
+        sum(case when days_before_cutoff < {{ w }} then purchase_revenue else 0 end) as purchase_revenue_{{ w }}d,
+        {% endfor %}
+        count(*) as active_days_count
+    from daily_history
+    group by 1, 2
+),
+
+first_purchase as (
+    select customer_id, purchase_revenue as first_purchase_revenue
+    from purchase_days
+    where is_first_purchase
+),
+
+gap_summary as (
+    select
+        cutoffs.cutoff_date,
+        purchase_days.customer_id,
+        avg(purchase_days.days_since_previous_purchase) as mean_days_between_orders,
+        stddev_samp(purchase_days.days_since_previous_purchase) as std_days_between_orders
+    from cutoffs
+    inner join purchase_days
+        on purchase_days.purchase_date <= cutoffs.cutoff_date
+        and purchase_days.days_since_previous_purchase is not null
+    group by 1, 2
+),
+
+product_summary as (
+    select
+        cutoffs.cutoff_date,
+        order_lines.customer_id,
+        {% for w in windows %}
+        count(distinct case
+            when {{ dbt.datediff('order_lines.order_date', 'cutoffs.cutoff_date', 'day') }} < {{ w }}
+            then order_lines.product_id end) as distinct_products_{{ w }}d,
+        {% endfor %}
+        count(distinct order_lines.product_id) as distinct_products_count
+    from cutoffs
+    inner join order_lines
+        on order_lines.order_date <= cutoffs.cutoff_date
+        and not order_lines.is_return
+        and order_lines.line_revenue > 0
+    group by 1, 2
+),
+
+session_history as (
+    select
+        cutoffs.cutoff_date,
+        sessions.*,
+        {{ dbt.datediff('sessions.session_date', 'cutoffs.cutoff_date', 'day') }} as days_before_cutoff
+    from cutoffs
+    inner join sessions on sessions.session_date <= cutoffs.cutoff_date
+),
+
+session_summary as (
+    select
+        cutoff_date,
+        customer_id,
+        {% for w in [30, 90] %}
+        count(case when days_before_cutoff < {{ w }} then 1 end) as sessions_count_{{ w }}d,
+        avg(case when days_before_cutoff < {{ w }} then session_duration_s end) as session_duration_s_mean_{{ w }}d,
+        sum(case when days_before_cutoff < {{ w }} then add_to_cart_count else 0 end) as add_to_cart_count_{{ w }}d,
+        {% endfor %}
+        min(days_before_cutoff) as days_since_last_session
+    from session_history
+    group by 1, 2
+),
+
+joined as (
+    select
+        -- keys
+        known.customer_id,
+        known.cutoff_date,
+
+        -- RFM-T
+        {{ dbt.datediff('orders.last_purchase_date', 'known.cutoff_date', 'day') }} as days_since_last_order,
+        orders.purchase_days_count as order_days_count,
+        orders.orders_count,
+        orders.purchase_revenue / nullif(orders.orders_count, 0) as avg_order_value,
+        {{ dbt.datediff('known.first_purchase_date', 'known.cutoff_date', 'day') }} as tenure_days,
+        orders.purchase_revenue - orders.returned_revenue as revenue_total,
+
+        -- BTYD inputs, as lifetimes' summary_data_from_transaction_data (freq = day) defines them
+        orders.purchase_days_count - 1 as btyd_frequency,
+        {{ dbt.datediff('known.first_purchase_date', 'orders.last_purchase_date', 'day') }} as btyd_recency,
+        {{ dbt.datediff('known.first_purchase_date', 'known.cutoff_date', 'day') }} as btyd_t,
+        case
+            when orders.purchase_days_count > 1
+            then (orders.purchase_revenue - first_purchase.first_purchase_revenue) / (orders.purchase_days_count - 1)
+            else 0
+        end as btyd_monetary_value,
+
+        -- rolling windows
+        {% for w in windows %}
+        orders.orders_count_{{ w }}d,
+        orders.revenue_sum_{{ w }}d,
+        coalesce(products.distinct_products_{{ w }}d, 0) as distinct_products_{{ w }}d,
+        {% endfor %}
+
+        -- purchase pattern
+        gaps.mean_days_between_orders,
+        gaps.std_days_between_orders,
+        coalesce(products.distinct_products_count, 0) as distinct_products_count,
+        coalesce(products.distinct_products_count, 0) * 1.0 / nullif(orders.purchase_lines_count, 0) as product_diversity_ratio,
+        orders.returned_revenue / nullif(orders.purchase_revenue, 0) as return_rate,
+        orders.purchase_revenue_90d / nullif(orders.purchase_revenue, 0) as revenue_share_90d,
+
+        -- behaviour (web/app sessions; zero when the customer has no sessions)
+        {% for w in [30, 90] %}
+        coalesce(session_summary.sessions_count_{{ w }}d, 0) as sessions_count_{{ w }}d,
+        session_summary.session_duration_s_mean_{{ w }}d,
+        coalesce(session_summary.add_to_cart_count_{{ w }}d, 0) as add_to_cart_count_{{ w }}d,
+        {% endfor %}
+        session_summary.days_since_last_session,
+
+        -- attributes
+        customers.country,
+        customers.acquisition_channel,
+        case
+            when customers.signup_date <= known.cutoff_date
+            then {{ dbt.datediff('customers.signup_date', 'known.cutoff_date', 'day') }}
+        end as days_since_signup
+
+    from known_customers as known
+    inner join order_summary as orders
+        on orders.cutoff_date = known.cutoff_date and orders.customer_id = known.customer_id
+    inner join first_purchase
+        on first_purchase.customer_id = known.customer_id
+    left join gap_summary as gaps
+        on gaps.cutoff_date = known.cutoff_date and gaps.customer_id = known.customer_id
+    left join product_summary as products
+        on products.cutoff_date = known.cutoff_date and products.customer_id = known.customer_id
+    left join session_summary
+        on session_summary.cutoff_date = known.cutoff_date and session_summary.customer_id = known.customer_id
+    left join customers
+        on customers.customer_id = known.customer_id
+)
+
+select * from joined

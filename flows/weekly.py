@@ -1,0 +1,146 @@
+"""The weekly CLV cycle: land -> dbt build -> train -> register -> score.
+
+Each step is a Prefect task that calls library code in `clv/` and `models_ml/`; the flow reads like
+the runbook. Run it with `clv run` (no Prefect server needed) or as the `weekly-clv` deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE as NO_CACHE
+
+from clv import config
+from clv.landing import land_file
+from clv.transform import dbt_vars, run_dbt
+from clv.warehouse import connect, publish_scores, read_table, scoring_cutoff
+from models_ml import registry
+from models_ml.features import feature_matrix
+from models_ml.gradient_boosting import TrainingResult, predict_revenue, train_with_temporal_holdout
+from models_ml.scoring import build_score_table
+
+
+@task(cache_policy=NO_CACHE)
+def land_inputs(warehouse: str, orders: str, customers: str | None, events: str | None) -> list[dict]:
+    """Land each input file into the raw schema (idempotent; one transaction per file)."""
+    logger = get_run_logger()
+    results = []
+    with connect(warehouse) as con:
+        for entity, path in (("orders", orders), ("customers", customers), ("events", events)):
+            if path:
+                for loaded in land_file(con, entity, path):
+                    logger.info("%s: %d rows read, %d new (%s)", loaded.entity, loaded.rows_read,
+                                loaded.rows_inserted, loaded.source)
+                    results.append(asdict(loaded))
+    return results
+
+
+@task(cache_policy=NO_CACHE)
+def build_features(warehouse: str, cutoff: date | None, horizon_days: int, training_snapshots: int,
+                   snapshot_spacing_days: int, dbt_target: str = "duckdb") -> date:
+    """`dbt build`: staging, features at the scoring and training cutoffs, labels, and their tests."""
+    variables = dbt_vars(cutoff, horizon_days, training_snapshots, snapshot_spacing_days)
+    run_dbt(["build"], warehouse=warehouse, variables=variables, target=dbt_target)
+    with connect(warehouse, read_only=True) as con:
+        return scoring_cutoff(con)
+
+
+@task(cache_policy=NO_CACHE)
+def train_model(warehouse: str) -> tuple[TrainingResult, pd.DataFrame]:
+    """Fit the XGBoost model on the labelled snapshots, with an out-of-time holdout."""
+    with connect(warehouse, read_only=True) as con:
+        training_set = read_table(con, "customer_training_set")
+    result = train_with_temporal_holdout(training_set)
+    get_run_logger().info("trained on %d rows (cutoffs %s); holdout %s: %s", result.rows_trained,
+                          ", ".join(result.train_cutoffs), result.holdout_cutoff, result.holdout_metrics)
+    return result, training_set
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def register_model(result: TrainingResult, training_set: pd.DataFrame, model_name: str,
+                   run_params: dict) -> registry.RegisteredModel:
+    """Log the run to MLflow, register a version, make it champion when there is none."""
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    return registry.log_and_register(result, training_set, model_name, run_params, config.CHAMPION_ALIAS)
+
+
+@task(cache_policy=NO_CACHE)
+def score_customers(warehouse: str, cutoff: date, model_name: str) -> dict:
+    """Score every customer known at the cutoff with the champion and publish `clv_scores`."""
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    model, version, columns = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
+    with connect(warehouse) as con:
+        features = read_table(con, "customer_features", "cutoff_date = ?", [cutoff])
+        if features.empty:
+            raise ValueError(f"no customers known at cutoff {cutoff}: nothing to score")
+        predictions = predict_revenue(model, feature_matrix(features, columns))
+        scores = build_score_table(features["customer_id"], cutoff, predictions, model_name, version,
+                                   pd.Timestamp.now(tz="UTC").tz_localize(None))
+        publish_scores(con, scores)
+    tiers = scores["clv_tier"].value_counts().to_dict()
+    return {"customers_scored": len(scores), "model_version": version, "tiers": tiers,
+            "predicted_total": float(predictions.sum())}
+
+
+@flow(name="weekly-clv", log_prints=True)
+def weekly_clv_pipeline(
+    orders: str = str(config.BUNDLED_ORDERS),
+    customers: str | None = None,
+    events: str | None = None,
+    cutoff: date | None = None,
+    horizon_days: int = 365,
+    training_snapshots: int = 3,
+    snapshot_spacing_days: int = 91,
+    warehouse: str | None = None,
+    model_name: str = config.MODEL_NAME,
+    dbt_target: str = "duckdb",
+) -> dict:
+    """Land the inputs, build features and labels in dbt, train and register a model, score customers."""
+    warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
+    loads = land_inputs(warehouse, orders, customers, events)
+    scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days,
+                                  dbt_target)
+    result, training_set = train_model(warehouse)
+    registered = register_model(result, training_set, model_name, {
+        "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days, "orders_input": orders})
+    scored = score_customers(warehouse, scoring_date, model_name)
+    summary = {
+        "cutoff": str(scoring_date),
+        "horizon_days": horizon_days,
+        "loads": loads,
+        "trained_version": registered.version,
+        "trained_is_champion": registered.is_champion,
+        "holdout_cutoff": result.holdout_cutoff,
+        "holdout_metrics": result.holdout_metrics,
+        "baseline_metrics": result.baseline_metrics,
+        "warehouse": warehouse,
+        "mlflow_tracking_uri": config.default_tracking_uri(),
+        **scored,
+    }
+    create_markdown_artifact(key="weekly-clv-summary", markdown=format_summary(summary),
+                             description="Weekly CLV run")
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """The run summary printed by `clv run` and shown as a Prefect artifact."""
+    def metrics(values: dict) -> str:
+        return ", ".join(f"{k} {v:,.3f}" for k, v in values.items()) or "n/a (needs two training cutoffs)"
+
+    champion_note = "now champion" if summary["trained_is_champion"] else "registered; champion unchanged"
+    lines = [
+        f"Weekly CLV run, cutoff {summary['cutoff']} (horizon {summary['horizon_days']} days)",
+        f"- customers scored: {summary['customers_scored']:,} with model version {summary['model_version']}"
+        f" (tiers: {', '.join(f'{k} {v:,}' for k, v in sorted(summary['tiers'].items()))})",
+        f"- trained version {summary['trained_version']} ({champion_note})",
+        f"- holdout at cutoff {summary['holdout_cutoff']}: {metrics(summary['holdout_metrics'])}",
+        f"- baseline (last year's spend) on the same holdout: {metrics(summary['baseline_metrics'])}",
+        f"- warehouse: {summary['warehouse']} (table clv_scores)",
+        f"- MLflow store: {summary['mlflow_tracking_uri']}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,23 @@
+"""Which columns of the dbt feature tables a model may use."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+KEY_COLUMNS = ("customer_id", "cutoff_date")
+LABEL_COLUMNS = ("future_revenue", "future_orders_count", "horizon_days")
+TARGET = "future_revenue"
+
+
+def numeric_feature_columns(frame: pd.DataFrame) -> list[str]:
+    """Numeric columns that are neither keys nor labels, in table order."""
+    excluded = set(KEY_COLUMNS) | set(LABEL_COLUMNS)
+    return [c for c in frame.columns if c not in excluded and pd.api.types.is_numeric_dtype(frame[c])]
+
+
+def feature_matrix(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The model input: the given columns as float64 (NULL -> NaN, which XGBoost treats as missing)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(f"feature table lacks column(s) the model needs: {', '.join(missing)}")
+    return frame[list(columns)].astype("float64")

@@ -1,0 +1,93 @@
+"""The one place models go in and out: MLflow tracking and the model registry (aliases, no stages)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import mlflow
+import pandas as pd
+import xgboost as xgb
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from models_ml.gradient_boosting import TrainingResult, predict_revenue
+from models_ml.features import feature_matrix
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "clv-weekly"
+
+
+@dataclass
+class RegisteredModel:
+    name: str
+    version: str
+    run_id: str
+    is_champion: bool
+
+
+def use_tracking_store(tracking_uri: str, artifact_location: str | None = None) -> None:
+    """Point MLflow at a store and make sure the experiment exists (artifacts under artifact_location)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
+    mlflow.set_experiment(EXPERIMENT)
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """A short hash of a frame's content, logged so a run can be tied to the data it saw."""
+    return format(int(pd.util.hash_pandas_object(frame, index=False).sum()) & (2**64 - 1), "016x")
+
+
+def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_name: str,
+                     run_params: dict, champion_alias: str = "champion") -> RegisteredModel:
+    """Log params, metrics and the model (with signature) to MLflow, register a new version, and point
+    the champion alias at it when the model has no champion yet."""
+    X = feature_matrix(training_set, result.feature_columns)
+    example = X.head(5)
+    signature = infer_signature(example, predict_revenue(result.model, example))
+    with mlflow.start_run(run_name=f"train-{run_params.get('scoring_cutoff', '')}") as run:
+        mlflow.log_params({**{f"xgb_{k}": v for k, v in result.params.items()}, **run_params})
+        mlflow.log_params({
+            "train_cutoffs": ",".join(result.train_cutoffs),
+            "holdout_cutoff": result.holdout_cutoff or "none",
+            "feature_count": len(result.feature_columns),
+        })
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in result.holdout_metrics.items()})
+        mlflow.log_metrics({f"baseline_last_year_{k}": v for k, v in result.baseline_metrics.items()})
+        mlflow.log_metrics({"rows_trained": result.rows_trained, "rows_holdout": result.rows_holdout})
+        mlflow.set_tags({"training_data_hash": data_fingerprint(training_set),
+                         "holdout_protocol": "fit on earlier training cutoffs, scored on the latest one; "
+                                             "label windows of earlier cutoffs overlap the holdout's"})
+        mlflow.log_dict({"features": result.feature_columns}, "feature_columns.json")
+        info = mlflow.xgboost.log_model(result.model, name="model", signature=signature, input_example=example)
+        version = mlflow.register_model(info.model_uri, model_name)
+    client = MlflowClient()
+    for key, value in result.holdout_metrics.items():
+        client.set_model_version_tag(model_name, version.version, f"holdout_{key}", f"{value:.6g}")
+    is_champion = False
+    if champion_version(model_name, champion_alias) is None:
+        client.set_registered_model_alias(model_name, champion_alias, version.version)
+        is_champion = True
+        log.info("%s version %s is the first model: alias %s set", model_name, version.version, champion_alias)
+    return RegisteredModel(model_name, str(version.version), run.info.run_id, is_champion)
+
+
+def champion_version(model_name: str, alias: str = "champion") -> str | None:
+    """The version the alias points at, or None when the model or the alias does not exist."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def load_model_by_alias(model_name: str, alias: str = "champion") -> tuple[xgb.XGBRegressor, str, list[str]]:
+    """Load the aliased model with its version and the feature columns it was trained on."""
+    version = champion_version(model_name, alias)
+    if version is None:
+        raise LookupError(f"registered model {model_name!r} has no {alias!r} alias: train and register a model first")
+    model = mlflow.xgboost.load_model(f"models:/{model_name}@{alias}")
+    columns = list(model.get_booster().feature_names or [])
+    return model, version, columns
