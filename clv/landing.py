@@ -89,7 +89,7 @@ def _check_types(con, entity: Entity, path, relation: str, exprs: dict[str, str]
         f"count(*) filter (where ({exprs[c.name]}) is not null and try_cast(({exprs[c.name]}) as {c.sql_type}) is null)"
         for c in entity.columns
     ]
-    counts = con.execute(f"select count(*), {', '.join(checks)} from {relation}").fetchone()
+    counts = con.execute(f"select count(*), {', '.join(checks)} from {relation}").fetchall()[0]
     total, bad = counts[0], counts[1:]
     if total == 0:
         raise ContractError(f"{entity.name} file {path}: no rows (rule: an input file must not be empty)")
@@ -139,10 +139,10 @@ def _pii_expressions(con, entity: Entity, columns: list[str]) -> dict[str, str]:
     if present and not os.environ.get(PII_KEY_ENV):
         log.warning("%s: PII columns %s dropped (set %s to keep keyed hashes)", entity.name, present, PII_KEY_ENV)
     if present and os.environ.get(PII_KEY_ENV):
-        try:
+        registered = con.execute(
+            "select count(*) from duckdb_functions() where function_name = 'clv_hmac'").fetchall()[0][0]
+        if not registered:
             con.create_function("clv_hmac", _hmac_hex, [str], str, type="arrow")
-        except duckdb.Error:
-            pass  # already registered on this connection
         return {c: (f'clv_hmac(cast("{c}" as varchar))' if c in present else "null") for c in entity.pii_columns}
     return {c: "null" for c in entity.pii_columns}
 
@@ -171,7 +171,7 @@ def _insert_new_rows(con, entity: Entity, relation: str, exprs: dict[str, str], 
                 from incoming_keyed i
                 where not exists (select 1 from raw.{entity.name} r where r.row_key = i.row_key)""",
             [load_id],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         con.execute(
             "insert into raw.loads values (?, ?, ?, ?, ?, ?, current_timestamp)",
             [load_id, entity.name, source, adapter, rows_read, inserted],
@@ -200,7 +200,7 @@ def land_file(con: duckdb.DuckDBPyConnection, entity_name: str, path: Path | str
     if adapter and adapter.derived_customers_sql:
         customers = ENTITIES["customers"]
         derived = f"(with src as (select * from {relation}) {adapter.derived_customers_sql})"
-        n = con.execute(f"select count(*) from {derived}").fetchone()[0]
+        n = con.execute(f"select count(*) from {derived}").fetchall()[0][0]
         identity = {c.name: c.name for c in customers.columns}
         results.append(
             _insert_new_rows(con, customers, derived, identity, {c: "null" for c in customers.pii_columns},

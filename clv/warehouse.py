@@ -35,10 +35,10 @@ def read_table(con: duckdb.DuckDBPyConnection, relation: str, where: str = "", p
 
 def scoring_cutoff(con: duckdb.DuckDBPyConnection):
     """The scoring cutoff date of the last dbt build."""
-    row = con.execute("select cutoff_date from int_cutoffs where cutoff_role = 'scoring'").fetchone()
-    if row is None:
+    rows = con.execute("select cutoff_date from int_cutoffs where cutoff_role = 'scoring'").fetchall()
+    if not rows:
         raise LookupError("int_cutoffs has no scoring cutoff: run the dbt build first")
-    return row[0]
+    return rows[0][0]
 
 
 def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:

@@ -1,0 +1,216 @@
+"""A synthetic shop: customers, orders and web events from a documented latent process.
+
+Per customer i (all draws seeded, vectorised, written in blocks of customers so memory stays bounded):
+
+- acquisition channel and country from fixed shares; sign-up day uniform over the period;
+- purchase rate lambda_i ~ Gamma(r=0.9, scale=1/alpha) per day (alpha = 40), times a channel multiplier;
+- dropout: after each purchase the customer leaves with probability p_i ~ Beta(a=1.2, b=6) (BG/NBD);
+- first purchase on the sign-up day, later ones at Exp(lambda_i) gaps until dropout or the period end;
+- order value ~ Gamma(shape=4, scale=nu_i / 4) with nu_i ~ Gamma(shape=3, scale=20) (Gamma-Gamma),
+  split over 1 + Poisson(1.5) lines of Zipf-popular products; 4% of orders have a partial return
+  within 30 days (negative quantity, order id prefixed R);
+- web sessions: one per purchase plus browsing sessions at rate 1.5 x lambda_i (+0.004/day) while
+  active; each session has a session_start, 1 + Poisson(1.5) page views, add-to-cart events
+  (Poisson(0.4) when browsing, 1 + Poisson(0.5) before a purchase) and a purchase event when it bought.
+
+So frequency, spend and browsing all share the latent lambda_i and activity: behavioural features
+carry signal about future value. PII columns (email, name) are fake and exist to test PII handling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+CHANNELS = np.array(["organic", "paid_search", "social", "email", "referral"])
+CHANNEL_SHARES = np.array([0.35, 0.25, 0.2, 0.1, 0.1])
+CHANNEL_RATE_MULTIPLIER = np.array([1.0, 0.8, 0.6, 1.3, 1.2])
+COUNTRIES = np.array(["United Kingdom", "Germany", "France", "Netherlands", "Spain", "United States"])
+COUNTRY_SHARES = np.array([0.5, 0.15, 0.12, 0.08, 0.08, 0.07])
+FIRST_NAMES = np.array(["Alex", "Sam", "Maria", "John", "Aisha", "Wei", "Olga", "Pedro", "Lena", "Tom"])
+LAST_NAMES = np.array(["Smith", "Jones", "Garcia", "Muller", "Chen", "Khan", "Rossi", "Novak", "Brown", "Lee"])
+N_PRODUCTS = 2000
+BLOCK = 100_000
+
+
+@dataclass
+class SynthConfig:
+    customers: int
+    seed: int = 7
+    start: date = date(2023, 1, 1)
+    days: int = 730
+    # Multiplies every purchase rate: >1 makes a "shifted" population for drift demos.
+    rate_multiplier: float = 1.0
+
+
+def _customers_block(rng, ids: np.ndarray, cfg: SynthConfig) -> dict[str, np.ndarray]:
+    n = len(ids)
+    channel = rng.choice(len(CHANNELS), n, p=CHANNEL_SHARES)
+    signup_day = rng.integers(0, cfg.days, n)
+    rate = rng.gamma(0.9, 1 / 40, n) * CHANNEL_RATE_MULTIPLIER[channel] * cfg.rate_multiplier
+    return {
+        "customer_id": ids,
+        "channel": channel,
+        "country": rng.choice(len(COUNTRIES), n, p=COUNTRY_SHARES),
+        "signup_day": signup_day,
+        "signup_second": rng.integers(8 * 3600, 22 * 3600, n),
+        "rate": rate,
+        "dropout": rng.beta(1.2, 6, n),
+        "spend_mean": rng.gamma(3, 20, n),
+    }
+
+
+def _purchase_times(rng, c: dict, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Purchase times (fractional days since the period start) per customer: (owner index, time, end of
+    activity per customer)."""
+    remaining = days - c["signup_day"]
+    purchases_before_dropout = rng.geometric(c["dropout"])  # first purchase included
+    cap = np.ceil(c["rate"] * remaining * 3 + 5).astype(np.int64)
+    n_repeat = np.minimum(purchases_before_dropout - 1, cap)
+    owner = np.repeat(np.arange(len(remaining)), n_repeat)
+    gaps = rng.exponential(1 / np.maximum(c["rate"][owner], 1e-9))
+    # cumulative gap per customer: cumsum over all, minus the cumsum at each customer's start
+    cumulative = np.cumsum(gaps)
+    starts = np.repeat(np.cumsum(n_repeat) - n_repeat, n_repeat)
+    offsets = cumulative - np.concatenate([[0.0], cumulative])[starts]
+    times = c["signup_day"][owner] + c["signup_second"][owner] / 86400 + offsets
+    keep = times < days
+    first = c["signup_day"] + c["signup_second"] / 86400
+    all_owner = np.concatenate([np.arange(len(remaining)), owner[keep]])
+    all_times = np.concatenate([first, times[keep]])
+    order = np.lexsort((all_times, all_owner))
+    last_purchase = np.maximum.reduceat(all_times[order], np.searchsorted(all_owner[order], np.arange(len(remaining))))
+    # active until the purchase after which they dropped out, or the period end if that lies beyond it
+    kept_repeats = np.bincount(owner[keep], minlength=len(remaining))
+    active_until = np.where(kept_repeats + 1 < purchases_before_dropout, days, last_purchase)
+    return all_owner[order], all_times[order], np.minimum(active_until, days)
+
+
+def _orders_block(rng, c: dict, owner: np.ndarray, times: np.ndarray, start_ts: np.datetime64,
+                  days: int, first_order_no: int) -> dict[str, np.ndarray]:
+    n_orders = len(owner)
+    order_no = first_order_no + np.arange(n_orders)
+    value = rng.gamma(4, c["spend_mean"][owner] / 4)
+    n_lines = 1 + rng.poisson(1.5, n_orders)
+    line_order = np.repeat(np.arange(n_orders), n_lines)
+    product = np.minimum(rng.zipf(1.3, len(line_order)), N_PRODUCTS) - 1
+    quantity = 1 + rng.poisson(1.0, len(line_order))
+    weight = rng.uniform(0.5, 1.5, len(line_order))
+    weight_sum = np.bincount(line_order, weights=weight)
+    unit_price = np.round(value[line_order] * weight / weight_sum[line_order] / quantity, 2)
+    order_ts = start_ts + (times[line_order] * 86400).astype("timedelta64[s]")
+    # partial returns: one line of 4% of orders, returned 1-30 days later
+    returned = rng.random(n_orders) < 0.04
+    first_line = np.cumsum(n_lines) - n_lines
+    r_lines = first_line[returned]
+    r_ts = order_ts[r_lines] + rng.integers(1, 31, len(r_lines)).astype("timedelta64[D]")
+    in_period = r_ts < start_ts + np.timedelta64(days, "D")
+    returned[returned] = in_period
+    r_lines, r_ts = r_lines[in_period], r_ts[in_period]
+    ids = np.char.add("O", order_no.astype(str))
+    return {
+        "customer_id": np.concatenate([c["customer_id"][owner][line_order], c["customer_id"][owner][returned]]),
+        "order_id": np.concatenate([ids[line_order], np.char.add("R", order_no[returned].astype(str))]),
+        "order_ts": np.concatenate([order_ts, r_ts]),
+        "product_id": np.concatenate([product, product[r_lines]]).astype(str),
+        "quantity": np.concatenate([quantity, -quantity[r_lines]]).astype(np.int64),
+        "unit_price": np.concatenate([unit_price, unit_price[r_lines]]),
+    }
+
+
+def _events_block(rng, c: dict, owner: np.ndarray, times: np.ndarray, active_until: np.ndarray,
+                  start_ts: np.datetime64, first_session_no: int) -> dict[str, np.ndarray]:
+    n = len(c["customer_id"])
+    signup = c["signup_day"] + c["signup_second"] / 86400
+    active_days = np.maximum(active_until - signup, 0)
+    n_browse = rng.poisson((1.5 * c["rate"] + 0.004) * active_days)
+    b_owner = np.repeat(np.arange(n), n_browse)
+    b_times = signup[b_owner] + rng.random(len(b_owner)) * active_days[b_owner]
+    s_owner = np.concatenate([owner, b_owner])
+    s_time = np.concatenate([times - rng.uniform(0.001, 0.02, len(owner)), b_times])
+    s_time = np.maximum(s_time, 0)
+    bought = np.concatenate([np.ones(len(owner), bool), np.zeros(len(b_owner), bool)])
+    n_sessions = len(s_owner)
+    duration = np.round(rng.gamma(2, 150, n_sessions) * np.where(bought, 1.8, 1.0), 1)
+    n_views = 1 + rng.poisson(1.5, n_sessions)
+    n_carts = np.where(bought, 1 + rng.poisson(0.5, n_sessions), rng.poisson(0.4, n_sessions))
+    n_events = 1 + n_views + n_carts + bought
+    e_session = np.repeat(np.arange(n_sessions), n_events)
+    position = np.arange(len(e_session)) - np.repeat(np.cumsum(n_events) - n_events, n_events)
+    kind = np.select(
+        [position == 0, position <= n_views[e_session], position <= (n_views + n_carts)[e_session]],
+        [0, 1, 2], default=3,
+    )
+    offset_s = position * duration[e_session] / n_events[e_session]
+    event_ts = start_ts + (s_time[e_session] * 86400 + offset_s).astype("timedelta64[s]")
+    return {
+        "customer_id": c["customer_id"][s_owner][e_session],
+        "session_id": (first_session_no + e_session).astype(np.int64),
+        "event_ts": event_ts,
+        "event_type": kind.astype(np.int8),
+        "session_duration_s": duration[e_session],
+    }
+
+
+EVENT_TYPES = pa.array(["session_start", "page_view", "add_to_cart", "purchase"])
+
+
+def write_synthetic(cfg: SynthConfig, out_dir: Path) -> dict[str, Path]:
+    """Write customers.parquet, orders.parquet and events.parquet to out_dir; return their paths."""
+    if cfg.customers < 1:
+        raise ValueError("--customers must be at least 1")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / f"{name}.parquet" for name in ("customers", "orders", "events")}
+    rng = np.random.default_rng(cfg.seed)
+    start_ts = np.datetime64(cfg.start.isoformat(), "s")
+    writers: dict[str, pq.ParquetWriter] = {}
+    order_no, session_no = 100000, 1
+    try:
+        for block_start in range(0, cfg.customers, BLOCK):
+            ids = np.arange(block_start, min(block_start + BLOCK, cfg.customers), dtype=np.int64) + 1
+            c = _customers_block(rng, ids, cfg)
+            owner, times, active_until = _purchase_times(rng, c, cfg.days)
+            orders = _orders_block(rng, c, owner, times, start_ts, cfg.days, order_no)
+            events = _events_block(rng, c, owner, times, active_until, start_ts, session_no)
+            order_no += len(owner)
+            session_no += int(events["session_id"].max(initial=session_no - 1) - session_no + 1)
+            first = FIRST_NAMES[rng.integers(0, len(FIRST_NAMES), len(ids))]
+            last = LAST_NAMES[rng.integers(0, len(LAST_NAMES), len(ids))]
+            tables = {
+                "customers": pa.table({
+                    "customer_id": pa.array(ids.astype(str)),
+                    "signup_ts": pa.array(start_ts + (c["signup_day"] * 86400 + c["signup_second"]).astype("timedelta64[s]")),
+                    "country": pa.array(COUNTRIES[c["country"]]),
+                    "acquisition_channel": pa.array(CHANNELS[c["channel"]]),
+                    "email": pa.array(np.char.add(np.char.add("customer", ids.astype(str)), "@example.com")),
+                    "name": pa.array(np.char.add(np.char.add(first, " "), last)),
+                }),
+                "orders": pa.table({
+                    "customer_id": pa.array(orders["customer_id"].astype(str)),
+                    "order_id": pa.array(orders["order_id"]),
+                    "order_ts": pa.array(orders["order_ts"]),
+                    "product_id": pa.array(orders["product_id"]),
+                    "quantity": pa.array(orders["quantity"]),
+                    "unit_price": pa.array(orders["unit_price"]),
+                }),
+                "events": pa.table({
+                    "customer_id": pa.array(events["customer_id"].astype(str)),
+                    "session_id": pa.array(events["session_id"].astype(str)),
+                    "event_ts": pa.array(events["event_ts"]),
+                    "event_type": pa.DictionaryArray.from_arrays(pa.array(events["event_type"]), EVENT_TYPES),
+                    "session_duration_s": pa.array(events["session_duration_s"]),
+                }),
+            }
+            for name, table in tables.items():
+                if name not in writers:
+                    writers[name] = pq.ParquetWriter(paths[name], table.schema, compression="zstd")
+                writers[name].write_table(table)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return paths

@@ -1,0 +1,113 @@
+"""The dbt build on a hand-made shop whose features and labels are computed by hand in the comments."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from clv.landing import land_file
+from clv.transform import DbtBuildError, dbt_vars, run_dbt
+
+
+def line(customer, order, day, product, quantity, price):
+    return {"customer_id": customer, "order_id": order, "order_ts": pd.Timestamp(day) + pd.Timedelta(hours=12),
+            "product_id": product, "quantity": quantity, "unit_price": price}
+
+
+# Scoring cutoff 2025-06-30, horizon 365 -> one training cutoff 2024-06-30 (label window to 2025-06-30).
+SHOP = pd.DataFrame([
+    line("A", "o1", "2024-01-10", "p1", 2, 10.0),   # day 1: o1 = 25, o2 = 15 -> 40, two orders
+    line("A", "o1", "2024-01-10", "p2", 1, 5.0),
+    line("A", "o2", "2024-01-10", "p1", 1, 15.0),
+    line("A", "o3", "2024-03-01", "p3", 3, 10.0),   # 30
+    line("A", "r1", "2024-03-05", "p3", -1, 10.0),  # return of 10
+    line("A", "o4", "2024-06-01", "p4", 1, 0.0),    # free item: no revenue, not a purchase day
+    line("A", "o5", "2024-06-20", "p2", 1, 50.0),   # 50
+    line("A", "o6", "2024-09-01", "p1", 2, 20.0),   # after the training cutoff: label 40
+    line("A", "o7", "2025-07-15", "p1", 5, 20.0),   # after the label window: ignored
+    line("B", "o8", "2024-05-01", "p9", 1, 100.0),  # single purchase
+    line("B", "r2", "2024-08-01", "p9", -1, 100.0),  # return in the label window: label floored at 0
+    line("C", "o9", "2025-06-30", "p1", 1, 7.0),    # acquired after the training cutoff, on the scoring day
+    line(None, "o10", "2024-02-01", "p1", 1, 99.0),  # no customer id: dropped
+])
+VARS = dbt_vars(cutoff="2025-06-30", horizon_days=365, training_snapshots=1)
+
+
+def build(clv_home, tmp_path, frame, name="shop.parquet"):
+    warehouse = clv_home / "warehouse.duckdb"
+    path = tmp_path / name
+    frame.to_parquet(path, index=False)
+    with duckdb.connect(str(warehouse)) as con:
+        land_file(con, "orders", path)
+    run_dbt(["build"], warehouse=warehouse, variables=VARS)
+    return warehouse
+
+
+def read(warehouse, sql) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql).df()
+
+
+@pytest.fixture
+def warehouse(clv_home, tmp_path):
+    return build(clv_home, tmp_path, SHOP)
+
+
+def features_at(warehouse, cutoff) -> pd.DataFrame:
+    return read(warehouse, f"select * from customer_features where cutoff_date = '{cutoff}' order by customer_id") \
+        .set_index("customer_id")
+
+
+def test_cutoffs_step_back_one_horizon(warehouse):
+    cutoffs = read(warehouse, "select cutoff_date, cutoff_role from int_cutoffs order by cutoff_date")
+    assert [(str(d.date()), r) for d, r in cutoffs.itertuples(index=False)] == [
+        ("2024-06-30", "training"), ("2025-06-30", "scoring")]
+
+
+def test_features_match_hand_computation(warehouse):
+    a = features_at(warehouse, "2024-06-30").loc["A"]
+    expected = {
+        "days_since_last_order": 10, "order_days_count": 3, "orders_count": 4, "avg_order_value": 30.0,
+        "tenure_days": 172, "revenue_total": 110.0,
+        "btyd_frequency": 2, "btyd_recency": 162, "btyd_t": 172, "btyd_monetary_value": 40.0,
+        "orders_count_30d": 1, "revenue_sum_30d": 50.0, "distinct_products_30d": 1,
+        "orders_count_90d": 1, "revenue_sum_90d": 50.0,
+        "orders_count_365d": 4, "revenue_sum_365d": 110.0, "distinct_products_365d": 3,
+        "mean_days_between_orders": 81.0, "std_days_between_orders": 1800 ** 0.5,
+        "distinct_products_count": 3, "product_diversity_ratio": 0.6,
+        "return_rate": 10 / 120, "revenue_share_90d": 50 / 120, "sessions_count_90d": 0,
+    }
+    for column, value in expected.items():
+        assert a[column] == pytest.approx(value), column
+
+
+def test_single_purchase_customer_has_zero_repeat_columns(warehouse):
+    b = features_at(warehouse, "2024-06-30").loc["B"]
+    assert (b["btyd_frequency"], b["btyd_recency"], b["btyd_t"], b["btyd_monetary_value"]) == (0, 0, 60, 0)
+    assert pd.isna(b["mean_days_between_orders"])
+
+
+def test_customers_appear_only_once_acquired(warehouse):
+    assert list(features_at(warehouse, "2024-06-30").index) == ["A", "B"]
+    assert list(features_at(warehouse, "2025-06-30").index) == ["A", "B", "C"]
+
+
+def test_labels_count_exactly_the_horizon(warehouse):
+    labels = read(warehouse, "select customer_id, future_revenue, future_orders_count from customer_labels order by 1")
+    assert labels.values.tolist() == [["A", 40.0, 1], ["B", 0.0, 0]]
+
+
+def test_features_ignore_orders_after_cutoff(clv_home, tmp_path, warehouse):
+    before = features_at(warehouse, "2024-06-30")
+    later = pd.DataFrame([line("A", "x1", "2024-07-01", "p7", 9, 99.0), line("B", "x2", "2024-12-24", "p1", 1, 5.0),
+                          line("D", "x3", "2024-07-02", "p1", 1, 5.0)])
+    build(clv_home, tmp_path, later, name="later.parquet")
+    pd.testing.assert_frame_equal(features_at(warehouse, "2024-06-30"), before)
+
+
+def test_failing_dbt_test_raises_with_the_node_name(clv_home, tmp_path, warehouse):
+    with duckdb.connect(str(warehouse)) as con:  # corrupt raw data: a second copy of one row key
+        con.execute("insert into raw.orders select * from raw.orders limit 1")
+    with pytest.raises(DbtBuildError, match="unique_stg_shop__orders_order_line_id|source_unique_shop_orders_row_key"):
+        run_dbt(["build"], warehouse=warehouse, variables=VARS)

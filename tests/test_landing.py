@@ -1,0 +1,176 @@
+"""Input contract, the Online Retail adapter, idempotent and all-or-nothing landing, PII handling."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from clv.contract import ContractError
+from clv.landing import land_file
+
+ORDERS = pd.DataFrame({
+    "customer_id": ["1", "1", "2", "2"],
+    "order_id": ["o1", "o1", "o2", "o2"],
+    "order_ts": pd.to_datetime(["2024-01-01 10:00"] * 2 + ["2024-02-01 11:00"] * 2),
+    "product_id": ["p1", "p2", "p1", "p1"],
+    "quantity": [1, 2, 3, 3],
+    "unit_price": [9.5, 2.0, 1.0, 1.0],
+})
+
+
+def write(frame: pd.DataFrame, path) -> str:
+    if str(path).endswith(".csv"):
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return str(path)
+
+
+@pytest.fixture
+def con():
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
+
+
+def raw_orders(con) -> pd.DataFrame:
+    return con.execute("select * from raw.orders order by order_id, product_id").df()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_contract_file_lands_with_types(con, tmp_path, suffix):
+    [result] = land_file(con, "orders", write(ORDERS, tmp_path / f"orders{suffix}"))
+    assert (result.rows_read, result.rows_inserted, result.adapter) == (4, 4, None)
+    landed = raw_orders(con)
+    assert landed["quantity"].tolist() == [1.0, 2.0, 3.0, 3.0]
+    assert landed["order_ts"].iloc[0] == pd.Timestamp("2024-01-01 10:00")
+    assert landed["customer_id"].dtype == object and landed["customer_id"].iloc[0] == "1"
+
+
+def test_landing_twice_adds_nothing_but_keeps_true_duplicates(con, tmp_path):
+    path = write(ORDERS, tmp_path / "orders.parquet")  # rows 3 and 4 are identical lines
+    land_file(con, "orders", path)
+    [again] = land_file(con, "orders", path)
+    assert again.rows_inserted == 0
+    assert len(raw_orders(con)) == 4  # the identical pair is kept as two lines, once
+    assert con.execute("select count(*) from raw.loads").fetchall()[0][0] == 2
+
+
+def test_overlapping_export_adds_only_new_rows(con, tmp_path):
+    land_file(con, "orders", write(ORDERS.iloc[:3], tmp_path / "week1.parquet"))
+    [result] = land_file(con, "orders", write(ORDERS, tmp_path / "week2.parquet"))
+    assert result.rows_inserted == 1
+    assert len(raw_orders(con)) == 4
+
+
+def test_missing_required_column_names_file_and_column(con, tmp_path):
+    path = write(ORDERS.drop(columns=["order_ts"]), tmp_path / "orders.csv")
+    with pytest.raises(ContractError, match=r"orders file .*orders\.csv: missing required column\(s\) order_ts"):
+        land_file(con, "orders", path)
+
+
+def test_optional_column_may_be_absent(con, tmp_path):
+    land_file(con, "orders", write(ORDERS.drop(columns=["product_id"]), tmp_path / "orders.parquet"))
+    assert raw_orders(con)["product_id"].isna().all()
+
+
+def test_values_of_wrong_type_are_counted_per_column(con, tmp_path):
+    bad = ORDERS.astype({"quantity": object, "order_ts": object})
+    bad.loc[0, "quantity"] = "three"
+    bad.loc[1, "quantity"] = "n/a"
+    bad.loc[2, "order_ts"] = "31/02/2024"
+    with pytest.raises(ContractError) as error:
+        land_file(con, "orders", write(bad, tmp_path / "orders.csv"))
+    message = str(error.value)
+    assert "column quantity: 2 of 4 rows are not a valid double" in message
+    assert "column order_ts: 1 of 4 rows are not a valid timestamp" in message
+    assert con.execute("select count(*) from raw.orders").fetchall()[0][0] == 0  # nothing landed
+
+
+def test_empty_file_is_rejected(con, tmp_path):
+    with pytest.raises(ContractError, match="no rows"):
+        land_file(con, "orders", write(ORDERS.iloc[:0], tmp_path / "orders.parquet"))
+
+
+def test_unknown_file_type_and_missing_file(con, tmp_path):
+    (tmp_path / "orders.xlsx").write_text("x")
+    with pytest.raises(ContractError, match="unsupported file type .xlsx"):
+        land_file(con, "orders", tmp_path / "orders.xlsx")
+    with pytest.raises(ContractError, match="file not found"):
+        land_file(con, "orders", tmp_path / "absent.parquet")
+
+
+def test_failed_load_leaves_raw_table_as_it_was(con, tmp_path, monkeypatch):
+    path = write(ORDERS, tmp_path / "orders.parquet")
+    land_file(con, "orders", write(ORDERS.iloc[:2], tmp_path / "first.parquet"))
+    # Break the load log so the transaction fails after the rows were inserted.
+    con.execute("drop table raw.loads")
+    con.execute("create table raw.loads (only_one_column VARCHAR)")
+    with pytest.raises(duckdb.Error):
+        land_file(con, "orders", path)
+    assert len(raw_orders(con)) == 2
+
+
+ONLINE_RETAIL_II = pd.DataFrame({
+    "Invoice": ["489434", "489434", "C489449", "489450"],
+    "StockCode": ["85048", "79323P", "22087", "21871"],
+    "Description": ["A", "B", "C", "D"],
+    "Quantity": [12, 12, -12, 6],
+    "InvoiceDate": pd.to_datetime(["2009-12-01 07:45"] * 2 + ["2009-12-01 10:33", "2009-12-02 09:00"]),
+    "Price": [6.95, 6.75, 0.85, 1.25],
+    "Customer ID": [13085.0, 13085.0, 16321.0, None],
+    "Country": ["United Kingdom", "United Kingdom", "Australia", "United Kingdom"],
+})
+
+
+def test_online_retail_ii_adapter_maps_columns_and_derives_customers(con, tmp_path):
+    results = land_file(con, "orders", write(ONLINE_RETAIL_II, tmp_path / "retail.csv"))
+    assert [(r.entity, r.adapter, r.rows_inserted) for r in results] == [
+        ("orders", "online_retail_ii", 4), ("customers", "online_retail_ii", 2)]
+    landed = raw_orders(con)
+    first = landed[landed["order_id"] == "489434"].iloc[0]
+    assert (first["customer_id"], first["product_id"], first["quantity"], first["unit_price"]) == (
+        "13085", "79323P", 12.0, 6.75)
+    assert landed[landed["order_id"] == "C489449"]["quantity"].item() == -12
+    assert landed["customer_id"].isna().sum() == 1  # kept in raw; staging drops it
+    customers = con.execute("select customer_id, country from raw.customers order by 1").fetchall()
+    assert customers == [("13085", "United Kingdom"), ("16321", "Australia")]
+
+
+def test_online_retail_i_column_names_are_recognised(con, tmp_path):
+    renamed = ONLINE_RETAIL_II.rename(columns={"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"})
+    [orders, _] = land_file(con, "orders", write(renamed, tmp_path / "retail.parquet"))
+    assert orders.adapter == "online_retail" and orders.rows_inserted == 4
+
+
+CUSTOMERS = pd.DataFrame({
+    "customer_id": ["1", "2"],
+    "signup_ts": pd.to_datetime(["2023-05-01", "2023-06-01"]),
+    "country": ["Germany", "France"],
+    "acquisition_channel": ["email", "social"],
+    "email": ["Ada@Example.com", "bob@example.com"],
+    "name": ["Ada Lovelace", "Bob Stone"],
+})
+
+
+def test_pii_is_hashed_with_a_key_and_never_stored_in_clear(con, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_PII_HASH_KEY", "test-secret")
+    land_file(con, "customers", write(CUSTOMERS, tmp_path / "customers.parquet"))
+    rows = con.execute("select * from raw.customers order by customer_id").df()
+    assert rows["email_hash"].str.fullmatch("[0-9a-f]{64}").all()
+    dump = rows.astype(str).to_string()
+    for clear in ["Ada@Example.com", "ada@example.com", "Ada Lovelace", "bob@example.com", "Bob Stone"]:
+        assert clear not in dump
+    # keyed: another key gives another hash
+    con2 = duckdb.connect()
+    monkeypatch.setenv("CLV_PII_HASH_KEY", "other-secret")
+    land_file(con2, "customers", write(CUSTOMERS, tmp_path / "customers2.parquet"))
+    assert con2.execute("select email_hash from raw.customers order by customer_id").fetchall()[0][0] != rows["email_hash"][0]
+
+
+def test_pii_is_dropped_without_a_key(con, tmp_path):
+    land_file(con, "customers", write(CUSTOMERS, tmp_path / "customers.csv"))
+    rows = con.execute("select * from raw.customers").df()
+    assert rows["email_hash"].isna().all() and rows["name_hash"].isna().all()
+    assert "Ada Lovelace" not in rows.astype(str).to_string()
