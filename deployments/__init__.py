@@ -1,0 +1,1 @@
+"""Cloud entry points (SageMaker training and batch transform, IAM policies). See deployments/README.md."""

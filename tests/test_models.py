@@ -1,0 +1,90 @@
+"""Metrics, training with a temporal holdout, tiers and score tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models_ml.features import numeric_feature_columns
+from models_ml.gradient_boosting import train_with_temporal_holdout
+from models_ml.metrics import mae, normalized_gini, rmse
+from models_ml.scoring import assign_tiers, build_score_table
+
+
+def test_mae_and_rmse_by_hand():
+    assert mae([0, 10, 20], [1, 10, 17]) == pytest.approx(4 / 3)
+    assert rmse([0, 10, 20], [1, 10, 17]) == pytest.approx(np.sqrt(10 / 3))
+
+
+def test_normalized_gini_by_hand():
+    y = np.array([0.0, 0.0, 10.0, 30.0])
+    # ranked by truth: cumulative shares 0.75, 1, 1, 1 -> sum 3.75; gini = 3.75/4 - 5/8 = 0.3125
+    # ranked by [4, 3, 2, 1] (reverse): shares 0, 0, .25, 1 -> 1.25/4 - 5/8 = -0.3125
+    assert normalized_gini(y, y) == pytest.approx(1.0)
+    assert normalized_gini(y, [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranked by [0, 3, 2, 1]: order 1, 2, 3, 0 -> shares 0, .25, 1, 1 -> 2.25/4 - .625 = -0.0625
+    assert normalized_gini(y, [0, 3, 2, 1]) == pytest.approx(-0.0625 / 0.3125)
+    assert np.isnan(normalized_gini([0, 0], [1, 2]))
+
+
+def synthetic_snapshots(n=1500, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for cutoff in ["2023-01-01", "2023-04-01", "2023-07-01"]:
+        rate = rng.gamma(1.0, 1.0, n)
+        frames.append(pd.DataFrame({
+            "customer_id": [f"c{i}" for i in range(n)],
+            "cutoff_date": pd.Timestamp(cutoff),
+            "orders_count_365d": rng.poisson(rate * 3),
+            "revenue_sum_365d": rng.poisson(rate * 3) * 20.0,
+            "days_since_last_order": rng.integers(0, 365, n),
+            "country": "UK",
+            "horizon_days": 365,
+            "future_revenue": rng.poisson(rate * 3) * 20.0,
+            "future_orders_count": 0,
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_features_exclude_keys_labels_and_text():
+    columns = numeric_feature_columns(synthetic_snapshots(10))
+    assert columns == ["orders_count_365d", "revenue_sum_365d", "days_since_last_order"]
+
+
+def test_training_holds_out_the_latest_cutoff_and_learns_signal():
+    result = train_with_temporal_holdout(synthetic_snapshots())
+    assert result.holdout_cutoff == "2023-07-01"
+    assert result.train_cutoffs == ["2023-01-01", "2023-04-01", "2023-07-01"]
+    assert result.rows_holdout == 1500 and result.rows_trained == 4500
+    assert result.holdout_metrics["normalized_gini"] > 0.3  # the latent rate drives both sides
+    assert set(result.baseline_metrics) == {"mae", "rmse", "normalized_gini"}
+
+
+def test_training_with_one_cutoff_reports_no_holdout():
+    one = synthetic_snapshots()
+    one = one[one["cutoff_date"] == "2023-01-01"]
+    result = train_with_temporal_holdout(one)
+    assert result.holdout_cutoff is None and result.holdout_metrics == {}
+
+
+def test_empty_training_set_is_a_clear_error():
+    with pytest.raises(ValueError, match="training set is empty"):
+        train_with_temporal_holdout(synthetic_snapshots().iloc[:0])
+
+
+def test_tiers_follow_rank_shares():
+    tiers = assign_tiers(np.arange(10, dtype=float))  # 9 is the best
+    assert list(tiers) == ["low"] * 5 + ["medium"] * 3 + ["high"] * 2
+    assert list(assign_tiers([5.0, 5.0, 5.0, 5.0, 5.0], 0.2, 0.4)).count("high") == 1
+    with pytest.raises(ValueError):
+        assign_tiers([1.0], 0.8, 0.5)
+
+
+def test_score_table_refuses_nan_predictions():
+    table = build_score_table(["a", "b"], "2024-01-01", [1.0, 2.0], "m", "3", pd.Timestamp("2024-01-02"))
+    assert list(table.columns) == ["customer_id", "cutoff_date", "predicted_clv_12m", "clv_tier", "model_name",
+                                   "model_version", "scored_at"]
+    assert table["model_version"].tolist() == ["3", "3"]
+    with pytest.raises(ValueError, match="1 predictions are NaN"):
+        build_score_table(["a", "b"], "2024-01-01", [1.0, np.nan], "m", "3", pd.Timestamp("2024-01-02"))

@@ -1,0 +1,73 @@
+"""MLflow registration and the champion alias (real SQLite store), and atomic score publishing."""
+
+from __future__ import annotations
+
+import duckdb
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from clv import config
+from clv.warehouse import publish_scores
+from models_ml import registry
+from models_ml.gradient_boosting import train_with_temporal_holdout
+from tests.test_models import synthetic_snapshots
+
+
+@pytest.fixture
+def store(clv_home):
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    return clv_home
+
+
+def test_first_version_becomes_champion_and_later_ones_do_not(store):
+    data = synthetic_snapshots(300)
+    result = train_with_temporal_holdout(data)
+    first = registry.log_and_register(result, data, "clv_test", {"scoring_cutoff": "2024-01-01"})
+    second = registry.log_and_register(result, data, "clv_test", {"scoring_cutoff": "2024-01-08"})
+    assert (first.version, first.is_champion) == ("1", True)
+    assert (second.version, second.is_champion) == ("2", False)
+    assert registry.champion_version("clv_test") == "1"
+
+    run = MlflowClient().get_run(first.run_id)
+    assert run.data.metrics["holdout_normalized_gini"] == pytest.approx(result.holdout_metrics["normalized_gini"])
+    assert run.data.params["holdout_cutoff"] == "2023-07-01"
+    assert len(run.data.tags["training_data_hash"]) == 16
+    info = mlflow.models.get_model_info(f"models:/clv_test/1")
+    assert info.signature.inputs.input_names() == result.feature_columns
+
+    model, version, columns = registry.load_model_by_alias("clv_test")
+    assert version == "1" and columns == result.feature_columns
+    np.testing.assert_allclose(model.predict(data[columns].astype(float).head(3)),
+                               result.model.predict(data[columns].astype(float).head(3)), rtol=1e-6)
+
+
+def test_loading_without_champion_is_a_clear_error(store):
+    with pytest.raises(LookupError, match="has no 'champion' alias"):
+        registry.load_model_by_alias("never_trained")
+
+
+def scores(version: str, n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": [str(i) for i in range(n)], "cutoff_date": pd.Timestamp("2024-01-01").date(),
+                         "predicted_clv_12m": np.arange(n, dtype=float), "clv_tier": "low", "model_name": "m",
+                         "model_version": version, "scored_at": pd.Timestamp("2024-01-02")})
+
+
+def test_publish_replaces_scores_and_keeps_history(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        publish_scores(con, scores("1"))
+        publish_scores(con, scores("2", n=2))
+        assert con.execute("select model_version, count(*) from clv_scores group by 1").fetchall() == [("2", 2)]
+        assert con.execute("select count(*) from clv_scores_history").fetchall()[0][0] == 5
+
+
+def test_failed_publish_leaves_previous_scores_readable(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        publish_scores(con, scores("1"))
+        broken = scores("2").assign(extra_column=1)  # history has no such column: the append fails
+        with pytest.raises(duckdb.Error):
+            publish_scores(con, broken)
+        assert con.execute("select distinct model_version from clv_scores").fetchall() == [("1",)]
+        assert "extra_column" not in con.execute("select * from clv_scores").df().columns

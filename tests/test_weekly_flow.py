@@ -1,0 +1,61 @@
+"""The weekly flow end to end on real Online Retail II data, under a temporary Prefect server."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from clv.cli import main
+from flows.weekly import weekly_clv_pipeline
+from models_ml import registry
+
+pytestmark = pytest.mark.slow
+
+
+def customers_known_at_last_order_date(path) -> set[str]:
+    """Independent of dbt: customers with a priced purchase line on or before the last order date."""
+    raw = pd.read_parquet(path)
+    raw = raw[raw["Customer ID"].notna()]
+    cutoff = raw["InvoiceDate"].dt.date.max()
+    bought = raw[(raw["Quantity"] > 0) & (raw["Price"] > 0) & (raw["InvoiceDate"].dt.date <= cutoff)]
+    return set(bought["Customer ID"].astype(int).astype(str))
+
+
+def test_weekly_flow_scores_every_known_customer_and_is_idempotent(prefect_server, clv_home, retail_sample):
+    warehouse = clv_home / "warehouse" / "clv.duckdb"
+    first = weekly_clv_pipeline(orders=str(retail_sample))
+    expected = customers_known_at_last_order_date(retail_sample)
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        scores = con.execute("select * from clv_scores").df()
+        raw_rows = con.execute("select count(*) from raw.orders").fetchall()[0][0]
+    assert set(scores["customer_id"]) == expected and len(scores) == len(expected)
+    assert scores["model_version"].eq("1").all() and scores["model_name"].eq("clv_xgboost").all()
+    assert (scores["predicted_clv_12m"] >= 0).all()
+    assert set(scores["clv_tier"]) == {"low", "medium", "high"}
+    assert str(scores["cutoff_date"].iloc[0].date()) == first["cutoff"] == "2011-12-09"
+    assert first["customers_scored"] == len(expected) and first["trained_is_champion"]
+    assert set(first["holdout_metrics"]) == {"mae", "rmse", "normalized_gini"}
+    assert raw_rows == len(pd.read_parquet(retail_sample))
+
+    second = weekly_clv_pipeline(orders=str(retail_sample))
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from raw.orders").fetchall()[0][0] == raw_rows
+        customer_ids = pd.read_parquet(retail_sample)["Customer ID"].nunique()
+        assert con.execute("select count(*), count(distinct customer_id) from raw.customers").fetchall()[0] == (
+            customer_ids, customer_ids)
+        rescored = con.execute("select model_version, count(*) from clv_scores group by 1").fetchall()
+        history = con.execute("select count(*) from clv_scores_history").fetchall()[0][0]
+    assert second["trained_version"] == "2" and not second["trained_is_champion"]
+    assert rescored == [("1", len(expected))]  # scored by the champion, still version 1
+    assert history == 2 * len(expected)
+    assert registry.champion_version("clv_xgboost") == "1"
+
+
+def test_cli_reports_a_missing_column_and_keeps_scores(prefect_server, clv_home, tmp_path, capsys):
+    bad = tmp_path / "orders.csv"
+    pd.DataFrame({"customer_id": ["1"], "order_id": ["o1"], "quantity": [1], "unit_price": [2.0]}).to_csv(bad, index=False)
+    assert main(["run", "--orders", str(bad)]) == 1
+    error = capsys.readouterr().err
+    assert "missing required column(s) order_ts" in error and "orders.csv" in error
