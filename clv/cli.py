@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in _QUIET_DEFAULTS.items():
         os.environ.setdefault(key, value)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
     args = build_parser().parse_args(argv)
     if getattr(args, "horizon_days", 1) < 1:
         print("clv: --horizon-days must be at least 1", file=sys.stderr)

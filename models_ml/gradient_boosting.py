@@ -66,6 +66,8 @@ def train_with_temporal_holdout(training_set: pd.DataFrame, params: dict | None 
     """
     if training_set.empty:
         raise ValueError("the training set is empty: no customer has a full label window before the cutoff")
+    # A fixed row order makes the fit reproducible (warehouse scans return rows in any order).
+    training_set = training_set.sort_values(["cutoff_date", "customer_id"], kind="mergesort", ignore_index=True)
     columns = numeric_feature_columns(training_set)
     cutoffs = sorted(training_set["cutoff_date"].astype(str).unique())
     result_params = {**DEFAULT_PARAMS, **(params or {})}

@@ -88,3 +88,12 @@ def test_score_table_refuses_nan_predictions():
     assert table["model_version"].tolist() == ["3", "3"]
     with pytest.raises(ValueError, match="1 predictions are NaN"):
         build_score_table(["a", "b"], "2024-01-01", [1.0, np.nan], "m", "3", pd.Timestamp("2024-01-02"))
+
+
+def test_training_does_not_depend_on_row_order():
+    data = synthetic_snapshots(500)
+    shuffled = data.sample(frac=1.0, random_state=3)
+    a, b = train_with_temporal_holdout(data), train_with_temporal_holdout(shuffled)
+    assert a.holdout_metrics == b.holdout_metrics
+    X = data[a.feature_columns].astype(float)
+    np.testing.assert_array_equal(a.model.predict(X), b.model.predict(X))
