@@ -17,12 +17,14 @@ class DbtBuildError(RuntimeError):
 
 
 def dbt_vars(cutoff=None, horizon_days: int = 365, training_snapshots: int = 3,
-             snapshot_spacing_days: int = 91) -> dict:
+             snapshot_spacing_days: int = 91, order_value_cap_percentile: float | None = 0.999) -> dict:
+    """The dbt project's vars (see dbt_project.yml); a None cutoff means the last order date."""
     return {
         "cutoff_date": str(cutoff) if cutoff else None,
         "horizon_days": int(horizon_days),
         "training_snapshots": int(training_snapshots),
         "snapshot_spacing_days": int(snapshot_spacing_days),
+        "order_value_cap_percentile": order_value_cap_percentile,
     }
 
 

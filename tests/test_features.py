@@ -31,16 +31,16 @@ SHOP = pd.DataFrame([
     line("C", "o9", "2025-06-30", "p1", 1, 7.0),    # acquired after the training cutoff, on the scoring day
     line(None, "o10", "2024-02-01", "p1", 1, 99.0),  # no customer id: dropped
 ])
-VARS = dbt_vars(cutoff="2025-06-30", horizon_days=365, training_snapshots=1)
+VARS = dbt_vars(cutoff="2025-06-30", horizon_days=365, training_snapshots=1, order_value_cap_percentile=None)
 
 
-def build(clv_home, tmp_path, frame, name="shop.parquet"):
+def build(clv_home, tmp_path, frame, name="shop.parquet", variables=VARS):
     warehouse = clv_home / "warehouse.duckdb"
     path = tmp_path / name
     frame.to_parquet(path, index=False)
     with duckdb.connect(str(warehouse)) as con:
         land_file(con, "orders", path)
-    run_dbt(["build"], warehouse=warehouse, variables=VARS)
+    run_dbt(["build"], warehouse=warehouse, variables=variables)
     return warehouse
 
 
@@ -111,3 +111,30 @@ def test_failing_dbt_test_raises_with_the_node_name(clv_home, tmp_path, warehous
         con.execute("insert into raw.orders select * from raw.orders limit 1")
     with pytest.raises(DbtBuildError, match="unique_stg_shop__orders_order_line_id|source_unique_shop_orders_row_key"):
         run_dbt(["build"], warehouse=warehouse, variables=VARS)
+
+
+def test_cleaning_summary_counts_every_rule(warehouse):
+    summary = read(warehouse, "select rule, rows_affected from cleaning_summary where cutoff_date is null")
+    counts = dict(summary.itertuples(index=False))
+    assert counts == {"dropped: order line without customer id": 1, "netted: return line (negative quantity)": 2,
+                      "no revenue: line priced zero or less": 1}
+    capped = read(warehouse, "select rows_affected, threshold from cleaning_summary where cutoff_date is not null")
+    assert capped["rows_affected"].tolist() == [0, 0] and capped["threshold"].isna().all()  # cap off here
+
+
+def test_extreme_orders_are_capped_not_dropped(clv_home, tmp_path):
+    """Cap at the median of purchase orders up to each cutoff. At 2024-06-30 A's and B's purchase orders
+    are 25, 15, 30, 50, 100 -> cap 30: A's days become 25+15=40, 30, min(50,30)=30; B's 100 -> 30."""
+    variables = {**VARS, "order_value_cap_percentile": 0.5}
+    warehouse = build(clv_home, tmp_path, SHOP, variables=variables)
+    features = features_at(warehouse, "2024-06-30")
+    assert features.loc["A", "revenue_total"] == pytest.approx(40 + 30 + 30 - 10)
+    assert features.loc["A", "btyd_monetary_value"] == pytest.approx(30.0)
+    assert features.loc["B", "revenue_total"] == pytest.approx(30.0)
+    assert features.loc["A", "orders_count"] == 4  # capped, still counted
+    capped = read(warehouse, "select rows_affected, threshold from cleaning_summary "
+                             "where cutoff_date = '2024-06-30'")
+    assert capped.values.tolist() == [[2, 30.0]]
+    # labels use the cap known at the cutoff: A's o6 = 40 -> 30; B's return of 100 -> -30 -> 0
+    labels = read(warehouse, "select customer_id, future_revenue from customer_labels order by 1")
+    assert labels.values.tolist() == [["A", 30.0], ["B", 0.0]]

@@ -1,14 +1,19 @@
 -- Customer features at every cutoff of this build: one row per customer known at the cutoff
 -- (first purchase on or before it) and cutoff date. Only rows dated on or before the cutoff are read,
 -- so adding later orders changes nothing here. Windows of N days cover (cutoff - N days, cutoff].
+-- Order values are capped at the cutoff's cap (int_order_value_caps) before any revenue feature.
 {% set windows = [30, 90, 365] %}
 
 with cutoffs as (
     select * from {{ ref('int_cutoffs') }}
 ),
 
-daily as (
-    select * from {{ ref('int_customer_daily_activity') }}
+orders as (
+    select * from {{ ref('int_orders') }}
+),
+
+order_value_caps as (
+    select * from {{ ref('int_order_value_caps') }}
 ),
 
 purchase_days as (
@@ -38,13 +43,33 @@ known_customers as (
         and purchase_days.first_purchase_date <= cutoffs.cutoff_date
 ),
 
-daily_history as (
+capped_order_history as (
     select
         cutoffs.cutoff_date,
-        daily.*,
-        {{ dbt.datediff('daily.activity_date', 'cutoffs.cutoff_date', 'day') }} as days_before_cutoff
+        orders.customer_id,
+        orders.order_date,
+        orders.purchase_value > 0 as is_purchase_order,
+        orders.purchase_lines_count,
+        {{ capped('orders.purchase_value', 'order_value_caps.order_value_cap') }} as purchase_value,
+        {{ capped('orders.returned_value', 'order_value_caps.order_value_cap') }} as returned_value
     from cutoffs
-    inner join daily on daily.activity_date <= cutoffs.cutoff_date
+    inner join orders on orders.order_date <= cutoffs.cutoff_date
+    inner join order_value_caps on order_value_caps.cutoff_date = cutoffs.cutoff_date
+),
+
+daily_history as (
+    select
+        cutoff_date,
+        customer_id,
+        order_date as activity_date,
+        sum(purchase_value) > 0 as is_purchase_day,
+        sum(purchase_value) as purchase_revenue,
+        sum(returned_value) as returned_revenue,
+        count(case when is_purchase_order then 1 end) as purchase_orders_count,
+        sum(purchase_lines_count) as purchase_lines_count,
+        {{ dbt.datediff('order_date', 'cutoff_date', 'day') }} as days_before_cutoff
+    from capped_order_history
+    group by 1, 2, 3
 ),
 
 order_summary as (
@@ -68,9 +93,15 @@ order_summary as (
 ),
 
 first_purchase as (
-    select customer_id, purchase_revenue as first_purchase_revenue
-    from purchase_days
-    where is_first_purchase
+    select
+        known.cutoff_date,
+        known.customer_id,
+        daily_history.purchase_revenue as first_purchase_revenue
+    from known_customers as known
+    inner join daily_history
+        on daily_history.cutoff_date = known.cutoff_date
+        and daily_history.customer_id = known.customer_id
+        and daily_history.activity_date = known.first_purchase_date
 ),
 
 gap_summary as (
@@ -186,7 +217,7 @@ joined as (
     inner join order_summary as orders
         on orders.cutoff_date = known.cutoff_date and orders.customer_id = known.customer_id
     inner join first_purchase
-        on first_purchase.customer_id = known.customer_id
+        on first_purchase.cutoff_date = known.cutoff_date and first_purchase.customer_id = known.customer_id
     left join gap_summary as gaps
         on gaps.cutoff_date = known.cutoff_date and gaps.customer_id = known.customer_id
     left join product_summary as products

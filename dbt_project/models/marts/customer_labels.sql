@@ -1,5 +1,6 @@
 -- What each customer known at a training cutoff actually spent in the horizon after it:
--- net revenue (purchases minus returns, floored at zero) of days in (cutoff, cutoff + horizon_days].
+-- net revenue (purchases minus returns, floored at zero) of orders dated in (cutoff, cutoff + horizon_days],
+-- order values capped at the cutoff's cap like the features.
 with cutoffs as (
     select * from {{ ref('int_cutoffs') }}
     where cutoff_role = 'training'
@@ -9,20 +10,35 @@ features as (
     select customer_id, cutoff_date from {{ ref('customer_features') }}
 ),
 
-daily as (
-    select * from {{ ref('int_customer_daily_activity') }}
+orders as (
+    select * from {{ ref('int_orders') }}
+),
+
+order_value_caps as (
+    select * from {{ ref('int_order_value_caps') }}
+),
+
+future_orders as (
+    select
+        cutoffs.cutoff_date,
+        orders.customer_id,
+        orders.purchase_value > 0 as is_purchase_order,
+        {{ capped('orders.purchase_value', 'order_value_caps.order_value_cap') }}
+            - {{ capped('orders.returned_value', 'order_value_caps.order_value_cap') }} as net_value
+    from cutoffs
+    inner join order_value_caps on order_value_caps.cutoff_date = cutoffs.cutoff_date
+    inner join orders
+        on orders.order_date > cutoffs.cutoff_date
+        and orders.order_date <= cast({{ dbt.dateadd('day', 'cutoffs.horizon_days', 'cutoffs.cutoff_date') }} as date)
 ),
 
 future_activity as (
     select
-        cutoffs.cutoff_date,
-        daily.customer_id,
-        sum(daily.purchase_revenue - daily.returned_revenue) as net_revenue,
-        sum(daily.purchase_orders_count) as orders_count
-    from cutoffs
-    inner join daily
-        on daily.activity_date > cutoffs.cutoff_date
-        and daily.activity_date <= cast({{ dbt.dateadd('day', 'cutoffs.horizon_days', 'cutoffs.cutoff_date') }} as date)
+        cutoff_date,
+        customer_id,
+        sum(net_value) as net_revenue,
+        count(case when is_purchase_order then 1 end) as orders_count
+    from future_orders
     group by 1, 2
 ),
 

@@ -1,0 +1,3 @@
+{% macro capped(value, cap) %}
+    case when {{ cap }} is not null and {{ value }} > {{ cap }} then {{ cap }} else {{ value }} end
+{%- endmacro %}

@@ -1,0 +1,28 @@
+-- Cleaning rule: extreme order values are capped, never dropped. The cap for a cutoff is the
+-- `order_value_cap_percentile` (default 0.999) of purchase order values on or before that cutoff, so it
+-- uses no data from after the cutoff. Null percentile (or >= 1) disables the cap.
+{% set percentile = var('order_value_cap_percentile') %}
+
+with cutoffs as (
+    select * from {{ ref('int_cutoffs') }}
+),
+
+orders as (
+    select * from {{ ref('int_orders') }}
+    where purchase_value > 0
+),
+
+caps as (
+    select
+        cutoffs.cutoff_date,
+        {% if percentile is not none and percentile | float < 1 %}
+        percentile_cont({{ percentile | float }}) within group (order by orders.purchase_value)
+        {% else %}
+        cast(null as {{ dbt.type_float() }})
+        {% endif %} as order_value_cap
+    from cutoffs
+    left join orders on orders.order_date <= cutoffs.cutoff_date
+    group by 1
+)
+
+select * from caps
