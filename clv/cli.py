@@ -47,6 +47,21 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_features(args) -> int:
+    from flows.features import feature_build_flow
+
+    result = feature_build_flow(
+        cutoff=args.cutoff, horizon_days=args.horizon_days, training_snapshots=args.training_snapshots,
+        snapshot_spacing_days=args.snapshot_spacing_days, target=args.target,
+        warehouse=str(args.warehouse) if args.warehouse else None,
+        orders=args.orders, customers=args.customers, events=args.events,
+    )
+    print(f"\nFeatures built on {result['target']} ({result['warehouse']}), scoring cutoff {result['cutoff']}")
+    for cutoff_date, n in result["feature_rows_by_cutoff"].items():
+        print(f"- customer_features at {cutoff_date}: {n:,} customers")
+    return 0
+
+
 def _cmd_synth(args) -> int:
     from clv.synth import SynthConfig, write_synthetic
 
@@ -61,19 +76,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def add_build_options(command, default_orders):
+        command.add_argument("--orders", type=_existing_path, default=default_orders,
+                             help="orders file (parquet/CSV/JSON lines)"
+                             + ("; default: bundled Online Retail II" if default_orders else "; default: none, use what is landed"))
+        command.add_argument("--customers", type=_existing_path, help="customers file (optional)")
+        command.add_argument("--events", type=_existing_path, help="web/app events file (optional)")
+        command.add_argument("--cutoff", type=_date, help="scoring cutoff date (default: the last order date)")
+        command.add_argument("--horizon-days", type=int, default=365, help="prediction horizon in days (default 365)")
+        command.add_argument("--training-snapshots", type=int, default=3,
+                             help="historical cutoffs stacked into the training set (default 3)")
+        command.add_argument("--snapshot-spacing-days", type=int, default=91,
+                             help="days between training cutoffs (default 91)")
+        command.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+
     run = sub.add_parser("run", help="run the weekly pipeline: land, dbt build, train, register, score")
-    run.add_argument("--orders", type=_existing_path, default=str(config.BUNDLED_ORDERS),
-                     help="orders file (parquet/CSV/JSON lines; default: bundled Online Retail II)")
-    run.add_argument("--customers", type=_existing_path, help="customers file (optional)")
-    run.add_argument("--events", type=_existing_path, help="web/app events file (optional)")
-    run.add_argument("--cutoff", type=_date, help="scoring cutoff date (default: the last order date)")
-    run.add_argument("--horizon-days", type=int, default=365, help="prediction horizon in days (default 365)")
-    run.add_argument("--training-snapshots", type=int, default=3,
-                     help="historical cutoffs stacked into the training set (default 3)")
-    run.add_argument("--snapshot-spacing-days", type=int, default=91,
-                     help="days between training cutoffs (default 91)")
-    run.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+    add_build_options(run, str(config.BUNDLED_ORDERS))
     run.set_defaults(func=_cmd_run)
+
+    features = sub.add_parser("features", help="build the feature and label tables only (dbt build)")
+    add_build_options(features, None)
+    features.add_argument("--target", choices=["duckdb", "postgres"], default="duckdb",
+                          help="warehouse engine (postgres: settings from CLV_PG_* variables)")
+    features.set_defaults(func=_cmd_features)
 
     synth = sub.add_parser("synth", help="write a synthetic shop (orders, customers, events) as parquet")
     synth.add_argument("--customers", type=int, required=True, help="number of customers")
@@ -99,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ContractError, DbtBuildError, LookupError, ValueError) as exc:
+    except (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError) as exc:
         print(f"clv {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

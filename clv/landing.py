@@ -147,55 +147,78 @@ def _pii_expressions(con, entity: Entity, columns: list[str]) -> dict[str, str]:
     return {c: "null" for c in entity.pii_columns}
 
 
-def _insert_new_rows(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[str, str],
-                     source: str, adapter: str | None, rows_read: int) -> LoadResult:
-    """In one transaction: key the incoming rows, insert the unseen ones, record the load."""
-    load_id = str(uuid.uuid4())
+def _stage_keyed_rows(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[str, str]) -> None:
+    """Temp table `incoming_keyed`: the typed contract columns, PII hashes, and each row's row_key."""
     typed = ", ".join(f"try_cast(({exprs[c.name]}) as {c.sql_type}) as {c.name}" for c in entity.columns)
     hashed = "".join(f", {pii[c]} as {c}_hash" for c in entity.pii_columns)
     key_parts = ", ".join(f"coalesce(cast({c} as varchar), '\\N')" for c in entity.column_names)
-    all_cols = ", ".join(entity.column_names + [f"{c}_hash" for c in entity.pii_columns])
-    con.execute("begin transaction")
+    con.execute(f"create or replace temp table incoming as select {typed}{hashed} from {relation}")
+    con.execute(
+        f"""create or replace temp table incoming_keyed as
+            select md5(concat_ws('|', {key_parts},
+                       cast(row_number() over (partition by {', '.join(entity.column_names)}) as varchar))) as row_key,
+                   *
+            from incoming"""
+    )
+    con.execute("drop table incoming")
+
+
+def stored_columns(entity: Entity) -> list[str]:
+    """Columns of a raw table besides the load metadata: row_key, contract columns, PII hashes."""
+    return ["row_key", *entity.column_names, *[f"{c}_hash" for c in entity.pii_columns]]
+
+
+class DuckDBRawSink:
+    """Raw tables in the DuckDB warehouse that also stages the rows (the embedded default)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        ensure_raw_tables(con)
+
+    def insert_new_rows(self, entity: Entity, load_id: str, source: str, adapter: str | None, rows_read: int) -> int:
+        """In one transaction: insert the staged rows whose key is new, record the load."""
+        con, columns = self.con, ", ".join(stored_columns(entity))
+        con.execute("begin transaction")
+        try:
+            inserted = con.execute(
+                f"""insert into raw.{entity.name} ({columns}, load_id, loaded_at)
+                    select {columns}, ?, current_timestamp
+                    from incoming_keyed i
+                    where not exists (select 1 from raw.{entity.name} r where r.row_key = i.row_key)""",
+                [load_id],
+            ).fetchall()[0][0]
+            con.execute("insert into raw.loads values (?, ?, ?, ?, ?, ?, current_timestamp)",
+                        [load_id, entity.name, source, adapter, rows_read, inserted])
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        return inserted
+
+
+def _land_relation(con, sink, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[str, str],
+                   source: str, adapter: str | None, rows_read: int) -> LoadResult:
+    _stage_keyed_rows(con, entity, relation, exprs, pii)
+    load_id = str(uuid.uuid4())
     try:
-        con.execute(f"create or replace temp table incoming as select {typed}{hashed} from {relation}")
-        con.execute(
-            f"""create or replace temp table incoming_keyed as
-                select md5(concat_ws('|', {key_parts},
-                           cast(row_number() over (partition by {', '.join(entity.column_names)}) as varchar))) as row_key,
-                       *
-                from incoming"""
-        )
-        inserted = con.execute(
-            f"""insert into raw.{entity.name} (row_key, {all_cols}, load_id, loaded_at)
-                select i.row_key, {', '.join('i.' + c for c in all_cols.split(', '))}, ?, current_timestamp
-                from incoming_keyed i
-                where not exists (select 1 from raw.{entity.name} r where r.row_key = i.row_key)""",
-            [load_id],
-        ).fetchall()[0][0]
-        con.execute(
-            "insert into raw.loads values (?, ?, ?, ?, ?, ?, current_timestamp)",
-            [load_id, entity.name, source, adapter, rows_read, inserted],
-        )
-        con.execute("drop table incoming")
-        con.execute("drop table incoming_keyed")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        inserted = sink.insert_new_rows(entity, load_id, source, adapter, rows_read)
+    finally:
+        con.execute("drop table if exists incoming_keyed")
     return LoadResult(entity.name, source, load_id, rows_read, inserted, adapter)
 
 
-def land_file(con: duckdb.DuckDBPyConnection, entity_name: str, path: Path | str) -> list[LoadResult]:
-    """Check one input file against the contract and land its new rows. Returns one result per entity
-    landed (an adapter may derive a customers input from an orders file)."""
+def land_file(con: duckdb.DuckDBPyConnection, entity_name: str, path: Path | str, sink=None) -> list[LoadResult]:
+    """Check one input file against the contract and land its new rows. `con` reads and stages the file;
+    the rows go to `sink` (default: the raw tables of `con` itself). Returns one result per entity landed
+    (an adapter may derive a customers input from an orders file)."""
     entity = ENTITIES[entity_name]
-    ensure_raw_tables(con)
+    sink = sink or DuckDBRawSink(con)
     columns = _source_columns(con, path)
     relation = source_relation_sql(path)
     exprs, adapter = _column_expressions(entity, path, columns)
     rows = _check_types(con, entity, path, relation, exprs)
     pii = _pii_expressions(con, entity, columns)
-    results = [_insert_new_rows(con, entity, relation, exprs, pii, str(path), adapter and adapter.name, rows)]
+    results = [_land_relation(con, sink, entity, relation, exprs, pii, str(path), adapter and adapter.name, rows)]
     log.info("landed %s from %s: %d rows read, %d new", entity.name, path, rows, results[0].rows_inserted)
     if adapter and adapter.derived_customers_sql:
         customers = ENTITIES["customers"]
@@ -203,7 +226,7 @@ def land_file(con: duckdb.DuckDBPyConnection, entity_name: str, path: Path | str
         n = con.execute(f"select count(*) from {derived}").fetchall()[0][0]
         identity = {c.name: c.name for c in customers.columns}
         results.append(
-            _insert_new_rows(con, customers, derived, identity, {c: "null" for c in customers.pii_columns},
-                             f"{path}#customers", adapter.name, n)
+            _land_relation(con, sink, customers, derived, identity, {c: "null" for c in customers.pii_columns},
+                           f"{path}#customers", adapter.name, n)
         )
     return results

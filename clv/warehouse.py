@@ -27,15 +27,41 @@ def connect(path: Path | str, read_only: bool = False):
         con.close()
 
 
+@contextmanager
+def connect_in_memory():
+    """A scratch DuckDB (for reading and staging files bound for another warehouse)."""
+    con = duckdb.connect()
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 def read_table(con: duckdb.DuckDBPyConnection, relation: str, where: str = "", params=None) -> pd.DataFrame:
     """A warehouse relation as a DataFrame, optionally filtered."""
     sql = f"select * from {relation}" + (f" where {where}" if where else "")
     return con.execute(sql, params or []).df()
 
 
-def scoring_cutoff(con: duckdb.DuckDBPyConnection):
+def query(target: str, warehouse: Path | str | None, sql: str) -> list[tuple]:
+    """Run one read-only query on the DuckDB file or on PostgreSQL (settings from CLV_PG_*)."""
+    if target == "postgres":
+        from clv.postgres import PostgresSettings
+
+        conn = PostgresSettings.from_env().connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchall()
+        finally:
+            conn.close()
+    with connect(warehouse, read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def scoring_cutoff(target: str = "duckdb", warehouse: Path | str | None = None):
     """The scoring cutoff date of the last dbt build."""
-    rows = con.execute("select cutoff_date from int_cutoffs where cutoff_role = 'scoring'").fetchall()
+    rows = query(target, warehouse, "select cutoff_date from int_cutoffs where cutoff_role = 'scoring'")
     if not rows:
         raise LookupError("int_cutoffs has no scoring cutoff: run the dbt build first")
     return rows[0][0]

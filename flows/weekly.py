@@ -17,8 +17,9 @@ from prefect.cache_policies import NONE as NO_CACHE
 
 from clv import config
 from clv.landing import land_file
+from clv.postgres import PostgresRawSink
 from clv.transform import dbt_vars, run_dbt
-from clv.warehouse import connect, publish_scores, read_table, scoring_cutoff
+from clv.warehouse import connect, connect_in_memory, publish_scores, read_table, scoring_cutoff
 from models_ml import registry
 from models_ml.features import feature_matrix
 from models_ml.gradient_boosting import TrainingResult, predict_revenue, train_with_temporal_holdout
@@ -26,14 +27,17 @@ from models_ml.scoring import build_score_table
 
 
 @task(cache_policy=NO_CACHE)
-def land_inputs(warehouse: str, orders: str, customers: str | None, events: str | None) -> list[dict]:
-    """Land each input file into the raw schema (idempotent; one transaction per file)."""
+def land_inputs(warehouse: str, orders: str | None, customers: str | None, events: str | None,
+                target: str = "duckdb") -> list[dict]:
+    """Land each input file into the raw schema (idempotent; one transaction per file). With the
+    postgres target, files are checked and staged in an in-memory DuckDB and COPied to PostgreSQL."""
     logger = get_run_logger()
     results = []
-    with connect(warehouse) as con:
+    with connect(warehouse) if target == "duckdb" else connect_in_memory() as con:
+        sink = PostgresRawSink(con) if target == "postgres" else None
         for entity, path in (("orders", orders), ("customers", customers), ("events", events)):
             if path:
-                for loaded in land_file(con, entity, path):
+                for loaded in land_file(con, entity, path, sink):
                     logger.info("%s: %d rows read, %d new (%s)", loaded.entity, loaded.rows_read,
                                 loaded.rows_inserted, loaded.source)
                     results.append(asdict(loaded))
@@ -46,8 +50,7 @@ def build_features(warehouse: str, cutoff: date | None, horizon_days: int, train
     """`dbt build`: staging, features at the scoring and training cutoffs, labels, and their tests."""
     variables = dbt_vars(cutoff, horizon_days, training_snapshots, snapshot_spacing_days)
     run_dbt(["build"], warehouse=warehouse, variables=variables, target=dbt_target)
-    with connect(warehouse, read_only=True) as con:
-        return scoring_cutoff(con)
+    return scoring_cutoff(dbt_target, warehouse)
 
 
 @task(cache_policy=NO_CACHE)
@@ -98,13 +101,11 @@ def weekly_clv_pipeline(
     snapshot_spacing_days: int = 91,
     warehouse: str | None = None,
     model_name: str = config.MODEL_NAME,
-    dbt_target: str = "duckdb",
 ) -> dict:
     """Land the inputs, build features and labels in dbt, train and register a model, score customers."""
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
     loads = land_inputs(warehouse, orders, customers, events)
-    scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days,
-                                  dbt_target)
+    scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days)
     result, training_set = train_model(warehouse)
     registered = register_model(result, training_set, model_name, {
         "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days, "orders_input": orders})

@@ -1,0 +1,37 @@
+"""Build the feature and label tables alone (no training or scoring), on DuckDB or PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from prefect import flow
+
+from clv import config
+from clv.warehouse import query
+from flows.weekly import build_features, land_inputs
+
+
+@flow(name="build-features", log_prints=True)
+def feature_build_flow(
+    cutoff: date | None = None,
+    horizon_days: int = 365,
+    training_snapshots: int = 3,
+    snapshot_spacing_days: int = 91,
+    target: str = "duckdb",
+    warehouse: str | None = None,
+    orders: str | None = None,
+    customers: str | None = None,
+    events: str | None = None,
+) -> dict:
+    """Land any given files, then `dbt build` the features and labels at the cutoffs on the target."""
+    if target not in ("duckdb", "postgres"):
+        raise ValueError(f"unknown target {target!r}: use duckdb or postgres")
+    warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
+    loads = land_inputs(warehouse, orders, customers, events, target) if (orders or customers or events) else []
+    scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days, target)
+    rows = query(target, warehouse, "select cast(cutoff_date as varchar), count(*) from customer_features "
+                                    "group by 1 order by 1")
+    return {"target": target, "cutoff": str(scoring_date), "loads": loads,
+            "feature_rows_by_cutoff": {cutoff_date: int(n) for cutoff_date, n in rows},
+            "warehouse": warehouse if target == "duckdb" else "postgres (CLV_PG_* settings)"}
