@@ -119,12 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "horizon_days", 1) < 1:
         print("clv: --horizon-days must be at least 1", file=sys.stderr)
         return 2
+    from psycopg2 import Error as PostgresError
+
     from clv.contract import ContractError
     from clv.transform import DbtBuildError
 
     try:
         return args.func(args)
-    except (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError) as exc:
+    except (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError) as exc:
         print(f"clv {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

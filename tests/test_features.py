@@ -138,3 +138,16 @@ def test_extreme_orders_are_capped_not_dropped(clv_home, tmp_path):
     # labels use the cap known at the cutoff: A's o6 = 40 -> 30; B's return of 100 -> -30 -> 0
     labels = read(warehouse, "select customer_id, future_revenue from customer_labels order by 1")
     assert labels.values.tolist() == [["A", 30.0], ["B", 0.0]]
+
+
+@pytest.mark.parametrize("corruption, failing_test", [
+    ("update customer_features set orders_count = orders_count + 1 where customer_id = 'A'",
+     "assert_features_read_only_history"),
+    ("update customer_labels set future_orders_count = 2 where customer_id = 'A'",
+     "assert_labels_cover_exactly_the_horizon"),
+])
+def test_singular_dbt_tests_catch_a_leak(warehouse, corruption, failing_test):
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(corruption)
+    with pytest.raises(DbtBuildError, match=failing_test):
+        run_dbt(["test", "--select", failing_test], warehouse=warehouse, variables=VARS)
