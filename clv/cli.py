@@ -28,6 +28,18 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
+def _cap_percentile(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number or 'none': {text!r}") from exc
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1]: {text!r}")
+    return value
+
+
 def _existing_path(text: str) -> str:
     if "*" not in text and not Path(text).exists():
         raise argparse.ArgumentTypeError(f"file not found: {text}")
@@ -42,6 +54,7 @@ def _cmd_run(args) -> int:
         horizon_days=args.horizon_days, training_snapshots=args.training_snapshots,
         snapshot_spacing_days=args.snapshot_spacing_days,
         warehouse=str(args.warehouse) if args.warehouse else None,
+        order_value_cap_percentile=args.order_value_cap_percentile,
     )
     print("\n" + format_summary(summary))
     return 0
@@ -55,6 +68,7 @@ def _cmd_features(args) -> int:
         snapshot_spacing_days=args.snapshot_spacing_days, target=args.target,
         warehouse=str(args.warehouse) if args.warehouse else None,
         orders=args.orders, customers=args.customers, events=args.events,
+        order_value_cap_percentile=args.order_value_cap_percentile,
     )
     print(f"\nFeatures built on {result['target']} ({result['warehouse']}), scoring cutoff {result['cutoff']}")
     for cutoff_date, n in result["feature_rows_by_cutoff"].items():
@@ -69,6 +83,18 @@ def _cmd_synth(args) -> int:
                                         days=args.days), Path(args.out))
     for name, path in paths.items():
         print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    import json
+
+    from clv.bench import bench_features
+
+    workdir = Path(args.workdir or config.project_home() / "bench")
+    result = bench_features(args.customers, Path(args.json), workdir,
+                            Path(args.data) if args.data else None, args.training_snapshots)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -89,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--snapshot-spacing-days", type=int, default=91,
                              help="days between training cutoffs (default 91)")
         command.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+        command.add_argument("--order-value-cap-percentile", type=_cap_percentile, default=0.999,
+                             help="cap purchase order values at this percentile of orders up to each cutoff "
+                                  "(default 0.999; 'none' disables the cap)")
 
     run = sub.add_parser("run", help="run the weekly pipeline: land, dbt build, train, register, score")
     add_build_options(run, str(config.BUNDLED_ORDERS))
@@ -99,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--target", choices=["duckdb", "postgres"], default="duckdb",
                           help="warehouse engine (postgres: settings from CLV_PG_* variables)")
     features.set_defaults(func=_cmd_features)
+
+    bench = sub.add_parser("bench", help="benchmarks that write JSON")
+    bench_sub = bench.add_subparsers(dest="benchmark", required=True)
+    bench_features = bench_sub.add_parser("features", help="dbt feature build time vs a bare scan of the same tables")
+    bench_features.add_argument("--customers", type=int, default=1_000_000, help="synthetic customers (default 1M)")
+    bench_features.add_argument("--json", required=True, help="where to write the JSON result")
+    bench_features.add_argument("--data", help="reuse a `clv synth` directory instead of generating")
+    bench_features.add_argument("--workdir", help="scratch directory (default $CLV_HOME/bench)")
+    bench_features.add_argument("--training-snapshots", type=int, default=3)
+    bench_features.set_defaults(func=_cmd_bench)
 
     synth = sub.add_parser("synth", help="write a synthetic shop (orders, customers, events) as parquet")
     synth.add_argument("--customers", type=int, required=True, help="number of customers")

@@ -9,8 +9,8 @@ Per customer i (all draws seeded, vectorised, written in blocks of customers so 
 - order value ~ Gamma(shape=4, scale=nu_i / 4) with nu_i ~ Gamma(shape=3, scale=20) (Gamma-Gamma),
   split over 1 + Poisson(1.5) lines of Zipf-popular products; 4% of orders have a partial return
   within 30 days (negative quantity, order id prefixed R);
-- web sessions: one per purchase plus browsing sessions at rate 1.5 x lambda_i (+0.004/day) while
-  active; each session has a session_start, 1 + Poisson(1.5) page views, add-to-cart events
+- web sessions: one per purchase plus browsing sessions at rate 1.0 x lambda_i (+0.003/day) while
+  active; each session has a session_start, 1 + Poisson(1.0) page views, add-to-cart events
   (Poisson(0.4) when browsing, 1 + Poisson(0.5) before a purchase) and a purchase event when it bought.
 
 So frequency, spend and browsing all share the latent lambda_i and activity: behavioural features
@@ -128,7 +128,7 @@ def _events_block(rng, c: dict, owner: np.ndarray, times: np.ndarray, active_unt
     n = len(c["customer_id"])
     signup = c["signup_day"] + c["signup_second"] / 86400
     active_days = np.maximum(active_until - signup, 0)
-    n_browse = rng.poisson((1.5 * c["rate"] + 0.004) * active_days)
+    n_browse = rng.poisson((1.0 * c["rate"] + 0.003) * active_days)
     b_owner = np.repeat(np.arange(n), n_browse)
     b_times = signup[b_owner] + rng.random(len(b_owner)) * active_days[b_owner]
     s_owner = np.concatenate([owner, b_owner])
@@ -137,7 +137,7 @@ def _events_block(rng, c: dict, owner: np.ndarray, times: np.ndarray, active_unt
     bought = np.concatenate([np.ones(len(owner), bool), np.zeros(len(b_owner), bool)])
     n_sessions = len(s_owner)
     duration = np.round(rng.gamma(2, 150, n_sessions) * np.where(bought, 1.8, 1.0), 1)
-    n_views = 1 + rng.poisson(1.5, n_sessions)
+    n_views = 1 + rng.poisson(1.0, n_sessions)
     n_carts = np.where(bought, 1 + rng.poisson(0.5, n_sessions), rng.poisson(0.4, n_sessions))
     n_events = 1 + n_views + n_carts + bought
     e_session = np.repeat(np.arange(n_sessions), n_events)

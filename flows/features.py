@@ -23,13 +23,15 @@ def feature_build_flow(
     orders: str | None = None,
     customers: str | None = None,
     events: str | None = None,
+    order_value_cap_percentile: float | None = 0.999,
 ) -> dict:
     """Land any given files, then `dbt build` the features and labels at the cutoffs on the target."""
     if target not in ("duckdb", "postgres"):
         raise ValueError(f"unknown target {target!r}: use duckdb or postgres")
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
     loads = land_inputs(warehouse, orders, customers, events, target) if (orders or customers or events) else []
-    scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days, target)
+    scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days, target,
+                                  order_value_cap_percentile)
     rows = query(target, warehouse, "select cast(cutoff_date as varchar), count(*) from customer_features "
                                     "group by 1 order by 1")
     return {"target": target, "cutoff": str(scoring_date), "loads": loads,

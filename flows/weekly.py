@@ -46,9 +46,10 @@ def land_inputs(warehouse: str, orders: str | None, customers: str | None, event
 
 @task(cache_policy=NO_CACHE)
 def build_features(warehouse: str, cutoff: date | None, horizon_days: int, training_snapshots: int,
-                   snapshot_spacing_days: int, dbt_target: str = "duckdb") -> date:
+                   snapshot_spacing_days: int, dbt_target: str = "duckdb",
+                   order_value_cap_percentile: float | None = 0.999) -> date:
     """`dbt build`: staging, features at the scoring and training cutoffs, labels, and their tests."""
-    variables = dbt_vars(cutoff, horizon_days, training_snapshots, snapshot_spacing_days)
+    variables = dbt_vars(cutoff, horizon_days, training_snapshots, snapshot_spacing_days, order_value_cap_percentile)
     run_dbt(["build"], warehouse=warehouse, variables=variables, target=dbt_target)
     return scoring_cutoff(dbt_target, warehouse)
 
@@ -101,11 +102,13 @@ def weekly_clv_pipeline(
     snapshot_spacing_days: int = 91,
     warehouse: str | None = None,
     model_name: str = config.MODEL_NAME,
+    order_value_cap_percentile: float | None = 0.999,
 ) -> dict:
     """Land the inputs, build features and labels in dbt, train and register a model, score customers."""
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
     loads = land_inputs(warehouse, orders, customers, events)
-    scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days)
+    scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days,
+                                  "duckdb", order_value_cap_percentile)
     result, training_set = train_model(warehouse)
     registered = register_model(result, training_set, model_name, {
         "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days, "orders_input": orders})

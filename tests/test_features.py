@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pandas as pd
 import pytest
@@ -151,3 +153,15 @@ def test_singular_dbt_tests_catch_a_leak(warehouse, corruption, failing_test):
         con.execute(corruption)
     with pytest.raises(DbtBuildError, match=failing_test):
         run_dbt(["test", "--select", failing_test], warehouse=warehouse, variables=VARS)
+
+
+def test_bench_features_writes_its_json(clv_home, tmp_path):
+    from clv.bench import bench_features
+
+    result = bench_features(2000, tmp_path / "bench.json", tmp_path / "work", training_snapshots=1)
+    written = json.loads((tmp_path / "bench.json").read_text())
+    assert written == result
+    assert written["customers"] == 2000 and written["cutoffs_built"] == 2
+    assert written["order_lines"] > 2000 and written["events"] > written["order_lines"]
+    assert written["feature_build_seconds"] > 0 and written["raw_scan_seconds"]["total"] > 0
+    assert written["peak_rss_mb"] > 0

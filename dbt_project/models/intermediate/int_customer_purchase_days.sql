@@ -1,17 +1,27 @@
--- Purchase days (days with positive purchase revenue) with the gap to the previous one, and each
--- customer's first purchase day. A gap belongs to the history of every cutoff on or after its day.
-with daily as (
-    select * from {{ ref('int_customer_daily_activity') }}
-    where is_purchase_day
+-- Purchase days (days with positive purchase revenue; same-day orders merged, as the BTYD models
+-- require) with the gap to the previous one and the customer's first purchase day.
+-- A gap belongs to the history of every cutoff on or after its day.
+with orders as (
+    select * from {{ ref('int_orders') }}
+),
+
+daily as (
+    select
+        customer_id,
+        order_date as purchase_date,
+        sum(purchase_value) as purchase_revenue
+    from orders
+    group by 1, 2
+    having sum(purchase_value) > 0
 ),
 
 ordered as (
     select
         customer_id,
-        activity_date as purchase_date,
+        purchase_date,
         purchase_revenue,
-        lag(activity_date) over (partition by customer_id order by activity_date) as previous_purchase_date,
-        min(activity_date) over (partition by customer_id) as first_purchase_date
+        lag(purchase_date) over (partition by customer_id order by purchase_date) as previous_purchase_date,
+        min(purchase_date) over (partition by customer_id) as first_purchase_date
     from daily
 )
 

@@ -1,0 +1,22 @@
+
+  
+  create view "bench-20000"."main"."stg_shop__events__dbt_tmp" as (
+    -- Web/app events of known customers.
+with source as (
+    select * from "bench-20000"."raw"."events"
+),
+
+cleaned as (
+    select
+        customer_id,
+        session_id,
+        lower(event_type) as event_type,
+        session_duration_s,
+        event_ts as event_at,
+        cast(event_ts as date) as event_date
+    from source
+    where customer_id is not null
+)
+
+select * from cleaned
+  );
