@@ -165,3 +165,9 @@ def test_bench_features_writes_its_json(clv_home, tmp_path):
     assert written["order_lines"] > 2000 and written["events"] > written["order_lines"]
     assert written["feature_build_seconds"] > 0 and written["raw_scan_seconds"]["total"] > 0
     assert written["peak_rss_mb"] > 0
+
+
+def test_dbt_docs_generate_writes_the_catalog(clv_home, warehouse):
+    run_dbt(["docs", "generate"], warehouse=warehouse, variables=VARS)
+    catalog = json.loads((clv_home / "dbt" / "target" / "catalog.json").read_text())
+    assert "model.clv.customer_features" in catalog["nodes"]
