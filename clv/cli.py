@@ -89,11 +89,16 @@ def _cmd_synth(args) -> int:
 def _cmd_bench(args) -> int:
     import json
 
-    from clv.bench import bench_features
+    from clv.bench import bench_accuracy, bench_features
 
     workdir = Path(args.workdir or config.project_home() / "bench")
-    result = bench_features(args.customers, Path(args.json), workdir,
-                            Path(args.data) if args.data else None, args.training_snapshots)
+    if args.benchmark == "features":
+        result = bench_features(args.customers, Path(args.json), workdir,
+                                Path(args.data) if args.data else None, args.training_snapshots)
+    else:
+        result = bench_accuracy(args.dataset, Path(args.json), workdir, args.customers,
+                                Path(args.report) if args.report else None)
+        result = {k: v for k, v in result.items() if k != "slices"}
     print(json.dumps(result, indent=2))
     return 0
 
@@ -138,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_features.add_argument("--workdir", help="scratch directory (default $CLV_HOME/bench)")
     bench_features.add_argument("--training-snapshots", type=int, default=3)
     bench_features.set_defaults(func=_cmd_bench)
+    bench_accuracy = bench_sub.add_parser("accuracy", help="every model on one strict temporal holdout (JSON + HTML)")
+    bench_accuracy.add_argument("--dataset", choices=["online-retail", "cdnow", "synthetic"], required=True)
+    bench_accuracy.add_argument("--json", required=True, help="where to write the JSON result")
+    bench_accuracy.add_argument("--report", help="HTML report path (default: the JSON path with .html)")
+    bench_accuracy.add_argument("--customers", type=int, default=20000, help="synthetic customers (default 20k)")
+    bench_accuracy.add_argument("--workdir", help="scratch directory (default $CLV_HOME/bench)")
+    bench_accuracy.set_defaults(func=_cmd_bench)
 
     synth = sub.add_parser("synth", help="write a synthetic shop (orders, customers, events) as parquet")
     synth.add_argument("--customers", type=int, required=True, help="number of customers")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def mae(y_true, y_pred) -> float:
@@ -40,3 +41,73 @@ def normalized_gini(y_true, y_pred) -> float:
 def regression_report(y_true, y_pred) -> dict[str, float]:
     """The headline holdout metrics logged for every model."""
     return {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred), "normalized_gini": normalized_gini(y_true, y_pred)}
+
+
+def spearman(y_true, y_pred) -> float:
+    """Spearman rank correlation of prediction and truth (NaN when either is constant)."""
+    from scipy.stats import spearmanr
+
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    if np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
+        return float("nan")
+    return float(spearmanr(y_true, y_pred).statistic)
+
+
+def decile_bins(y_pred, n_bins: int = 10) -> np.ndarray:
+    """Bin index 1..n_bins by predicted rank, ascending; ties broken by position (rank-based bins:
+    quantile cuts fail when many predictions are equal)."""
+    ranks = pd.Series(np.asarray(y_pred, float)).rank(method="first").to_numpy()
+    return np.ceil(ranks * n_bins / len(ranks)).astype(int)
+
+
+def decile_table(y_true, y_pred, n_bins: int = 10) -> pd.DataFrame:
+    """Mean predicted and mean actual value per predicted-rank bin (the decile / calibration chart)."""
+    frame = pd.DataFrame({"bin": decile_bins(y_pred, n_bins), "predicted": np.asarray(y_pred, float),
+                          "actual": np.asarray(y_true, float)})
+    table = frame.groupby("bin").agg(customers=("actual", "size"), predicted_mean=("predicted", "mean"),
+                                     actual_mean=("actual", "mean"))
+    return table.reset_index()
+
+
+def decile_mape(y_true, y_pred, n_bins: int = 10) -> float:
+    """Mean over bins of |mean predicted - mean actual| / mean actual (bins with zero actual skipped).
+    Wang, Liu & Miao (2019)."""
+    table = decile_table(y_true, y_pred, n_bins)
+    table = table[table["actual_mean"] > 0]
+    return float(np.mean(np.abs(table["predicted_mean"] - table["actual_mean"]) / table["actual_mean"]))
+
+
+def top_capture(y_true, y_pred, share: float = 0.1) -> float:
+    """Share of total actual value held by the top `share` of customers ranked by prediction."""
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    n_top = max(int(np.ceil(share * len(y_true))), 1)
+    top = np.argsort(-y_pred, kind="mergesort")[:n_top]
+    total = y_true.sum()
+    return float(y_true[top].sum() / total) if total > 0 else float("nan")
+
+
+def calibration_ratio(y_true, y_pred) -> float:
+    """Total predicted / total actual (1 = calibrated in aggregate)."""
+    total = float(np.sum(y_true))
+    return float(np.sum(y_pred)) / total if total > 0 else float("nan")
+
+
+def full_report(y_true, y_pred) -> dict[str, float]:
+    """Every customer-level metric the evaluation harness reports for one model."""
+    return {
+        **regression_report(y_true, y_pred),
+        "spearman": spearman(y_true, y_pred),
+        "decile_mape": decile_mape(y_true, y_pred),
+        "top10_capture": top_capture(y_true, y_pred, 0.1),
+        "calibration_ratio": calibration_ratio(y_true, y_pred),
+    }
+
+
+def disparate_impact_ratio(y_pred, groups) -> float:
+    """Smallest / largest mean predicted value across groups (1 = equal; the four-fifths rule flags
+    values below 0.8). Groups with missing labels are ignored."""
+    means = pd.Series(np.asarray(y_pred, float)).groupby(pd.Series(groups).to_numpy()).mean()
+    means = means[means.index.notna()] if len(means) else means
+    if len(means) < 2 or means.max() <= 0:
+        return float("nan")
+    return float(means.min() / means.max())

@@ -97,3 +97,24 @@ def test_training_does_not_depend_on_row_order():
     assert a.holdout_metrics == b.holdout_metrics
     X = data[a.feature_columns].astype(float)
     np.testing.assert_array_equal(a.model.predict(X), b.model.predict(X))
+
+
+def test_ranking_metrics_by_hand():
+    from models_ml.metrics import decile_table, disparate_impact_ratio, top_capture
+
+    y = np.array([0.0, 0, 0, 0, 0, 0, 0, 0, 10, 90])
+    pred = np.arange(10, dtype=float)
+    assert top_capture(y, pred, 0.1) == pytest.approx(0.9)  # the top predicted customer holds 90 of 100
+    assert top_capture(y, pred[::-1], 0.2) == 0.0
+    table = decile_table(y, pred)
+    assert table["actual_mean"].tolist() == y.tolist() and table["customers"].eq(1).all()
+    assert disparate_impact_ratio([1.0, 3.0, 2.0, 2.0], ["a", "a", "b", "b"]) == pytest.approx(1.0)
+    assert disparate_impact_ratio([1.0, 1.0, 4.0, 4.0], ["a", "a", "b", "b"]) == pytest.approx(0.25)
+
+
+def test_decile_mape_skips_empty_bins_and_is_zero_when_exact():
+    from models_ml.metrics import decile_mape
+
+    y = np.repeat(np.arange(1, 11, dtype=float), 5)
+    assert decile_mape(y, y) == 0.0
+    assert decile_mape(y, y * 1.5) == pytest.approx(0.5)

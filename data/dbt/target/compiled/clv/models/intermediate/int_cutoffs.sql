@@ -6,7 +6,7 @@
 
 with anchor as (
     
-    select max(order_date) as scoring_cutoff_date from "bench-20000"."main"."stg_shop__orders"
+    select max(order_date) as scoring_cutoff_date from "accuracy-synthetic"."main"."stg_shop__orders"
     
 ),
 
@@ -39,6 +39,51 @@ cutoffs as (
     (scoring_cutoff_date + cast(-547 as bigint) * interval 1 day) as date),
         'training',
         3
+    from anchor
+    
+    union all
+    select
+        cast(
+
+    (scoring_cutoff_date + cast(-638 as bigint) * interval 1 day) as date),
+        'training',
+        4
+    from anchor
+    
+    union all
+    select
+        cast(
+
+    (scoring_cutoff_date + cast(-729 as bigint) * interval 1 day) as date),
+        'training',
+        5
+    from anchor
+    
+    union all
+    select
+        cast(
+
+    (scoring_cutoff_date + cast(-820 as bigint) * interval 1 day) as date),
+        'training',
+        6
+    from anchor
+    
+    union all
+    select
+        cast(
+
+    (scoring_cutoff_date + cast(-911 as bigint) * interval 1 day) as date),
+        'training',
+        7
+    from anchor
+    
+    union all
+    select
+        cast(
+
+    (scoring_cutoff_date + cast(-1002 as bigint) * interval 1 day) as date),
+        'training',
+        8
     from anchor
     
 )

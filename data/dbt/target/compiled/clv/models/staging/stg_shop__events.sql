@@ -1,6 +1,6 @@
 -- Web/app events of known customers.
 with source as (
-    select * from "bench-20000"."raw"."events"
+    select * from "accuracy-synthetic"."raw"."events"
 ),
 
 cleaned as (

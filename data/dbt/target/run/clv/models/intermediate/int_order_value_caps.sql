@@ -2,7 +2,7 @@
     
 
     create  table
-      "bench-20000"."main"."int_order_value_caps__dbt_tmp"
+      "accuracy-synthetic"."main"."int_order_value_caps__dbt_tmp"
   
     
     as (
@@ -12,11 +12,11 @@
 
 
 with cutoffs as (
-    select * from "bench-20000"."main"."int_cutoffs"
+    select * from "accuracy-synthetic"."main"."int_cutoffs"
 ),
 
 orders as (
-    select * from "bench-20000"."main"."int_orders"
+    select * from "accuracy-synthetic"."main"."int_orders"
     where purchase_value > 0
 ),
 

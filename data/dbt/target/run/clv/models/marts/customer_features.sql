@@ -2,7 +2,7 @@
     
 
     create  table
-      "bench-20000"."main"."customer_features__dbt_tmp"
+      "accuracy-synthetic"."main"."customer_features__dbt_tmp"
   
     
     as (
@@ -13,31 +13,31 @@
 
 
 with cutoffs as (
-    select * from "bench-20000"."main"."int_cutoffs"
+    select * from "accuracy-synthetic"."main"."int_cutoffs"
 ),
 
 orders as (
-    select * from "bench-20000"."main"."int_orders"
+    select * from "accuracy-synthetic"."main"."int_orders"
 ),
 
 order_value_caps as (
-    select * from "bench-20000"."main"."int_order_value_caps"
+    select * from "accuracy-synthetic"."main"."int_order_value_caps"
 ),
 
 purchase_days as (
-    select * from "bench-20000"."main"."int_customer_purchase_days"
+    select * from "accuracy-synthetic"."main"."int_customer_purchase_days"
 ),
 
 order_lines as (
-    select * from "bench-20000"."main"."stg_shop__orders"
+    select * from "accuracy-synthetic"."main"."stg_shop__orders"
 ),
 
 sessions as (
-    select * from "bench-20000"."main"."int_customer_sessions"
+    select * from "accuracy-synthetic"."main"."int_customer_sessions"
 ),
 
 customers as (
-    select * from "bench-20000"."main"."stg_shop__customers"
+    select * from "accuracy-synthetic"."main"."stg_shop__customers"
 ),
 
 known_customers as (

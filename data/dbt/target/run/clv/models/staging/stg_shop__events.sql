@@ -1,9 +1,9 @@
 
   
-  create view "bench-20000"."main"."stg_shop__events__dbt_tmp" as (
+  create view "accuracy-synthetic"."main"."stg_shop__events__dbt_tmp" as (
     -- Web/app events of known customers.
 with source as (
-    select * from "bench-20000"."raw"."events"
+    select * from "accuracy-synthetic"."raw"."events"
 ),
 
 cleaned as (

@@ -1,12 +1,12 @@
 
   
-  create view "bench-20000"."main"."stg_shop__orders__dbt_tmp" as (
+  create view "accuracy-synthetic"."main"."stg_shop__orders__dbt_tmp" as (
     -- Order lines, cleaned. Business rules:
 --   * lines without a customer id are dropped (they cannot be attributed to anyone);
 --   * a line is a return when its quantity is negative (Online Retail's C invoices carry negative quantities);
 --   * lines with a zero or negative unit price are kept for counts but carry no revenue.
 with source as (
-    select * from "bench-20000"."raw"."orders"
+    select * from "accuracy-synthetic"."raw"."orders"
 ),
 
 cleaned as (

@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select rule
+from "accuracy-synthetic"."main"."cleaning_summary"
+where rule is null
+
+

@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select cutoff_date
+from "accuracy-synthetic"."main"."customer_labels"
+where cutoff_date is null
+
+

@@ -1,0 +1,56 @@
+-- How many rows each cleaning rule touched, so nothing is lost silently. One row per rule
+-- (and per cutoff for the order value cap).
+with raw_orders as (
+    select * from "accuracy-synthetic"."raw"."orders"
+),
+
+order_lines as (
+    select * from "accuracy-synthetic"."main"."stg_shop__orders"
+),
+
+orders as (
+    select * from "accuracy-synthetic"."main"."int_orders"
+),
+
+order_value_caps as (
+    select * from "accuracy-synthetic"."main"."int_order_value_caps"
+),
+
+line_rules as (
+    select
+        'dropped: order line without customer id' as rule,
+        cast(null as date) as cutoff_date,
+        count(*) as rows_affected,
+        cast(null as float) as threshold
+    from raw_orders
+    where customer_id is null
+
+    union all
+
+    select 'netted: return line (negative quantity)', cast(null as date), count(*), cast(null as float)
+    from order_lines
+    where is_return
+
+    union all
+
+    select 'no revenue: line priced zero or less', cast(null as date), count(*), cast(null as float)
+    from order_lines
+    where unit_price <= 0
+),
+
+capped_orders as (
+    select
+        'capped: purchase order value above the cap' as rule,
+        order_value_caps.cutoff_date,
+        count(orders.order_id) as rows_affected,
+        max(order_value_caps.order_value_cap) as threshold
+    from order_value_caps
+    left join orders
+        on orders.order_date <= order_value_caps.cutoff_date
+        and orders.purchase_value > order_value_caps.order_value_cap
+    group by 1, 2
+)
+
+select * from line_rules
+union all
+select * from capped_orders

@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select order_date
+from "accuracy-synthetic"."main"."stg_shop__orders"
+where order_date is null
+
+

@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select order_id
+from "accuracy-synthetic"."main"."stg_shop__orders"
+where order_id is null
+
+

@@ -1,0 +1,36 @@
+
+    
+    select
+      count(*) as failures,
+      count(*) != 0 as should_warn,
+      count(*) != 0 as should_error
+    from (
+      
+    
+  
+    
+    
+
+with all_values as (
+
+    select
+        cutoff_role as value_field,
+        count(*) as n_records
+
+    from "accuracy-synthetic"."main"."int_cutoffs"
+    group by cutoff_role
+
+)
+
+select *
+from all_values
+where value_field not in (
+    'scoring','training'
+)
+
+
+
+  
+  
+      
+    ) dbt_internal_test

@@ -1,0 +1,19 @@
+
+    
+    select
+      count(*) as failures,
+      count(*) != 0 as should_warn,
+      count(*) != 0 as should_error
+    from (
+      
+    
+  
+-- Rows whose value is below min_value (NULLs pass: use not_null for those).
+select add_to_cart_count_90d
+from "accuracy-synthetic"."main"."customer_features"
+where add_to_cart_count_90d < 0
+
+  
+  
+      
+    ) dbt_internal_test

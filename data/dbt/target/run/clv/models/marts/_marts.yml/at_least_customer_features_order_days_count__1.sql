@@ -1,0 +1,19 @@
+
+    
+    select
+      count(*) as failures,
+      count(*) != 0 as should_warn,
+      count(*) != 0 as should_error
+    from (
+      
+    
+  
+-- Rows whose value is below min_value (NULLs pass: use not_null for those).
+select order_days_count
+from "accuracy-synthetic"."main"."customer_features"
+where order_days_count < 1
+
+  
+  
+      
+    ) dbt_internal_test

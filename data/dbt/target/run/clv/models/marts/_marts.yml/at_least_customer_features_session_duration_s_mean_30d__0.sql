@@ -1,0 +1,19 @@
+
+    
+    select
+      count(*) as failures,
+      count(*) != 0 as should_warn,
+      count(*) != 0 as should_error
+    from (
+      
+    
+  
+-- Rows whose value is below min_value (NULLs pass: use not_null for those).
+select session_duration_s_mean_30d
+from "accuracy-synthetic"."main"."customer_features"
+where session_duration_s_mean_30d < 0
+
+  
+  
+      
+    ) dbt_internal_test

@@ -1,0 +1,25 @@
+
+    
+    select
+      count(*) as failures,
+      count(*) != 0 as should_warn,
+      count(*) != 0 as should_error
+    from (
+      
+    
+  
+    
+    
+
+
+
+select cutoff_date
+from "accuracy-synthetic"."main"."customer_features"
+where cutoff_date is null
+
+
+
+  
+  
+      
+    ) dbt_internal_test

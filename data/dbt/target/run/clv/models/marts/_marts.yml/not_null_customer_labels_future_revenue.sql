@@ -1,0 +1,25 @@
+
+    
+    select
+      count(*) as failures,
+      count(*) != 0 as should_warn,
+      count(*) != 0 as should_error
+    from (
+      
+    
+  
+    
+    
+
+
+
+select future_revenue
+from "accuracy-synthetic"."main"."customer_labels"
+where future_revenue is null
+
+
+
+  
+  
+      
+    ) dbt_internal_test

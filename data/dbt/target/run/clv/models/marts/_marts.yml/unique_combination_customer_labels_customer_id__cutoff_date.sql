@@ -1,0 +1,20 @@
+
+    
+    select
+      count(*) as failures,
+      count(*) != 0 as should_warn,
+      count(*) != 0 as should_error
+    from (
+      
+    
+  
+-- Key combinations that occur more than once.
+select customer_id, cutoff_date, count(*) as occurrences
+from "accuracy-synthetic"."main"."customer_labels"
+group by customer_id, cutoff_date
+having count(*) > 1
+
+  
+  
+      
+    ) dbt_internal_test

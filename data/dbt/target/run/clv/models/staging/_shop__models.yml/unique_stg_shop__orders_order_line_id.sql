@@ -1,0 +1,28 @@
+
+    
+    select
+      count(*) as failures,
+      count(*) != 0 as should_warn,
+      count(*) != 0 as should_error
+    from (
+      
+    
+  
+    
+    
+
+select
+    order_line_id as unique_field,
+    count(*) as n_records
+
+from "accuracy-synthetic"."main"."stg_shop__orders"
+where order_line_id is not null
+group by order_line_id
+having count(*) > 1
+
+
+
+  
+  
+      
+    ) dbt_internal_test

@@ -1,0 +1,25 @@
+
+    
+    select
+      count(*) as failures,
+      count(*) != 0 as should_warn,
+      count(*) != 0 as should_error
+    from (
+      
+    
+  
+    
+    
+
+
+
+select row_key
+from "accuracy-synthetic"."raw"."orders"
+where row_key is null
+
+
+
+  
+  
+      
+    ) dbt_internal_test

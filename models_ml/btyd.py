@@ -1,0 +1,90 @@
+"""BG/NBD + Gamma-Gamma (lifetimes) on the BTYD columns of customer_features.
+
+BTYD models need no labels: they are fit on the history up to the cutoff they predict from, so
+`predict` fits on the frame it is given (one cutoff at a time). Time is converted from days to weeks.
+Prediction = expected purchases in the horizon x expected value per purchase; no discounting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import ConvergenceError
+
+log = logging.getLogger(__name__)
+DAYS_PER_WEEK = 7.0
+
+
+def fit_bgnbd(frequency, recency, T, penalizer: float = 0.0) -> BetaGeoFitter:
+    """BG/NBD (Fader, Hardie & Lee 2005) by maximum likelihood. lifetimes prints the optimiser state
+    when it fails to converge; that goes to the log instead."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return BetaGeoFitter(penalizer_coef=penalizer).fit(frequency, recency, T)
+
+
+def fit_gamma_gamma(frequency, monetary_value, penalizer: float = 0.0) -> GammaGammaFitter:
+    """Gamma-Gamma spend model (Fader & Hardie 2013) on repeat buyers with positive spend."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return GammaGammaFitter(penalizer_coef=penalizer).fit(frequency, monetary_value)
+
+
+class BgNbdGammaGamma:
+    """Expected horizon revenue = BG/NBD expected purchases x Gamma-Gamma expected order value."""
+
+    name = "bgnbd_gg"
+
+    def __init__(self, horizon_days: int = 365, penalizer: float = 0.001):
+        self.horizon_days = horizon_days
+        self.penalizer = penalizer
+
+    def fit(self, frame: pd.DataFrame, target=None) -> "BgNbdGammaGamma":
+        return self  # fit per cutoff at prediction time: see module docstring
+
+    def components(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """expected_orders, p_alive, expected_order_value and btyd_clv per row, fit per cutoff."""
+        parts = [self._components_one_cutoff(group) for _, group in frame.groupby("cutoff_date", sort=False)]
+        return pd.concat(parts).loc[frame.index] if parts else pd.DataFrame(index=frame.index)
+
+    def _components_one_cutoff(self, frame: pd.DataFrame) -> pd.DataFrame:
+        x = frame["btyd_frequency"].to_numpy(float)
+        t_x = frame["btyd_recency"].to_numpy(float) / DAYS_PER_WEEK
+        T = frame["btyd_t"].to_numpy(float) / DAYS_PER_WEEK
+        horizon_weeks = self.horizon_days / DAYS_PER_WEEK
+        bg = self._fit_bgnbd_converging(x, t_x, T)
+        expected_orders = np.asarray(bg.conditional_expected_number_of_purchases_up_to_time(horizon_weeks, x, t_x, T), float)
+        p_alive = np.asarray(bg.conditional_probability_alive(x, t_x, T), float)
+        monetary = frame["btyd_monetary_value"].to_numpy(float)
+        repeat = (x > 0) & (monetary > 0)
+        if repeat.sum() >= 10:
+            gg = fit_gamma_gamma(x[repeat], monetary[repeat], self.penalizer)
+            if gg.params_["q"] <= 1:
+                log.warning("Gamma-Gamma q = %.3f <= 1: expected spend is unstable", gg.params_["q"])
+            order_value = np.asarray(gg.conditional_expected_average_profit(np.where(repeat, x, 0), np.where(repeat, monetary, 0)), float)
+        else:  # too few repeat buyers: the mean first-order value stands in
+            order_value = np.full(len(frame), float(frame["avg_order_value"].mean()))
+        return pd.DataFrame({
+            "expected_orders": expected_orders,
+            "p_alive": p_alive,
+            "expected_order_value": order_value,
+            "btyd_clv": np.clip(expected_orders * order_value, 0, None),
+        }, index=frame.index)
+
+    def _fit_bgnbd_converging(self, x, t_x, T) -> BetaGeoFitter:
+        """Fit BG/NBD, raising the penalizer step by step when the optimiser does not converge."""
+        for penalizer in (self.penalizer, 0.01, 0.1, 1.0):
+            try:
+                return fit_bgnbd(x, t_x, T, penalizer)
+            except ConvergenceError:
+                log.warning("BG/NBD did not converge with penalizer %s; retrying with a larger one", penalizer)
+        raise ConvergenceError("BG/NBD did not converge even with penalizer 1.0")
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.components(frame)["btyd_clv"].to_numpy(float)
