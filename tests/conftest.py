@@ -17,9 +17,6 @@ import pytest  # noqa: E402
 
 from clv.config import BUNDLED_ORDERS  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
 @pytest.fixture
 def clv_home(tmp_path, monkeypatch):
     """A fresh project home (warehouse, MLflow store, dbt state) for one test."""

@@ -10,12 +10,11 @@ import pandas as pd
 import pytest
 from lifetimes.utils import summary_data_from_transaction_data
 
-from clv.config import BUNDLED_ORDERS
+from clv.config import BUNDLED_DATA_DIR, BUNDLED_ORDERS
 from clv.landing import land_file
 from clv.transform import dbt_vars, run_dbt
-from tests.conftest import SHARED_DATA
 
-CDNOW_SAMPLE = SHARED_DATA / "cdnow" / "cdnow_sample.parquet"
+CDNOW_SAMPLE = BUNDLED_DATA_DIR / "cdnow" / "cdnow_sample.parquet"
 
 
 def build_features(home, orders_path, cutoff) -> pd.DataFrame:

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clv.config import BUNDLED_DATA_DIR
 from models_ml.btyd import fit_bgnbd, fit_gamma_gamma
 from models_ml.metrics import decile_mape, mae, normalized_gini, rmse, spearman
-from tests.conftest import SHARED_DATA
 
-CDNOW = SHARED_DATA / "cdnow"
+CDNOW = BUNDLED_DATA_DIR / "cdnow"
 
 
 @pytest.fixture(scope="module")
