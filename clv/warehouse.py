@@ -75,10 +75,19 @@ def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None
     try:
         con.execute(f"create or replace table {SCORES_TABLE} as select * from new_scores")
         con.execute(f"create table if not exists {SCORES_HISTORY_TABLE} as select * from new_scores where false")
-        con.execute(f"insert into {SCORES_HISTORY_TABLE} select * from new_scores")
+        _add_missing_columns(con, SCORES_HISTORY_TABLE, SCORES_TABLE)
+        con.execute(f"insert into {SCORES_HISTORY_TABLE} by name select * from new_scores")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
     finally:
         con.unregister("new_scores")
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, like: str) -> None:
+    """Columns a newer score table has gained are added to the history (older rows get NULL)."""
+    existing = {row[0] for row in con.execute(f"describe {table}").fetchall()}
+    for name, column_type, *_ in con.execute(f"describe {like}").fetchall():
+        if name not in existing:
+            con.execute(f'alter table {table} add column "{name}" {column_type}')

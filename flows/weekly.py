@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import xgboost as xgb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
@@ -23,7 +24,8 @@ from clv.warehouse import connect, connect_in_memory, publish_scores, read_table
 from models_ml import registry
 from models_ml.features import feature_matrix
 from models_ml.gradient_boosting import TrainingResult, predict_revenue, train_with_temporal_holdout
-from models_ml.scoring import build_score_table
+from models_ml.btyd import BgNbdGammaGamma
+from models_ml.scoring import build_score_table, top_reasons
 
 
 @task(cache_policy=NO_CACHE)
@@ -74,17 +76,25 @@ def register_model(result: TrainingResult, training_set: pd.DataFrame, model_nam
 
 
 @task(cache_policy=NO_CACHE)
-def score_customers(warehouse: str, cutoff: date, model_name: str) -> dict:
-    """Score every customer known at the cutoff with the champion and publish `clv_scores`."""
+def score_customers(warehouse: str, cutoff: date, model_name: str, horizon_days: int = 365,
+                    high_share: float = 0.2, medium_share: float = 0.3) -> dict:
+    """Score every customer known at the cutoff with the champion, add BG/NBD's P(alive) and expected
+    orders and the three strongest SHAP reasons, and publish `clv_scores`."""
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
     model, version, columns = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
     with connect(warehouse) as con:
         features = read_table(con, "customer_features", "cutoff_date = ?", [cutoff])
-        if features.empty:
-            raise ValueError(f"no customers known at cutoff {cutoff}: nothing to score")
-        predictions = predict_revenue(model, feature_matrix(features, columns))
-        scores = build_score_table(features["customer_id"], cutoff, predictions, model_name, version,
-                                   pd.Timestamp.now(tz="UTC").tz_localize(None))
+    if features.empty:
+        raise ValueError(f"no customers known at cutoff {cutoff}: nothing to score")
+    X = feature_matrix(features, columns)
+    predictions = predict_revenue(model, X)
+    btyd = BgNbdGammaGamma(horizon_days).components(features)
+    contributions = model.get_booster().predict(xgb.DMatrix(X), pred_contribs=True)[:, :-1]
+    scores = build_score_table(features["customer_id"], cutoff, predictions, model_name, version,
+                               pd.Timestamp.now(tz="UTC").tz_localize(None), high_share, medium_share,
+                               p_alive=btyd["p_alive"], expected_orders=btyd["expected_orders"],
+                               reasons=top_reasons(contributions, columns))
+    with connect(warehouse) as con:
         publish_scores(con, scores)
     tiers = scores["clv_tier"].value_counts().to_dict()
     return {"customers_scored": len(scores), "model_version": version, "tiers": tiers,
@@ -112,7 +122,7 @@ def weekly_clv_pipeline(
     result, training_set = train_model(warehouse)
     registered = register_model(result, training_set, model_name, {
         "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days, "orders_input": orders})
-    scored = score_customers(warehouse, scoring_date, model_name)
+    scored = score_customers(warehouse, scoring_date, model_name, horizon_days)
     summary = {
         "cutoff": str(scoring_date),
         "horizon_days": horizon_days,

@@ -20,19 +20,45 @@ def assign_tiers(values, high_share: float = 0.2, medium_share: float = 0.3) -> 
 
 
 def build_score_table(customer_ids, cutoff_date, predictions, model_name: str, model_version: str,
-                      scored_at: pd.Timestamp, high_share: float = 0.2, medium_share: float = 0.3) -> pd.DataFrame:
+                      scored_at: pd.Timestamp, high_share: float = 0.2, medium_share: float = 0.3,
+                      p_alive=None, expected_orders=None, reasons=None) -> pd.DataFrame:
     """The `clv_scores` rows for one scoring run."""
     predictions = np.asarray(predictions, float)
     if np.isnan(predictions).any():
         raise ValueError(f"{int(np.isnan(predictions).sum())} predictions are NaN; refusing to publish scores")
+    n = len(predictions)
+
+    def optional(values, dtype):
+        return np.full(n, None, dtype=object) if values is None else np.asarray(values, dtype)
+
     return pd.DataFrame(
         {
             "customer_id": pd.Series(customer_ids, dtype="string").to_numpy(object),
             "cutoff_date": pd.to_datetime(cutoff_date).date(),
             "predicted_clv_12m": predictions,
             "clv_tier": assign_tiers(predictions, high_share, medium_share),
+            "p_alive": optional(p_alive, float),
+            "expected_orders_12m": optional(expected_orders, float),
+            "top_reasons": optional(reasons, object),
             "model_name": model_name,
             "model_version": str(model_version),
             "scored_at": scored_at,
         }
     )
+
+
+def top_reasons(contributions: np.ndarray, feature_names: list[str], k: int = 3) -> np.ndarray:
+    """The k features that move each row's score most (largest |SHAP value|), as text such as
+    "revenue_sum_365d (+0.52), days_since_last_order (-0.31), ..."; signs are in the model's margin
+    (log revenue for the Tweedie objective)."""
+    contributions = np.asarray(contributions, float)
+    if contributions.size == 0:
+        return np.array([], dtype=object)
+    k = min(k, contributions.shape[1])
+    top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+    names = np.asarray(feature_names, dtype=object)
+    values = np.take_along_axis(contributions, top, axis=1)
+    return np.array([
+        ", ".join(f"{names[j]} ({v:+.2f})" for j, v in zip(row_idx, row_val))
+        for row_idx, row_val in zip(top, values)
+    ], dtype=object)

@@ -66,8 +66,16 @@ def test_publish_replaces_scores_and_keeps_history(tmp_path):
 def test_failed_publish_leaves_previous_scores_readable(tmp_path):
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         publish_scores(con, scores("1"))
-        broken = scores("2").assign(extra_column=1)  # history has no such column: the append fails
+        broken = scores("2").assign(cutoff_date="not a date")  # the history append cannot cast it
         with pytest.raises(duckdb.Error):
             publish_scores(con, broken)
         assert con.execute("select distinct model_version from clv_scores").fetchall() == [("1",)]
-        assert "extra_column" not in con.execute("select * from clv_scores").df().columns
+        assert con.execute("select count(*) from clv_scores_history").fetchall()[0][0] == 3
+
+
+def test_history_gains_new_score_columns(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        publish_scores(con, scores("1"))
+        publish_scores(con, scores("2").assign(p_alive=0.5))
+        rows = con.execute("select model_version, p_alive from clv_scores_history order by 1").fetchall()
+        assert rows == [("1", None)] * 3 + [("2", 0.5)] * 3

@@ -34,6 +34,11 @@ def test_weekly_flow_scores_every_known_customer_and_is_idempotent(prefect_serve
     assert scores["model_version"].eq("1").all() and scores["model_name"].eq("clv_xgboost").all()
     assert (scores["predicted_clv_12m"] >= 0).all()
     assert set(scores["clv_tier"]) == {"low", "medium", "high"}
+    assert scores["p_alive"].between(0, 1).all() and (scores["expected_orders_12m"] >= 0).all()
+    assert scores["top_reasons"].str.count(r"\(") .eq(3).all()
+    # the high tier is the top 20% of predicted value
+    high = scores[scores["clv_tier"] == "high"]
+    assert high["predicted_clv_12m"].min() >= scores[scores["clv_tier"] != "high"]["predicted_clv_12m"].max()
     assert str(scores["cutoff_date"].iloc[0].date()) == first["cutoff"] == "2011-12-09"
     assert first["customers_scored"] == len(expected) and first["trained_is_champion"]
     assert set(first["holdout_metrics"]) == {"mae", "rmse", "normalized_gini"}
