@@ -59,23 +59,39 @@ class BgNbdGammaGamma:
         T = frame["btyd_t"].to_numpy(float) / DAYS_PER_WEEK
         horizon_weeks = self.horizon_days / DAYS_PER_WEEK
         bg = self._fit_bgnbd_converging(x, t_x, T)
-        expected_orders = np.asarray(bg.conditional_expected_number_of_purchases_up_to_time(horizon_weeks, x, t_x, T), float)
-        p_alive = np.asarray(bg.conditional_probability_alive(x, t_x, T), float)
-        monetary = frame["btyd_monetary_value"].to_numpy(float)
-        repeat = (x > 0) & (monetary > 0)
-        if repeat.sum() >= 10:
-            gg = fit_gamma_gamma(x[repeat], monetary[repeat], self.penalizer)
-            if gg.params_["q"] <= 1:
-                log.warning("Gamma-Gamma q = %.3f <= 1: expected spend is unstable", gg.params_["q"])
-            order_value = np.asarray(gg.conditional_expected_average_profit(np.where(repeat, x, 0), np.where(repeat, monetary, 0)), float)
-        else:  # too few repeat buyers: the mean first-order value stands in
-            order_value = np.full(len(frame), float(frame["avg_order_value"].mean()))
+        with np.errstate(all="ignore"):
+            expected_orders = np.asarray(bg.conditional_expected_number_of_purchases_up_to_time(horizon_weeks, x, t_x, T), float)
+            p_alive = np.asarray(bg.conditional_probability_alive(x, t_x, T), float)
+        # lifetimes' hypergeometric terms overflow for a few very frequent buyers: their observed
+        # purchase rate stands in, and they count as alive
+        unstable = ~np.isfinite(expected_orders)
+        if unstable.any():
+            log.warning("BG/NBD expectation not finite for %d customers: observed rate used", unstable.sum())
+            expected_orders[unstable] = (x[unstable] + 1) / np.maximum(T[unstable], 1) * horizon_weeks
+        p_alive = np.where(np.isfinite(p_alive), p_alive, 1.0)
+        order_value = self._expected_order_value(frame, x)
         return pd.DataFrame({
             "expected_orders": expected_orders,
             "p_alive": p_alive,
             "expected_order_value": order_value,
             "btyd_clv": np.clip(expected_orders * order_value, 0, None),
         }, index=frame.index)
+
+    def _expected_order_value(self, frame: pd.DataFrame, x: np.ndarray) -> np.ndarray:
+        """Gamma-Gamma conditional expected order value. When q <= 1 the model has no finite mean
+        (spend too heavy-tailed) or too few repeat buyers exist, each customer's own average order
+        value stands in."""
+        monetary = frame["btyd_monetary_value"].to_numpy(float)
+        own_average = np.where((x > 0) & (monetary > 0), monetary, frame["avg_order_value"].to_numpy(float))
+        repeat = (x > 0) & (monetary > 0)
+        if repeat.sum() < 10:
+            return own_average
+        gg = fit_gamma_gamma(x[repeat], monetary[repeat], self.penalizer)
+        if gg.params_["q"] <= 1:
+            log.warning("Gamma-Gamma q = %.3f <= 1 (no finite mean spend): own average order values used",
+                        gg.params_["q"])
+            return own_average
+        return np.asarray(gg.conditional_expected_average_profit(np.where(repeat, x, 0), np.where(repeat, monetary, 0)), float)
 
     def _fit_bgnbd_converging(self, x, t_x, T) -> BetaGeoFitter:
         """Fit BG/NBD, raising the penalizer step by step when the optimiser does not converge."""

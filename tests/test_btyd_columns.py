@@ -95,3 +95,14 @@ def test_online_retail_features_match_pandas(retail_features, retail_lines, cust
     assert row["revenue_sum_90d"] == pytest.approx(last_90["value"].sum())
     assert row["distinct_products_count"] == purchases["StockCode"].nunique()
     assert row["tenure_days"] == (cutoff - purchases["date"].min()).days
+
+
+def test_bgnbd_gg_components_are_finite_on_heavy_tailed_retail(retail_features):
+    """Online Retail's spend is so heavy-tailed that Gamma-Gamma's q falls below 1 and lifetimes'
+    expectations overflow for the biggest buyers: the model must still give usable numbers."""
+    from models_ml.btyd import BgNbdGammaGamma
+
+    components = BgNbdGammaGamma(horizon_days=365).components(retail_features.reset_index())
+    assert np.isfinite(components.to_numpy()).all()
+    assert components["p_alive"].between(0, 1).all()
+    assert (components["expected_orders"] >= 0).all() and (components["expected_order_value"] > 0).all()

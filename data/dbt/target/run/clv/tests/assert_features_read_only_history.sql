@@ -10,16 +10,16 @@
   -- Point-in-time check: recompute the count features straight from the order lines dated on or before
 -- each cutoff. Any customer where customer_features disagrees (or is missing, or extra) fails the test.
 with cutoffs as (
-    select * from "accuracy-synthetic"."main"."int_cutoffs"
+    select * from "accuracy-online-retail"."main"."int_cutoffs"
 ),
 
 purchase_lines as (
-    select * from "accuracy-synthetic"."main"."stg_shop__orders"
+    select * from "accuracy-online-retail"."main"."stg_shop__orders"
     where not is_return and line_revenue > 0
 ),
 
 features as (
-    select * from "accuracy-synthetic"."main"."customer_features"
+    select * from "accuracy-online-retail"."main"."customer_features"
 ),
 
 history as (

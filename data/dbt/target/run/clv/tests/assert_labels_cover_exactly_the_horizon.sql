@@ -10,17 +10,17 @@
   -- Label window check: purchase orders dated in (cutoff, cutoff + horizon_days] and nothing else.
 -- Recomputed from the order lines; every customer whose label count disagrees fails the test.
 with cutoffs as (
-    select * from "accuracy-synthetic"."main"."int_cutoffs"
+    select * from "accuracy-online-retail"."main"."int_cutoffs"
     where cutoff_role = 'training'
 ),
 
 purchase_lines as (
-    select * from "accuracy-synthetic"."main"."stg_shop__orders"
+    select * from "accuracy-online-retail"."main"."stg_shop__orders"
     where not is_return and line_revenue > 0
 ),
 
 labels as (
-    select * from "accuracy-synthetic"."main"."customer_labels"
+    select * from "accuracy-online-retail"."main"."customer_labels"
 ),
 
 in_window as (

@@ -1,6 +1,6 @@
 -- One row per session: when it started, how long it lasted, how many add-to-cart events it had.
 with events as (
-    select * from "accuracy-synthetic"."main"."stg_shop__events"
+    select * from "accuracy-online-retail"."main"."stg_shop__events"
 ),
 
 sessions as (

@@ -6,7 +6,7 @@
 
 with anchor as (
     
-    select max(order_date) as scoring_cutoff_date from "accuracy-synthetic"."main"."stg_shop__orders"
+    select max(order_date) as scoring_cutoff_date from "accuracy-online-retail"."main"."stg_shop__orders"
     
 ),
 
@@ -18,7 +18,7 @@ cutoffs as (
     select
         cast(
 
-    (scoring_cutoff_date + cast(-365 as bigint) * interval 1 day) as date),
+    (scoring_cutoff_date + cast(-180 as bigint) * interval 1 day) as date),
         'training',
         1
     from anchor
@@ -27,7 +27,7 @@ cutoffs as (
     select
         cast(
 
-    (scoring_cutoff_date + cast(-456 as bigint) * interval 1 day) as date),
+    (scoring_cutoff_date + cast(-271 as bigint) * interval 1 day) as date),
         'training',
         2
     from anchor
@@ -36,7 +36,7 @@ cutoffs as (
     select
         cast(
 
-    (scoring_cutoff_date + cast(-547 as bigint) * interval 1 day) as date),
+    (scoring_cutoff_date + cast(-362 as bigint) * interval 1 day) as date),
         'training',
         3
     from anchor
@@ -45,7 +45,7 @@ cutoffs as (
     select
         cast(
 
-    (scoring_cutoff_date + cast(-638 as bigint) * interval 1 day) as date),
+    (scoring_cutoff_date + cast(-453 as bigint) * interval 1 day) as date),
         'training',
         4
     from anchor
@@ -54,36 +54,9 @@ cutoffs as (
     select
         cast(
 
-    (scoring_cutoff_date + cast(-729 as bigint) * interval 1 day) as date),
+    (scoring_cutoff_date + cast(-544 as bigint) * interval 1 day) as date),
         'training',
         5
-    from anchor
-    
-    union all
-    select
-        cast(
-
-    (scoring_cutoff_date + cast(-820 as bigint) * interval 1 day) as date),
-        'training',
-        6
-    from anchor
-    
-    union all
-    select
-        cast(
-
-    (scoring_cutoff_date + cast(-911 as bigint) * interval 1 day) as date),
-        'training',
-        7
-    from anchor
-    
-    union all
-    select
-        cast(
-
-    (scoring_cutoff_date + cast(-1002 as bigint) * interval 1 day) as date),
-        'training',
-        8
     from anchor
     
 )
@@ -92,5 +65,5 @@ select
     cutoff_date,
     cutoff_role,
     snapshot_index,
-    365 as horizon_days
+    180 as horizon_days
 from cutoffs

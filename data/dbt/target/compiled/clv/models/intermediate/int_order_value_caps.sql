@@ -4,11 +4,11 @@
 
 
 with cutoffs as (
-    select * from "accuracy-synthetic"."main"."int_cutoffs"
+    select * from "accuracy-online-retail"."main"."int_cutoffs"
 ),
 
 orders as (
-    select * from "accuracy-synthetic"."main"."int_orders"
+    select * from "accuracy-online-retail"."main"."int_orders"
     where purchase_value > 0
 ),
 

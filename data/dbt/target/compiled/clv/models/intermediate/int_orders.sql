@@ -1,7 +1,7 @@
 -- One row per order of a known customer: purchase value (non-return lines with a positive price) and
 -- returned value (returned lines, as a positive number) kept apart.
 with order_lines as (
-    select * from "accuracy-synthetic"."main"."stg_shop__orders"
+    select * from "accuracy-online-retail"."main"."stg_shop__orders"
 ),
 
 orders as (

@@ -5,31 +5,31 @@
 
 
 with cutoffs as (
-    select * from "accuracy-synthetic"."main"."int_cutoffs"
+    select * from "accuracy-online-retail"."main"."int_cutoffs"
 ),
 
 orders as (
-    select * from "accuracy-synthetic"."main"."int_orders"
+    select * from "accuracy-online-retail"."main"."int_orders"
 ),
 
 order_value_caps as (
-    select * from "accuracy-synthetic"."main"."int_order_value_caps"
+    select * from "accuracy-online-retail"."main"."int_order_value_caps"
 ),
 
 purchase_days as (
-    select * from "accuracy-synthetic"."main"."int_customer_purchase_days"
+    select * from "accuracy-online-retail"."main"."int_customer_purchase_days"
 ),
 
 order_lines as (
-    select * from "accuracy-synthetic"."main"."stg_shop__orders"
+    select * from "accuracy-online-retail"."main"."stg_shop__orders"
 ),
 
 sessions as (
-    select * from "accuracy-synthetic"."main"."int_customer_sessions"
+    select * from "accuracy-online-retail"."main"."int_customer_sessions"
 ),
 
 customers as (
-    select * from "accuracy-synthetic"."main"."stg_shop__customers"
+    select * from "accuracy-online-retail"."main"."stg_shop__customers"
 ),
 
 known_customers as (

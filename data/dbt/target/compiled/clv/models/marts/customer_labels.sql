@@ -2,20 +2,20 @@
 -- net revenue (purchases minus returns, floored at zero) of orders dated in (cutoff, cutoff + horizon_days],
 -- order values capped at the cutoff's cap like the features.
 with cutoffs as (
-    select * from "accuracy-synthetic"."main"."int_cutoffs"
+    select * from "accuracy-online-retail"."main"."int_cutoffs"
     where cutoff_role = 'training'
 ),
 
 features as (
-    select customer_id, cutoff_date from "accuracy-synthetic"."main"."customer_features"
+    select customer_id, cutoff_date from "accuracy-online-retail"."main"."customer_features"
 ),
 
 orders as (
-    select * from "accuracy-synthetic"."main"."int_orders"
+    select * from "accuracy-online-retail"."main"."int_orders"
 ),
 
 order_value_caps as (
-    select * from "accuracy-synthetic"."main"."int_order_value_caps"
+    select * from "accuracy-online-retail"."main"."int_order_value_caps"
 ),
 
 future_orders as (

@@ -1,10 +1,10 @@
 -- The labelled snapshots models train on: features at each training cutoff joined to the label.
 with features as (
-    select * from "accuracy-synthetic"."main"."customer_features"
+    select * from "accuracy-online-retail"."main"."customer_features"
 ),
 
 labels as (
-    select * from "accuracy-synthetic"."main"."customer_labels"
+    select * from "accuracy-online-retail"."main"."customer_labels"
 ),
 
 joined as (

@@ -1,6 +1,6 @@
 -- One row per customer: the most recently landed version of their attributes.
 with source as (
-    select * from "accuracy-synthetic"."raw"."customers"
+    select * from "accuracy-online-retail"."raw"."customers"
 ),
 
 ranked as (

@@ -1,6 +1,6 @@
 -- Web/app events of known customers.
 with source as (
-    select * from "accuracy-synthetic"."raw"."events"
+    select * from "accuracy-online-retail"."raw"."events"
 ),
 
 cleaned as (

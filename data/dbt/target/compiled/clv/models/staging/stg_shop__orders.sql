@@ -3,7 +3,7 @@
 --   * a line is a return when its quantity is negative (Online Retail's C invoices carry negative quantities);
 --   * lines with a zero or negative unit price are kept for counts but carry no revenue.
 with source as (
-    select * from "accuracy-synthetic"."raw"."orders"
+    select * from "accuracy-online-retail"."raw"."orders"
 ),
 
 cleaned as (

@@ -2,7 +2,7 @@
     
 
     create  table
-      "accuracy-synthetic"."main"."int_customer_purchase_days__dbt_tmp"
+      "accuracy-online-retail"."main"."int_customer_purchase_days__dbt_tmp"
   
     
     as (
@@ -10,7 +10,7 @@
 -- require) with the gap to the previous one and the customer's first purchase day.
 -- A gap belongs to the history of every cutoff on or after its day.
 with orders as (
-    select * from "accuracy-synthetic"."main"."int_orders"
+    select * from "accuracy-online-retail"."main"."int_orders"
 ),
 
 daily as (

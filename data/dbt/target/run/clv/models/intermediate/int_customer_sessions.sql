@@ -2,13 +2,13 @@
     
 
     create  table
-      "accuracy-synthetic"."main"."int_customer_sessions__dbt_tmp"
+      "accuracy-online-retail"."main"."int_customer_sessions__dbt_tmp"
   
     
     as (
       -- One row per session: when it started, how long it lasted, how many add-to-cart events it had.
 with events as (
-    select * from "accuracy-synthetic"."main"."stg_shop__events"
+    select * from "accuracy-online-retail"."main"."stg_shop__events"
 ),
 
 sessions as (

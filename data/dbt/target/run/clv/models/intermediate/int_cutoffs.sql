@@ -2,7 +2,7 @@
     
 
     create  table
-      "accuracy-synthetic"."main"."int_cutoffs__dbt_tmp"
+      "accuracy-online-retail"."main"."int_cutoffs__dbt_tmp"
   
     
     as (
@@ -14,7 +14,7 @@
 
 with anchor as (
     
-    select max(order_date) as scoring_cutoff_date from "accuracy-synthetic"."main"."stg_shop__orders"
+    select max(order_date) as scoring_cutoff_date from "accuracy-online-retail"."main"."stg_shop__orders"
     
 ),
 
@@ -26,7 +26,7 @@ cutoffs as (
     select
         cast(
 
-    (scoring_cutoff_date + cast(-365 as bigint) * interval 1 day) as date),
+    (scoring_cutoff_date + cast(-180 as bigint) * interval 1 day) as date),
         'training',
         1
     from anchor
@@ -35,7 +35,7 @@ cutoffs as (
     select
         cast(
 
-    (scoring_cutoff_date + cast(-456 as bigint) * interval 1 day) as date),
+    (scoring_cutoff_date + cast(-271 as bigint) * interval 1 day) as date),
         'training',
         2
     from anchor
@@ -44,7 +44,7 @@ cutoffs as (
     select
         cast(
 
-    (scoring_cutoff_date + cast(-547 as bigint) * interval 1 day) as date),
+    (scoring_cutoff_date + cast(-362 as bigint) * interval 1 day) as date),
         'training',
         3
     from anchor
@@ -53,7 +53,7 @@ cutoffs as (
     select
         cast(
 
-    (scoring_cutoff_date + cast(-638 as bigint) * interval 1 day) as date),
+    (scoring_cutoff_date + cast(-453 as bigint) * interval 1 day) as date),
         'training',
         4
     from anchor
@@ -62,36 +62,9 @@ cutoffs as (
     select
         cast(
 
-    (scoring_cutoff_date + cast(-729 as bigint) * interval 1 day) as date),
+    (scoring_cutoff_date + cast(-544 as bigint) * interval 1 day) as date),
         'training',
         5
-    from anchor
-    
-    union all
-    select
-        cast(
-
-    (scoring_cutoff_date + cast(-820 as bigint) * interval 1 day) as date),
-        'training',
-        6
-    from anchor
-    
-    union all
-    select
-        cast(
-
-    (scoring_cutoff_date + cast(-911 as bigint) * interval 1 day) as date),
-        'training',
-        7
-    from anchor
-    
-    union all
-    select
-        cast(
-
-    (scoring_cutoff_date + cast(-1002 as bigint) * interval 1 day) as date),
-        'training',
-        8
     from anchor
     
 )
@@ -100,7 +73,7 @@ select
     cutoff_date,
     cutoff_role,
     snapshot_index,
-    365 as horizon_days
+    180 as horizon_days
 from cutoffs
     );
     

@@ -2,7 +2,7 @@
     
 
     create  table
-      "accuracy-synthetic"."main"."int_order_value_caps__dbt_tmp"
+      "accuracy-online-retail"."main"."int_order_value_caps__dbt_tmp"
   
     
     as (
@@ -12,11 +12,11 @@
 
 
 with cutoffs as (
-    select * from "accuracy-synthetic"."main"."int_cutoffs"
+    select * from "accuracy-online-retail"."main"."int_cutoffs"
 ),
 
 orders as (
-    select * from "accuracy-synthetic"."main"."int_orders"
+    select * from "accuracy-online-retail"."main"."int_orders"
     where purchase_value > 0
 ),
 

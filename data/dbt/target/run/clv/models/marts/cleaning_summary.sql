@@ -2,26 +2,26 @@
     
 
     create  table
-      "accuracy-synthetic"."main"."cleaning_summary__dbt_tmp"
+      "accuracy-online-retail"."main"."cleaning_summary__dbt_tmp"
   
     
     as (
       -- How many rows each cleaning rule touched, so nothing is lost silently. One row per rule
 -- (and per cutoff for the order value cap).
 with raw_orders as (
-    select * from "accuracy-synthetic"."raw"."orders"
+    select * from "accuracy-online-retail"."raw"."orders"
 ),
 
 order_lines as (
-    select * from "accuracy-synthetic"."main"."stg_shop__orders"
+    select * from "accuracy-online-retail"."main"."stg_shop__orders"
 ),
 
 orders as (
-    select * from "accuracy-synthetic"."main"."int_orders"
+    select * from "accuracy-online-retail"."main"."int_orders"
 ),
 
 order_value_caps as (
-    select * from "accuracy-synthetic"."main"."int_order_value_caps"
+    select * from "accuracy-online-retail"."main"."int_order_value_caps"
 ),
 
 line_rules as (

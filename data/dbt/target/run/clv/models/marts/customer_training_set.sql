@@ -2,17 +2,17 @@
     
 
     create  table
-      "accuracy-synthetic"."main"."customer_training_set__dbt_tmp"
+      "accuracy-online-retail"."main"."customer_training_set__dbt_tmp"
   
     
     as (
       -- The labelled snapshots models train on: features at each training cutoff joined to the label.
 with features as (
-    select * from "accuracy-synthetic"."main"."customer_features"
+    select * from "accuracy-online-retail"."main"."customer_features"
 ),
 
 labels as (
-    select * from "accuracy-synthetic"."main"."customer_labels"
+    select * from "accuracy-online-retail"."main"."customer_labels"
 ),
 
 joined as (

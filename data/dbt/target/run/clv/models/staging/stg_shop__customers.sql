@@ -1,9 +1,9 @@
 
   
-  create view "accuracy-synthetic"."main"."stg_shop__customers__dbt_tmp" as (
+  create view "accuracy-online-retail"."main"."stg_shop__customers__dbt_tmp" as (
     -- One row per customer: the most recently landed version of their attributes.
 with source as (
-    select * from "accuracy-synthetic"."raw"."customers"
+    select * from "accuracy-online-retail"."raw"."customers"
 ),
 
 ranked as (

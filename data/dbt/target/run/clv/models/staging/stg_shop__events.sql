@@ -1,9 +1,9 @@
 
   
-  create view "accuracy-synthetic"."main"."stg_shop__events__dbt_tmp" as (
+  create view "accuracy-online-retail"."main"."stg_shop__events__dbt_tmp" as (
     -- Web/app events of known customers.
 with source as (
-    select * from "accuracy-synthetic"."raw"."events"
+    select * from "accuracy-online-retail"."raw"."events"
 ),
 
 cleaned as (

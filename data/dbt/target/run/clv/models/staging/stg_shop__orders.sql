@@ -1,12 +1,12 @@
 
   
-  create view "accuracy-synthetic"."main"."stg_shop__orders__dbt_tmp" as (
+  create view "accuracy-online-retail"."main"."stg_shop__orders__dbt_tmp" as (
     -- Order lines, cleaned. Business rules:
 --   * lines without a customer id are dropped (they cannot be attributed to anyone);
 --   * a line is a return when its quantity is negative (Online Retail's C invoices carry negative quantities);
 --   * lines with a zero or negative unit price are kept for counts but carry no revenue.
 with source as (
-    select * from "accuracy-synthetic"."raw"."orders"
+    select * from "accuracy-online-retail"."raw"."orders"
 ),
 
 cleaned as (

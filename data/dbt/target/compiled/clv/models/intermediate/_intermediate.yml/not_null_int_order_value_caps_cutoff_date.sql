@@ -5,7 +5,7 @@
 
 
 select cutoff_date
-from "accuracy-synthetic"."main"."int_order_value_caps"
+from "accuracy-online-retail"."main"."int_order_value_caps"
 where cutoff_date is null
 
 

@@ -5,7 +5,7 @@
 
 
 select order_id
-from "accuracy-synthetic"."main"."int_orders"
+from "accuracy-online-retail"."main"."int_orders"
 where order_id is null
 
 

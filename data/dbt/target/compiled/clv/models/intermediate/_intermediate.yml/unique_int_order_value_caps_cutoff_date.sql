@@ -6,7 +6,7 @@ select
     cutoff_date as unique_field,
     count(*) as n_records
 
-from "accuracy-synthetic"."main"."int_order_value_caps"
+from "accuracy-online-retail"."main"."int_order_value_caps"
 where cutoff_date is not null
 group by cutoff_date
 having count(*) > 1

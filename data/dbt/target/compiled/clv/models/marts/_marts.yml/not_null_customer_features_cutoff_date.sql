@@ -5,7 +5,7 @@
 
 
 select cutoff_date
-from "accuracy-synthetic"."main"."customer_features"
+from "accuracy-online-retail"."main"."customer_features"
 where cutoff_date is null
 
 

@@ -5,7 +5,7 @@
 
 
 select customer_id
-from "accuracy-synthetic"."main"."customer_labels"
+from "accuracy-online-retail"."main"."customer_labels"
 where customer_id is null
 
 

@@ -5,7 +5,7 @@
 
 
 select future_revenue
-from "accuracy-synthetic"."main"."customer_labels"
+from "accuracy-online-retail"."main"."customer_labels"
 where future_revenue is null
 
 

@@ -5,7 +5,7 @@
 
 
 select future_revenue
-from "accuracy-synthetic"."main"."customer_training_set"
+from "accuracy-online-retail"."main"."customer_training_set"
 where future_revenue is null
 
 

@@ -5,7 +5,7 @@
 
 
 select customer_id
-from "accuracy-synthetic"."main"."stg_shop__events"
+from "accuracy-online-retail"."main"."stg_shop__events"
 where customer_id is null
 
 

@@ -5,7 +5,7 @@
 
 
 select customer_id
-from "accuracy-synthetic"."main"."stg_shop__orders"
+from "accuracy-online-retail"."main"."stg_shop__orders"
 where customer_id is null
 
 

@@ -5,7 +5,7 @@
 
 
 select order_line_id
-from "accuracy-synthetic"."main"."stg_shop__orders"
+from "accuracy-online-retail"."main"."stg_shop__orders"
 where order_line_id is null
 
 

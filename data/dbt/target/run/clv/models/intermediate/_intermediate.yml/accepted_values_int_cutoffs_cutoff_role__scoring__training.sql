@@ -17,7 +17,7 @@ with all_values as (
         cutoff_role as value_field,
         count(*) as n_records
 
-    from "accuracy-synthetic"."main"."int_cutoffs"
+    from "accuracy-online-retail"."main"."int_cutoffs"
     group by cutoff_role
 
 )

@@ -14,7 +14,7 @@
 
 
 select customer_id
-from "accuracy-synthetic"."main"."int_customer_purchase_days"
+from "accuracy-online-retail"."main"."int_customer_purchase_days"
 where customer_id is null
 
 

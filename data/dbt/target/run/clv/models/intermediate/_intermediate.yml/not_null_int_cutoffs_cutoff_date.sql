@@ -14,7 +14,7 @@
 
 
 select cutoff_date
-from "accuracy-synthetic"."main"."int_cutoffs"
+from "accuracy-online-retail"."main"."int_cutoffs"
 where cutoff_date is null
 
 

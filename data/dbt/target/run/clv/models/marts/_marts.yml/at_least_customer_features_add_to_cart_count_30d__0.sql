@@ -10,7 +10,7 @@
   
 -- Rows whose value is below min_value (NULLs pass: use not_null for those).
 select add_to_cart_count_30d
-from "accuracy-synthetic"."main"."customer_features"
+from "accuracy-online-retail"."main"."customer_features"
 where add_to_cart_count_30d < 0
 
   

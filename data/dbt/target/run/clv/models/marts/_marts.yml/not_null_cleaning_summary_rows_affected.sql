@@ -14,7 +14,7 @@
 
 
 select rows_affected
-from "accuracy-synthetic"."main"."cleaning_summary"
+from "accuracy-online-retail"."main"."cleaning_summary"
 where rows_affected is null
 
 

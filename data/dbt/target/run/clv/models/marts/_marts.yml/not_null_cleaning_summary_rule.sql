@@ -14,7 +14,7 @@
 
 
 select rule
-from "accuracy-synthetic"."main"."cleaning_summary"
+from "accuracy-online-retail"."main"."cleaning_summary"
 where rule is null
 
 

@@ -14,7 +14,7 @@
 
 
 select customer_id
-from "accuracy-synthetic"."main"."customer_features"
+from "accuracy-online-retail"."main"."customer_features"
 where customer_id is null
 
 

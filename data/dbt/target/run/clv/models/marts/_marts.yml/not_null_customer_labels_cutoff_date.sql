@@ -14,7 +14,7 @@
 
 
 select cutoff_date
-from "accuracy-synthetic"."main"."customer_labels"
+from "accuracy-online-retail"."main"."customer_labels"
 where cutoff_date is null
 
 

@@ -14,7 +14,7 @@
 
 
 select customer_id
-from "accuracy-synthetic"."main"."customer_training_set"
+from "accuracy-online-retail"."main"."customer_training_set"
 where customer_id is null
 
 

@@ -14,7 +14,7 @@
 
 
 select cutoff_date
-from "accuracy-synthetic"."main"."customer_training_set"
+from "accuracy-online-retail"."main"."customer_training_set"
 where cutoff_date is null
 
 

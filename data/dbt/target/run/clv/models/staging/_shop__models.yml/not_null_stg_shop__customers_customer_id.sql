@@ -14,7 +14,7 @@
 
 
 select customer_id
-from "accuracy-synthetic"."main"."stg_shop__customers"
+from "accuracy-online-retail"."main"."stg_shop__customers"
 where customer_id is null
 
 

@@ -14,7 +14,7 @@
 
 
 select order_id
-from "accuracy-synthetic"."main"."stg_shop__orders"
+from "accuracy-online-retail"."main"."stg_shop__orders"
 where order_id is null
 
 

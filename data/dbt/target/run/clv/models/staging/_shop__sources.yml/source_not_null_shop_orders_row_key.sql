@@ -14,7 +14,7 @@
 
 
 select row_key
-from "accuracy-synthetic"."raw"."orders"
+from "accuracy-online-retail"."raw"."orders"
 where row_key is null
 
 

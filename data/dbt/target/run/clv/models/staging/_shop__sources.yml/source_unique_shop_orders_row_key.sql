@@ -15,7 +15,7 @@ select
     row_key as unique_field,
     count(*) as n_records
 
-from "accuracy-synthetic"."raw"."orders"
+from "accuracy-online-retail"."raw"."orders"
 where row_key is not null
 group by row_key
 having count(*) > 1
