@@ -17,7 +17,7 @@ def numeric_feature_columns(frame: pd.DataFrame) -> list[str]:
 
 def feature_matrix(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The model input: the given columns as float64 (NULL -> NaN, which XGBoost treats as missing),
-    rounded to 9 significant decimals: the warehouse sums floats in parallel, in any order, and the last
+    rounded to 9 decimal places: the warehouse sums floats in parallel, in any order, and the last
     bits must not change which way a tree splits."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:

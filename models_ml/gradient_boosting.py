@@ -43,6 +43,8 @@ class TrainingResult:
     baseline_metrics: dict[str, float] = field(default_factory=dict)
     rows_trained: int = 0
     rows_holdout: int = 0
+    # holdout rows with truth, prediction and slice columns, for plots and the model card
+    holdout: pd.DataFrame | None = None
 
 
 def fit_regressor(features: pd.DataFrame, target: pd.Series, params: dict | None = None) -> xgb.XGBRegressor:
@@ -74,6 +76,7 @@ def train_with_temporal_holdout(training_set: pd.DataFrame, params: dict | None 
     holdout_metrics: dict[str, float] = {}
     baseline_metrics: dict[str, float] = {}
     holdout_cutoff = None
+    holdout_view = None
     rows_holdout = 0
     if len(cutoffs) >= 2:
         holdout_cutoff = cutoffs[-1]
@@ -81,7 +84,12 @@ def train_with_temporal_holdout(training_set: pd.DataFrame, params: dict | None 
         earlier, holdout = training_set[~is_holdout], training_set[is_holdout]
         backtest_model = fit_regressor(feature_matrix(earlier, columns), earlier[TARGET], params)
         y_true = holdout[TARGET].to_numpy(float)
-        holdout_metrics = regression_report(y_true, predict_revenue(backtest_model, feature_matrix(holdout, columns)))
+        holdout_predictions = predict_revenue(backtest_model, feature_matrix(holdout, columns))
+        holdout_metrics = regression_report(y_true, holdout_predictions)
+        holdout_view = pd.DataFrame({"actual": y_true, "predicted": holdout_predictions})
+        for column in ("country", "acquisition_channel"):
+            if column in holdout:
+                holdout_view[column] = holdout[column].fillna("unknown").to_numpy()
         baseline = holdout[BASELINE_FEATURE].clip(lower=0).fillna(0).to_numpy(float)
         baseline_metrics = regression_report(y_true, baseline)
         rows_holdout = len(holdout)
@@ -96,6 +104,7 @@ def train_with_temporal_holdout(training_set: pd.DataFrame, params: dict | None 
         baseline_metrics=baseline_metrics,
         rows_trained=len(training_set),
         rows_holdout=rows_holdout,
+        holdout=holdout_view,
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -14,6 +16,9 @@ from mlflow.tracking import MlflowClient
 
 from models_ml.gradient_boosting import TrainingResult, predict_revenue
 from models_ml.features import feature_matrix
+from models_ml.metrics import decile_table
+from models_ml.model_card import model_card
+from models_ml.report import decile_chart, lorenz_chart
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "clv-weekly"
@@ -34,6 +39,19 @@ def use_tracking_store(tracking_uri: str, artifact_location: str | None = None) 
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
     mlflow.set_experiment(EXPERIMENT)
+
+
+def git_commit() -> str:
+    """The commit of the code that trained the model (with `+dirty` for uncommitted changes)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def data_fingerprint(frame: pd.DataFrame) -> str:
@@ -62,6 +80,16 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
                          "holdout_protocol": "fit on earlier training cutoffs, scored on the latest one; "
                                              "label windows of earlier cutoffs overlap the holdout's"})
         mlflow.log_dict({"features": result.feature_columns}, "feature_columns.json")
+        commit = git_commit()
+        mlflow.set_tag("git_commit", commit)
+        mlflow.log_text(model_card(result, model_name, int(run_params.get("horizon_days", 365)), commit,
+                                   data_fingerprint(training_set)), "model_card.md")
+        if result.holdout is not None:
+            holdout = result.holdout
+            mlflow.log_text(lorenz_chart(holdout["actual"].to_numpy(float), {"model": holdout["predicted"].to_numpy(float)}),
+                            "plots/lorenz.svg")
+            mlflow.log_text(decile_chart(model_name, decile_table(holdout["actual"], holdout["predicted"])),
+                            "plots/deciles.svg")
         info = mlflow.xgboost.log_model(result.model, name="model", signature=signature, input_example=example)
         version = mlflow.register_model(info.model_uri, model_name)
     client = MlflowClient()

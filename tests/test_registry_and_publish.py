@@ -35,6 +35,13 @@ def test_first_version_becomes_champion_and_later_ones_do_not(store):
     assert run.data.metrics["holdout_normalized_gini"] == pytest.approx(result.holdout_metrics["normalized_gini"])
     assert run.data.params["holdout_cutoff"] == "2023-07-01"
     assert len(run.data.tags["training_data_hash"]) == 16
+    assert run.data.tags["git_commit"] != ""
+    artifacts = {a.path for a in MlflowClient().list_artifacts(first.run_id)}
+    assert {"model_card.md", "plots", "feature_columns.json"} <= artifacts  # the model itself: a LoggedModel
+    card = mlflow.artifacts.load_text(f"runs:/{first.run_id}/model_card.md")
+    assert "## Intended use" in card and "holdout (cutoff 2023-07-01" in card and "## Limitations" in card
+    plots = {a.path for a in MlflowClient().list_artifacts(first.run_id, "plots")}
+    assert plots == {"plots/lorenz.svg", "plots/deciles.svg"}
     info = mlflow.models.get_model_info(f"models:/clv_test/1")
     assert info.signature.inputs.input_names() == result.feature_columns
 
