@@ -143,7 +143,7 @@ def accuracy_training_set(dataset: str, workdir: Path, customers: int = 20000) -
 
 
 def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int = 20000,
-                   report_path: Path | None = None) -> dict:
+                   report_path: Path | None = None, tune_trials: int = 0) -> dict:
     """Every model on the same strict temporal holdout; JSON of the metrics plus an HTML report."""
     from models_ml.baselines import LastPeriodSpend, SpendRateTimesLifespan
     from models_ml.btyd import BgNbdGammaGamma
@@ -157,6 +157,20 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
     train, test = strict_temporal_split(frame, horizon)
     models = [SpendRateTimesLifespan(horizon), LastPeriodSpend(horizon), LinearRFM(), BgNbdGammaGamma(horizon),
               XGBoostCLV(horizon_days=horizon), XGBoostCLV(with_btyd=True, horizon_days=horizon)]
+    if tune_trials and not train.empty:
+        import mlflow
+
+        from clv.config import default_artifact_location, default_tracking_uri
+        from models_ml.tuning import tune_xgboost
+
+        mlflow.set_tracking_uri(default_tracking_uri())
+        if mlflow.get_experiment_by_name("clv-tuning") is None:
+            mlflow.create_experiment("clv-tuning", artifact_location=default_artifact_location())
+        mlflow.set_experiment("clv-tuning")
+        best = tune_xgboost(train, horizon, tune_trials)
+        tuned = XGBoostCLV(best, horizon_days=horizon)
+        tuned.name = "xgboost_tuned"
+        models.append(tuned)
     results = evaluate_models(models, train, test)
     test_cutoff = str(pd.Timestamp(test["cutoff_date"].iloc[0]).date())
     train_cutoffs = sorted({str(pd.Timestamp(c).date()) for c in train["cutoff_date"]})

@@ -55,6 +55,7 @@ def _cmd_run(args) -> int:
         snapshot_spacing_days=args.snapshot_spacing_days,
         warehouse=str(args.warehouse) if args.warehouse else None,
         order_value_cap_percentile=args.order_value_cap_percentile,
+        high_tier_share=args.high_tier_share, medium_tier_share=args.medium_tier_share,
     )
     print("\n" + format_summary(summary))
     return 0
@@ -97,7 +98,7 @@ def _cmd_bench(args) -> int:
                                 Path(args.data) if args.data else None, args.training_snapshots)
     else:
         result = bench_accuracy(args.dataset, Path(args.json), workdir, args.customers,
-                                Path(args.report) if args.report else None)
+                                Path(args.report) if args.report else None, args.tune_trials)
         result = {k: v for k, v in result.items() if k != "slices"}
     print(json.dumps(result, indent=2))
     return 0
@@ -126,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the weekly pipeline: land, dbt build, train, register, score")
     add_build_options(run, str(config.BUNDLED_ORDERS))
+    run.add_argument("--high-tier-share", type=float, default=0.2,
+                     help="share of customers (by predicted value) in the high tier (default 0.2)")
+    run.add_argument("--medium-tier-share", type=float, default=0.3,
+                     help="share of customers in the medium tier, after the high tier (default 0.3)")
     run.set_defaults(func=_cmd_run)
 
     features = sub.add_parser("features", help="build the feature and label tables only (dbt build)")
@@ -149,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_accuracy.add_argument("--report", help="HTML report path (default: the JSON path with .html)")
     bench_accuracy.add_argument("--customers", type=int, default=20000, help="synthetic customers (default 20k)")
     bench_accuracy.add_argument("--workdir", help="scratch directory (default $CLV_HOME/bench)")
+    bench_accuracy.add_argument("--tune-trials", type=int, default=0,
+                                help="also evaluate xgboost_tuned: Optuna search with this many trials on a "
+                                     "temporal validation split of the training data (logged to MLflow)")
     bench_accuracy.set_defaults(func=_cmd_bench)
 
     synth = sub.add_parser("synth", help="write a synthetic shop (orders, customers, events) as parquet")
@@ -169,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "horizon_days", 1) < 1:
         print("clv: --horizon-days must be at least 1", file=sys.stderr)
+        return 2
+    shares = (getattr(args, "high_tier_share", 0.2), getattr(args, "medium_tier_share", 0.3))
+    if not (all(0 <= share <= 1 for share in shares) and sum(shares) <= 1):
+        print("clv: tier shares must lie in [0, 1] and add up to at most 1", file=sys.stderr)
         return 2
     from psycopg2 import Error as PostgresError
 

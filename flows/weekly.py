@@ -113,6 +113,8 @@ def weekly_clv_pipeline(
     warehouse: str | None = None,
     model_name: str = config.MODEL_NAME,
     order_value_cap_percentile: float | None = 0.999,
+    high_tier_share: float = 0.2,
+    medium_tier_share: float = 0.3,
 ) -> dict:
     """Land the inputs, build features and labels in dbt, train and register a model, score customers."""
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
@@ -122,7 +124,7 @@ def weekly_clv_pipeline(
     result, training_set = train_model(warehouse)
     registered = register_model(result, training_set, model_name, {
         "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days, "orders_input": orders})
-    scored = score_customers(warehouse, scoring_date, model_name, horizon_days)
+    scored = score_customers(warehouse, scoring_date, model_name, horizon_days, high_tier_share, medium_tier_share)
     summary = {
         "cutoff": str(scoring_date),
         "horizon_days": horizon_days,

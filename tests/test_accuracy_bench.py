@@ -68,3 +68,23 @@ def test_report_charts_are_drawn_in_headless_chromium(synthetic_bench, tmp_path)
     assert drawn is not None, result.stderr[-2000:]
     # Lorenz, calibration, one decile chart per model, SHAP summary
     assert int(drawn.group(1)) == expected == 2 + len(MODELS) + 1
+
+
+def test_tuning_logs_every_trial_and_returns_the_best(clv_home):
+    import mlflow
+
+    from clv.config import default_tracking_uri
+    from models_ml.tuning import tune_xgboost
+    from tests.test_models import synthetic_snapshots
+
+    mlflow.set_tracking_uri(default_tracking_uri())
+    mlflow.set_experiment("tuning-test")
+    best = tune_xgboost(synthetic_snapshots(400), horizon_days=90, n_trials=3)
+    runs = mlflow.search_runs(experiment_names=["tuning-test"])
+    trials = runs[runs["tags.mlflow.runName"].str.startswith("trial-")]
+    assert len(trials) == 3 and trials["metrics.validation_mae"].notna().all()
+    parent = runs[runs["tags.mlflow.runName"] == "xgboost-tuning"].iloc[0]
+    assert parent["params.validation_protocol"] == "strict"  # 90-day labels end before the last cutoff
+    assert float(parent["metrics.best_validation_mae"]) == pytest.approx(trials["metrics.validation_mae"].min())
+    assert set(best) == {"max_depth", "learning_rate", "n_estimators", "min_child_weight", "subsample",
+                         "colsample_bytree", "tweedie_variance_power"}
