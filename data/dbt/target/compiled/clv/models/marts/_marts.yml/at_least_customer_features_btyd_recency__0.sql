@@ -1,5 +1,0 @@
-
--- Rows whose value is below min_value (NULLs pass: use not_null for those).
-select btyd_recency
-from "accuracy-online-retail"."main"."customer_features"
-where btyd_recency < 0

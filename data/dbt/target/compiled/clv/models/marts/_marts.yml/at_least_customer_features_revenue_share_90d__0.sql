@@ -1,5 +1,0 @@
-
--- Rows whose value is below min_value (NULLs pass: use not_null for those).
-select revenue_share_90d
-from "accuracy-online-retail"."main"."customer_features"
-where revenue_share_90d < 0

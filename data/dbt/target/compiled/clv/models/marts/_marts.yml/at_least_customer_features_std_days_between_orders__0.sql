@@ -1,5 +1,0 @@
-
--- Rows whose value is below min_value (NULLs pass: use not_null for those).
-select std_days_between_orders
-from "accuracy-online-retail"."main"."customer_features"
-where std_days_between_orders < 0

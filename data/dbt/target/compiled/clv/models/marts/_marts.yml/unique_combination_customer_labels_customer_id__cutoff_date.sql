@@ -1,6 +1,0 @@
-
--- Key combinations that occur more than once.
-select customer_id, cutoff_date, count(*) as occurrences
-from "accuracy-online-retail"."main"."customer_labels"
-group by customer_id, cutoff_date
-having count(*) > 1
