@@ -11,7 +11,6 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-import xgboost as xgb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
@@ -22,8 +21,7 @@ from clv.postgres import PostgresRawSink
 from clv.transform import dbt_vars, run_dbt
 from clv.warehouse import connect, connect_in_memory, publish_scores, read_table, scoring_cutoff
 from models_ml import registry
-from models_ml.features import feature_matrix
-from models_ml.gradient_boosting import TrainingResult, predict_revenue, train_with_temporal_holdout
+from models_ml.gradient_boosting import TrainingResult, train_with_temporal_holdout
 from models_ml.btyd import BgNbdGammaGamma
 from models_ml.scoring import build_score_table, top_reasons
 
@@ -57,11 +55,11 @@ def build_features(warehouse: str, cutoff: date | None, horizon_days: int, train
 
 
 @task(cache_policy=NO_CACHE)
-def train_model(warehouse: str) -> tuple[TrainingResult, pd.DataFrame]:
-    """Fit the XGBoost model on the labelled snapshots, with an out-of-time holdout."""
+def train_model(warehouse: str, horizon_days: int = 365) -> tuple[TrainingResult, pd.DataFrame]:
+    """Fit the champion model type on the labelled snapshots, with an out-of-time holdout."""
     with connect(warehouse, read_only=True) as con:
         training_set = read_table(con, "customer_training_set")
-    result = train_with_temporal_holdout(training_set)
+    result = train_with_temporal_holdout(training_set, horizon_days)
     get_run_logger().info("trained on %d rows (cutoffs %s); holdout %s: %s", result.rows_trained,
                           ", ".join(result.train_cutoffs), result.holdout_cutoff, result.holdout_metrics)
     return result, training_set
@@ -86,14 +84,16 @@ def score_customers(warehouse: str, cutoff: date, model_name: str, horizon_days:
         features = read_table(con, "customer_features", "cutoff_date = ?", [cutoff])
     if features.empty:
         raise ValueError(f"no customers known at cutoff {cutoff}: nothing to score")
-    X = feature_matrix(features, columns)
-    predictions = predict_revenue(model, X)
+    missing = [c for c in columns if c not in features.columns]
+    if missing:
+        raise KeyError(f"customer_features lacks column(s) the champion needs: {', '.join(missing)}")
+    predictions = model.predict(features)
     btyd = BgNbdGammaGamma(horizon_days).components(features)
-    contributions = model.get_booster().predict(xgb.DMatrix(X), pred_contribs=True)[:, :-1]
+    contributions = model.contributions(features)
     scores = build_score_table(features["customer_id"], cutoff, predictions, model_name, version,
                                pd.Timestamp.now(tz="UTC").tz_localize(None), high_share, medium_share,
                                p_alive=btyd["p_alive"], expected_orders=btyd["expected_orders"],
-                               reasons=top_reasons(contributions, columns))
+                               reasons=top_reasons(contributions.to_numpy(), list(contributions.columns)))
     with connect(warehouse) as con:
         publish_scores(con, scores)
     tiers = scores["clv_tier"].value_counts().to_dict()
@@ -121,7 +121,7 @@ def weekly_clv_pipeline(
     loads = land_inputs(warehouse, orders, customers, events)
     scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days,
                                   "duckdb", order_value_cap_percentile)
-    result, training_set = train_model(warehouse)
+    result, training_set = train_model(warehouse, horizon_days)
     registered = register_model(result, training_set, model_name, {
         "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days, "orders_input": orders})
     scored = score_customers(warehouse, scoring_date, model_name, horizon_days, high_tier_share, medium_tier_share)

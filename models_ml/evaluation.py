@@ -13,7 +13,7 @@ from models_ml.features import TARGET
 from models_ml.metrics import decile_table, disparate_impact_ratio, full_report
 
 log = logging.getLogger(__name__)
-SUPERVISED = {"heuristic", "linear", "xgboost", "hybrid", "xgboost_tuned"}
+SUPERVISED = {"heuristic", "linear", "xgboost", "hybrid", "xgboost_tuned", "xgboost_offset"}
 
 
 def strict_temporal_split(frame: pd.DataFrame, horizon_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:

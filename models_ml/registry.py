@@ -9,13 +9,11 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import xgboost as xgb
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from models_ml.gradient_boosting import TrainingResult, predict_revenue
-from models_ml.features import feature_matrix
+from models_ml.gradient_boosting import TrainingResult
 from models_ml.metrics import decile_table
 from models_ml.model_card import model_card
 from models_ml.report import decile_chart, lorenz_chart
@@ -63,9 +61,10 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
                      run_params: dict, champion_alias: str = "champion") -> RegisteredModel:
     """Log params, metrics and the model (with signature) to MLflow, register a new version, and point
     the champion alias at it when the model has no champion yet."""
-    X = feature_matrix(training_set, result.feature_columns)
-    example = X.head(5)
-    signature = infer_signature(example, predict_revenue(result.model, example))
+    example = training_set[result.model.required_columns()].head(5)
+    # numbers as float64: integer columns in a signature reject NULLs at serving time
+    example = example.apply(lambda c: c.astype("float64") if pd.api.types.is_numeric_dtype(c) else c)
+    signature = infer_signature(example, result.model.predict(example))
     with mlflow.start_run(run_name=f"train-{run_params.get('scoring_cutoff', '')}") as run:
         mlflow.log_params({**{f"xgb_{k}": v for k, v in result.params.items()}, **run_params})
         mlflow.log_params({
@@ -90,7 +89,8 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
                             "plots/lorenz.svg")
             mlflow.log_text(decile_chart(model_name, decile_table(holdout["actual"], holdout["predicted"])),
                             "plots/deciles.svg")
-        info = mlflow.xgboost.log_model(result.model, name="model", signature=signature, input_example=example)
+        info = mlflow.pyfunc.log_model(name="model", python_model=CLVModelWrapper(result.model),
+                                       signature=signature, input_example=example)
         version = mlflow.register_model(info.model_uri, model_name)
     client = MlflowClient()
     for key, value in result.holdout_metrics.items():
@@ -111,11 +111,21 @@ def champion_version(model_name: str, alias: str = "champion") -> str | None:
         return None
 
 
-def load_model_by_alias(model_name: str, alias: str = "champion") -> tuple[xgb.XGBRegressor, str, list[str]]:
-    """Load the aliased model with its version and the feature columns it was trained on."""
+def load_model_by_alias(model_name: str, alias: str = "champion"):
+    """The aliased CLV model object (fit/predict/contributions), its version and the columns it reads."""
     version = champion_version(model_name, alias)
     if version is None:
         raise LookupError(f"registered model {model_name!r} has no {alias!r} alias: train and register a model first")
-    model = mlflow.xgboost.load_model(f"models:/{model_name}@{alias}")
-    columns = list(model.get_booster().feature_names or [])
-    return model, version, columns
+    model = mlflow.pyfunc.load_model(f"models:/{model_name}@{alias}").unwrap_python_model().model
+    return model, version, model.required_columns()
+
+
+class CLVModelWrapper(mlflow.pyfunc.PythonModel):
+    """Serves any model of the zoo through MLflow: input = customer_features columns, output = predicted
+    horizon revenue. `unwrap_python_model().model` gives the model object back (for SHAP reasons)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        return self.model.predict(model_input)

@@ -78,7 +78,7 @@ def write_report(path: Path, summary: dict, results, test: pd.DataFrame) -> Path
     charts = [("Lorenz curves", lorenz_chart(y, {n: r.predictions for n, r in results.items()})),
               ("Calibration", calibration_chart(results))]
     charts += [(f"Deciles: {n}", decile_chart(n, r.deciles)) for n, r in results.items()]
-    tree_model = next((r.model for n, r in results.items() if n in ("hybrid", "xgboost")), None)
+    tree_model = next((r.model for n, r in results.items() if n in ("xgboost_offset", "hybrid", "xgboost")), None)
     if tree_model is not None:
         charts.append(("SHAP summary", shap_summary_chart(tree_model, test)))
     rows = "".join(

@@ -14,7 +14,7 @@ import pytest
 from clv.bench import bench_accuracy
 from models_ml.evaluation import strict_temporal_split
 
-MODELS = {"heuristic", "last_period", "linear", "bgnbd_gg", "xgboost", "hybrid"}
+MODELS = {"heuristic", "last_period", "linear", "bgnbd_gg", "xgboost", "hybrid", "xgboost_offset"}
 METRICS = {"mae", "rmse", "normalized_gini", "spearman", "decile_mape", "top10_capture", "calibration_ratio"}
 
 

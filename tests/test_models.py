@@ -54,6 +54,7 @@ def test_features_exclude_keys_labels_and_text():
 
 def test_training_holds_out_the_latest_cutoff_and_learns_signal():
     result = train_with_temporal_holdout(synthetic_snapshots())
+    assert result.model.name == "xgboost_offset"  # the champion model type
     assert result.holdout_cutoff == "2023-07-01"
     assert result.train_cutoffs == ["2023-01-01", "2023-04-01", "2023-07-01"]
     assert result.rows_holdout == 1500 and result.rows_trained == 4500
@@ -95,8 +96,7 @@ def test_training_does_not_depend_on_row_order():
     shuffled = data.sample(frac=1.0, random_state=3)
     a, b = train_with_temporal_holdout(data), train_with_temporal_holdout(shuffled)
     assert a.holdout_metrics == b.holdout_metrics
-    X = data[a.feature_columns].astype(float)
-    np.testing.assert_array_equal(a.model.predict(X), b.model.predict(X))
+    np.testing.assert_array_equal(a.model.predict(data), b.model.predict(data))
 
 
 def test_ranking_metrics_by_hand():
@@ -126,3 +126,16 @@ def test_top_reasons_pick_the_largest_absolute_contributions():
     contributions = np.array([[0.1, -2.0, 0.5, 0.0], [3.0, 0.2, -0.1, -0.4]])
     reasons = top_reasons(contributions, ["a", "b", "c", "d"])
     assert list(reasons) == ["b (-2.00), c (+0.50), a (+0.10)", "a (+3.00), d (-0.40), b (+0.20)"]
+
+
+def test_offset_model_scales_with_last_year_spend():
+    """Trees alone cannot predict beyond the training range; with the log offset the prediction moves
+    with each customer's own spend."""
+    from models_ml.gradient_boosting import XGBoostCLV
+
+    data = synthetic_snapshots(800).assign(tenure_days=100)  # a history-length-dependent column
+    offset_model = XGBoostCLV({"max_depth": 3, "n_estimators": 100}, horizon_days=365, offset="last_period").fit(data)
+    plain = XGBoostCLV({"max_depth": 3, "n_estimators": 100}, horizon_days=365).fit(data)
+    whale = data.head(1).assign(revenue_sum_365d=data["revenue_sum_365d"].max() * 20)
+    assert offset_model.predict(whale)[0] > 5 * plain.predict(whale)[0]
+    assert "tenure_days" in plain.columns_ and "tenure_days" not in offset_model.columns_  # windowed features only

@@ -42,13 +42,14 @@ def test_first_version_becomes_champion_and_later_ones_do_not(store):
     assert "## Intended use" in card and "holdout (cutoff 2023-07-01" in card and "## Limitations" in card
     plots = {a.path for a in MlflowClient().list_artifacts(first.run_id, "plots")}
     assert plots == {"plots/lorenz.svg", "plots/deciles.svg"}
-    info = mlflow.models.get_model_info(f"models:/clv_test/1")
-    assert info.signature.inputs.input_names() == result.feature_columns
+    info = mlflow.models.get_model_info("models:/clv_test/1")
+    assert info.signature.inputs.input_names() == result.model.required_columns()
 
     model, version, columns = registry.load_model_by_alias("clv_test")
-    assert version == "1" and columns == result.feature_columns
-    np.testing.assert_allclose(model.predict(data[columns].astype(float).head(3)),
-                               result.model.predict(data[columns].astype(float).head(3)), rtol=1e-6)
+    assert version == "1" and columns == result.model.required_columns()
+    np.testing.assert_allclose(model.predict(data.head(3)), result.model.predict(data.head(3)), rtol=1e-6)
+    served = mlflow.pyfunc.load_model("models:/clv_test@champion").predict(data[columns].head(3).astype(float))
+    np.testing.assert_allclose(np.asarray(served), result.model.predict(data.head(3)), rtol=1e-6)
 
 
 def test_loading_without_champion_is_a_clear_error(store):
