@@ -187,6 +187,8 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
         "models": {name: {k: _round(v) for k, v in r.metrics.items()} for name, r in results.items()},
         "disparate_impact": {name: {k: _round(v) for k, v in r.disparate_impact.items()} for name, r in results.items()},
         "slices": {name: r.slices for name, r in results.items()},
+        # calibration per decile of predicted value: mean predicted vs mean actual
+        "deciles": {name: r.deciles.round(4).to_dict(orient="list") for name, r in results.items()},
     }
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(summary, indent=2, default=_round) + "\n")

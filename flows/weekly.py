@@ -146,7 +146,8 @@ def weekly_clv_pipeline(
 def format_summary(summary: dict) -> str:
     """The run summary printed by `clv run` and shown as a Prefect artifact."""
     def metrics(values: dict) -> str:
-        return ", ".join(f"{k} {v:,.3f}" for k, v in values.items()) or "n/a (needs two training cutoffs)"
+        shown = ("mae", "rmse", "normalized_gini")
+        return ", ".join(f"{k} {values[k]:,.3f}" for k in shown if k in values) or "n/a (needs two training cutoffs)"
 
     champion_note = "now champion" if summary["trained_is_champion"] else "registered; champion unchanged"
     lines = [

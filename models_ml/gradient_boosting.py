@@ -13,7 +13,7 @@ import pandas as pd
 import xgboost as xgb
 
 from models_ml.features import TARGET, feature_matrix, numeric_feature_columns
-from models_ml.metrics import regression_report
+from models_ml.metrics import full_report
 
 DEFAULT_PARAMS = {
     "objective": "reg:tweedie",
@@ -78,13 +78,13 @@ def train_with_temporal_holdout(training_set: pd.DataFrame, horizon_days: int = 
         earlier, holdout = training_set[~is_holdout], training_set[is_holdout]
         y_true = holdout[TARGET].to_numpy(float)
         holdout_predictions = make_model().fit(earlier).predict(holdout)
-        holdout_metrics = regression_report(y_true, holdout_predictions)
+        holdout_metrics = full_report(y_true, holdout_predictions)
         holdout_view = pd.DataFrame({"actual": y_true, "predicted": holdout_predictions})
         for column in ("country", "acquisition_channel"):
             if column in holdout:
                 holdout_view[column] = holdout[column].fillna("unknown").to_numpy()
         baseline = holdout[BASELINE_FEATURE].clip(lower=0).fillna(0).to_numpy(float) * horizon_days / 365.0
-        baseline_metrics = regression_report(y_true, baseline)
+        baseline_metrics = full_report(y_true, baseline)
         rows_holdout = len(holdout)
     model = make_model().fit(training_set)
     return TrainingResult(

@@ -49,6 +49,8 @@ def test_json_has_every_model_and_metric(synthetic_bench):
         assert 0 < metrics["mae"] and -1 <= metrics["normalized_gini"] <= 1
     assert set(written["slices"]["xgboost"]) == {"country", "acquisition_channel"}
     assert 0 < written["disparate_impact"]["xgboost"]["acquisition_channel"] <= 1
+    deciles = written["deciles"]["xgboost_offset"]
+    assert deciles["bin"] == list(range(1, 11)) and sum(deciles["customers"]) == written["customers_test"]
 
 
 def test_report_charts_are_drawn_in_headless_chromium(synthetic_bench, tmp_path):

@@ -59,7 +59,8 @@ def test_training_holds_out_the_latest_cutoff_and_learns_signal():
     assert result.train_cutoffs == ["2023-01-01", "2023-04-01", "2023-07-01"]
     assert result.rows_holdout == 1500 and result.rows_trained == 4500
     assert result.holdout_metrics["normalized_gini"] > 0.3  # the latent rate drives both sides
-    assert set(result.baseline_metrics) == {"mae", "rmse", "normalized_gini"}
+    assert {"mae", "rmse", "normalized_gini", "spearman", "decile_mape", "top10_capture",
+            "calibration_ratio"} == set(result.baseline_metrics) == set(result.holdout_metrics)
 
 
 def test_training_with_one_cutoff_reports_no_holdout():
