@@ -77,11 +77,23 @@ def _cmd_features(args) -> int:
     return 0
 
 
+def _cmd_monitor(args) -> int:
+    from flows.monitor import monitor_flow
+
+    report = monitor_flow(warehouse=str(args.warehouse) if args.warehouse else None, json_path=args.json)
+    print(f"\nDrift status: {report['status']} (model {report['model_name']} v{report['model_version']}, "
+          f"cutoff {report['cutoff']}); prediction PSI {report['prediction']['psi']:.3f}")
+    for name in report["drifted_features"]:
+        print(f"- {name}: PSI {report['features'][name]['psi']:.3f}")
+    print(f"report: {args.json}")
+    return 0
+
+
 def _cmd_synth(args) -> int:
     from clv.synth import SynthConfig, write_synthetic
 
     paths = write_synthetic(SynthConfig(customers=args.customers, seed=args.seed, start=args.start,
-                                        days=args.days), Path(args.out))
+                                        days=args.days, rate_multiplier=args.rate_multiplier), Path(args.out))
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
@@ -139,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="warehouse engine (postgres: settings from CLV_PG_* variables)")
     features.set_defaults(func=_cmd_features)
 
+    monitor = sub.add_parser("monitor", help="drift of the latest scoring run against the champion's baseline")
+    monitor.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+    monitor.add_argument("--json", required=True, help="where to write the JSON report")
+    monitor.set_defaults(func=_cmd_monitor)
+
     bench = sub.add_parser("bench", help="benchmarks that write JSON")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True)
     bench_features = bench_sub.add_parser("features", help="dbt feature build time vs a bare scan of the same tables")
@@ -165,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=7)
     synth.add_argument("--start", type=_date, default=date(2023, 1, 1), help="first day of the period")
     synth.add_argument("--days", type=int, default=730, help="length of the period in days (default 730)")
+    synth.add_argument("--rate-multiplier", type=float, default=1.0,
+                       help="multiply every purchase rate (e.g. 3 for a shifted population in drift demos)")
     synth.set_defaults(func=_cmd_synth)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,7 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
                          "holdout_protocol": "fit on earlier training cutoffs, scored on the latest one; "
                                              "label windows of earlier cutoffs overlap the holdout's"})
         mlflow.log_dict({"features": result.feature_columns}, "feature_columns.json")
+        log_drift_baseline(result, training_set)
         commit = git_commit()
         mlflow.set_tag("git_commit", commit)
         mlflow.log_text(model_card(result, model_name, int(run_params.get("horizon_days", 365)), commit,
@@ -101,6 +103,28 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
         is_champion = True
         log.info("%s version %s is the first model: alias %s set", model_name, version.version, champion_alias)
     return RegisteredModel(model_name, str(version.version), run.info.run_id, is_champion)
+
+
+BASELINE_ARTIFACT = "baseline/features.parquet"
+
+
+def log_drift_baseline(result: TrainingResult, training_set: pd.DataFrame, max_rows: int = 50_000) -> None:
+    """A sample of the latest training cutoff's features with the model's predictions: what drift
+    monitoring compares the scoring population against."""
+    latest = training_set[training_set["cutoff_date"] == training_set["cutoff_date"].max()]
+    sample = latest.sample(min(len(latest), max_rows), random_state=0)
+    baseline = sample[result.model.required_columns()].copy()
+    baseline["predicted"] = result.model.predict(sample)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "features.parquet"
+        baseline.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="baseline")
+
+
+def load_drift_baseline(model_name: str, version: str) -> pd.DataFrame:
+    """The drift baseline logged by the run that registered this model version."""
+    run_id = MlflowClient().get_model_version(model_name, version).run_id
+    return pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=BASELINE_ARTIFACT))
 
 
 def champion_version(model_name: str, alias: str = "champion") -> str | None:

@@ -1,0 +1,80 @@
+"""Drift monitoring of the latest scoring run in a warehouse against the champion's training baseline."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from clv.warehouse import connect
+from models_ml import registry
+from models_ml.drift import drift_report
+
+HISTORY_TABLE = "drift_history"
+PROXY_DAYS = 30
+
+
+def latest_scoring(con) -> tuple[pd.DataFrame, object, str, str]:
+    """Scores of the latest run (by scored_at) with their features, the cutoff, model name and version."""
+    rows = con.execute("select cutoff_date, model_name, model_version, max(scored_at) from clv_scores "
+                       "group by 1, 2, 3 order by 4 desc limit 1").fetchall()
+    if not rows:
+        raise LookupError("clv_scores is empty: run `clv run` before `clv monitor`")
+    cutoff, model_name, version, _ = rows[0]
+    frame = con.execute(
+        """select f.*, s.predicted_clv_12m from clv_scores s
+           join customer_features f on f.customer_id = s.customer_id and f.cutoff_date = s.cutoff_date""").df()
+    return frame, cutoff, model_name, version
+
+
+def proxy_rank_correlation(con, cutoff, scores: pd.DataFrame) -> float | None:
+    """Spearman correlation of predicted value with actual spend in the 30 days after the cutoff, once
+    those days are in the warehouse (None before)."""
+    last = con.execute("select max(order_date) from int_orders").fetchall()[0][0]
+    if last is None or pd.Timestamp(last) < pd.Timestamp(cutoff) + pd.Timedelta(days=PROXY_DAYS):
+        return None
+    spend = con.execute(
+        f"""select customer_id, sum(purchase_value - returned_value) as spend from int_orders
+            where order_date > ? and order_date <= ? group by 1""",
+        [cutoff, (pd.Timestamp(cutoff) + pd.Timedelta(days=PROXY_DAYS)).date()]).df()
+    actual = scores["customer_id"].map(spend.set_index("customer_id")["spend"]).fillna(0)
+    return float(spearmanr(scores["predicted_clv_12m"], actual).statistic)
+
+
+def monitor(warehouse: Path | str, json_path: Path | None = None) -> dict:
+    """Compare the latest scoring population with the champion's baseline; write the JSON report and
+    append a row to `drift_history`."""
+    with connect(warehouse) as con:
+        current, cutoff, model_name, version = latest_scoring(con)
+        proxy = proxy_rank_correlation(con, cutoff, current)
+    baseline = registry.load_drift_baseline(model_name, version)
+    features = [c for c in baseline.columns if c != "predicted" and c in current.columns
+                and pd.api.types.is_numeric_dtype(baseline[c])]
+    report = drift_report(baseline, current, features, baseline["predicted"], current["predicted_clv_12m"])
+    report.update({"model_name": model_name, "model_version": version, "cutoff": str(cutoff),
+                   "customers": len(current), "baseline_rows": len(baseline), "proxy_spearman_30d": proxy,
+                   "monitored_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2, default=_finite) + "\n")
+    history = pd.DataFrame([{
+        "monitored_at": pd.Timestamp(report["monitored_at"]).tz_localize(None), "cutoff_date": cutoff,
+        "model_name": model_name, "model_version": version, "status": report["status"],
+        "prediction_psi": report["prediction"]["psi"], "drifted_features": ",".join(report["drifted_features"]),
+        "proxy_spearman_30d": proxy, "report_json": json.dumps(report, default=_finite),
+    }])
+    with connect(warehouse) as con:
+        con.register("new_history", history)
+        con.execute(f"create table if not exists {HISTORY_TABLE} as select * from new_history where false")
+        con.execute(f"insert into {HISTORY_TABLE} by name select * from new_history")
+        con.unregister("new_history")
+    return report
+
+
+def _finite(value):
+    value = float(value)
+    return value if np.isfinite(value) else None
