@@ -89,6 +89,30 @@ def _cmd_monitor(args) -> int:
     return 0
 
 
+def _who() -> str:
+    import getpass
+
+    return os.environ.get("CLV_OPERATOR") or getpass.getuser()
+
+
+def _cmd_promote(args) -> int:
+    from models_ml import registry
+
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    previous = registry.promote(args.model_name, args.version, _who(), args.reason)
+    print(f"{args.model_name}: champion is now version {args.version} (was {previous or 'none'})")
+    return 0
+
+
+def _cmd_rollback(args) -> int:
+    from models_ml import registry
+
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    restored = registry.rollback(args.model_name, _who(), args.reason)
+    print(f"{args.model_name}: champion rolled back to version {restored}")
+    return 0
+
+
 def _cmd_synth(args) -> int:
     from clv.synth import SynthConfig, write_synthetic
 
@@ -151,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
                           help="warehouse engine (postgres: settings from CLV_PG_* variables)")
     features.set_defaults(func=_cmd_features)
 
+    promote = sub.add_parser("promote", help="point the champion alias at a registered model version")
+    promote.add_argument("version", help="model version to promote")
+    promote.add_argument("--reason", required=True, help="why (recorded on the version with who and when)")
+    promote.add_argument("--model-name", default=config.MODEL_NAME)
+    promote.set_defaults(func=_cmd_promote)
+
+    rollback = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
+    rollback.add_argument("--reason", required=True, help="why (recorded on the version rolled back)")
+    rollback.add_argument("--model-name", default=config.MODEL_NAME)
+    rollback.set_defaults(func=_cmd_rollback)
+
     monitor = sub.add_parser("monitor", help="drift of the latest scoring run against the champion's baseline")
     monitor.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
     monitor.add_argument("--json", required=True, help="where to write the JSON report")
@@ -201,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (all(0 <= share <= 1 for share in shares) and sum(shares) <= 1):
         print("clv: tier shares must lie in [0, 1] and add up to at most 1", file=sys.stderr)
         return 2
+    from mlflow.exceptions import MlflowException
     from psycopg2 import Error as PostgresError
 
     from clv.contract import ContractError
@@ -208,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError) as exc:
+    except (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError,
+            MlflowException) as exc:
         print(f"clv {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

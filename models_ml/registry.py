@@ -100,6 +100,7 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
     is_champion = False
     if champion_version(model_name, champion_alias) is None:
         client.set_registered_model_alias(model_name, champion_alias, version.version)
+        client.set_registered_model_tag(model_name, HISTORY_TAG, str(version.version))
         is_champion = True
         log.info("%s version %s is the first model: alias %s set", model_name, version.version, champion_alias)
     return RegisteredModel(model_name, str(version.version), run.info.run_id, is_champion)
@@ -153,3 +154,43 @@ class CLVModelWrapper(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None):
         return self.model.predict(model_input)
+
+
+HISTORY_TAG = "champion_history"  # on the registered model: versions that held the alias, oldest first
+
+
+def _champion_history(client: MlflowClient, model_name: str) -> list[str]:
+    tags = client.get_registered_model(model_name).tags
+    return [v for v in tags.get(HISTORY_TAG, "").split(",") if v]
+
+
+def promote(model_name: str, version: str, who: str, reason: str, alias: str = "champion") -> str | None:
+    """Point the alias at `version`, recording who, when and why on the version; returns the previous
+    champion version (None when there was none)."""
+    client = MlflowClient()
+    client.get_model_version(model_name, version)  # raises when the version does not exist
+    previous = champion_version(model_name, alias)
+    history = _champion_history(client, model_name) or ([previous] if previous else [])
+    client.set_registered_model_alias(model_name, alias, version)
+    client.set_registered_model_tag(model_name, HISTORY_TAG, ",".join([*history, str(version)]))
+    for key, value in {"promoted_by": who, "promotion_reason": reason, "previous_champion": previous or "none",
+                       "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    log.info("%s: %s moved from version %s to %s by %s (%s)", model_name, alias, previous, version, who, reason)
+    return previous
+
+
+def rollback(model_name: str, who: str, reason: str, alias: str = "champion") -> str:
+    """Give the alias back to the version that held it before the current one; returns that version."""
+    client = MlflowClient()
+    history = _champion_history(client, model_name)
+    current = champion_version(model_name, alias)
+    if current is None or len(history) < 2 or history[-1] != current:
+        raise LookupError(f"{model_name}: no previous {alias} to roll back to (history: {history or 'empty'})")
+    restored = history[-2]
+    client.set_registered_model_alias(model_name, alias, restored)
+    client.set_registered_model_tag(model_name, HISTORY_TAG, ",".join(history[:-1]))
+    client.set_model_version_tag(model_name, current, "rolled_back_by", who)
+    client.set_model_version_tag(model_name, current, "rollback_reason", reason)
+    log.info("%s: %s rolled back from version %s to %s by %s (%s)", model_name, alias, current, restored, who, reason)
+    return restored

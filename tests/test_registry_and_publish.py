@@ -87,3 +87,27 @@ def test_history_gains_new_score_columns(tmp_path):
         publish_scores(con, scores("2").assign(p_alive=0.5))
         rows = con.execute("select model_version, p_alive from clv_scores_history order by 1").fetchall()
         assert rows == [("1", None)] * 3 + [("2", 0.5)] * 3
+
+
+def test_promote_records_who_and_why_and_rollback_restores(store, monkeypatch, capsys):
+    from clv.cli import main
+
+    data = synthetic_snapshots(300)
+    result = train_with_temporal_holdout(data)
+    for _ in range(3):
+        registry.log_and_register(result, data, "clv_xgboost", {"scoring_cutoff": "2024-01-01"})
+    monkeypatch.setenv("CLV_OPERATOR", "ana")
+    assert main(["promote", "3", "--reason", "beat v1 on the shadow run"]) == 0
+    assert registry.champion_version("clv_xgboost") == "3"
+    tags = MlflowClient().get_model_version("clv_xgboost", "3").tags
+    assert (tags["promoted_by"], tags["promotion_reason"], tags["previous_champion"]) == (
+        "ana", "beat v1 on the shadow run", "1")
+    assert main(["promote", "2", "--reason", "try 2"]) == 0
+    assert main(["rollback", "--reason", "v2 mis-scores new customers"]) == 0
+    assert registry.champion_version("clv_xgboost") == "3"
+    assert MlflowClient().get_model_version("clv_xgboost", "2").tags["rolled_back_by"] == "ana"
+    assert main(["rollback", "--reason", "again"]) == 0
+    assert registry.champion_version("clv_xgboost") == "1"
+    assert main(["rollback", "--reason", "nothing left"]) == 1
+    assert "no previous champion" in capsys.readouterr().err
+    assert main(["promote", "9", "--reason", "missing"]) == 1
