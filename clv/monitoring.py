@@ -38,7 +38,7 @@ def proxy_rank_correlation(con, cutoff, scores: pd.DataFrame) -> float | None:
     if last is None or pd.Timestamp(last) < pd.Timestamp(cutoff) + pd.Timedelta(days=PROXY_DAYS):
         return None
     spend = con.execute(
-        f"""select customer_id, sum(purchase_value - returned_value) as spend from int_orders
+        """select customer_id, sum(purchase_value - returned_value) as spend from int_orders
             where order_date > ? and order_date <= ? group by 1""",
         [cutoff, (pd.Timestamp(cutoff) + pd.Timedelta(days=PROXY_DAYS)).date()]).df()
     actual = scores["customer_id"].map(spend.set_index("customer_id")["spend"]).fillna(0)

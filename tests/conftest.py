@@ -15,6 +15,8 @@ from pathlib import Path  # noqa: E402
 import duckdb  # noqa: E402
 import pytest  # noqa: E402
 
+from prefect.testing.fixtures import asserting_and_emitting_events_worker  # noqa: E402, F401 - fixture
+
 from clv.config import BUNDLED_ORDERS  # noqa: E402
 
 @pytest.fixture

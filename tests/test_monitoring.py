@@ -9,7 +9,6 @@ import duckdb
 import pytest
 
 from prefect.events.clients import AssertingPassthroughEventsClient
-from prefect.testing.fixtures import asserting_and_emitting_events_worker  # noqa: F401 - pytest fixture
 
 from clv.cli import main
 from clv.synth import SynthConfig, write_synthetic
