@@ -23,6 +23,7 @@ from clv.warehouse import connect, connect_in_memory, publish_scores, read_table
 from models_ml import registry
 from models_ml.gradient_boosting import TrainingResult, train_with_temporal_holdout
 from models_ml.btyd import BgNbdGammaGamma
+from models_ml.gates import GateConfig, as_dicts, evaluate_gates, gates_passed
 from models_ml.scoring import build_score_table, top_reasons
 
 
@@ -74,6 +75,26 @@ def register_model(result: TrainingResult, training_set: pd.DataFrame, model_nam
 
 
 @task(cache_policy=NO_CACHE)
+def gate_challenger(result: TrainingResult, training_set: pd.DataFrame, registered: registry.RegisteredModel,
+                    gate_config: dict | None = None) -> dict:
+    """A new version that is not the champion becomes `challenger` when it passes every promotion gate."""
+    if registered.is_champion or result.holdout is None:
+        return {"evaluated": False, "passed": None, "gates": []}
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    champion, champion_version, _ = registry.load_model_by_alias(registered.name, config.CHAMPION_ALIAS)
+    ordered = training_set.sort_values(["cutoff_date", "customer_id"], kind="mergesort", ignore_index=True)
+    holdout_rows = ordered[ordered["cutoff_date"].astype(str) == result.holdout_cutoff]
+    results = evaluate_gates(result.holdout, champion.predict(holdout_rows), GateConfig(**(gate_config or {})))
+    passed = gates_passed(results)
+    registry.record_gates(registered.name, registered.version, registered.run_id, as_dicts(results), passed)
+    logger = get_run_logger()
+    for gate in results:
+        logger.info("gate %s: %s (%s)", gate.gate, "pass" if gate.passed else "FAIL", gate.detail)
+    return {"evaluated": True, "passed": passed, "champion_version": champion_version,
+            "gates": [{"gate": g.gate, "passed": g.passed, "detail": g.detail} for g in results]}
+
+
+@task(cache_policy=NO_CACHE)
 def score_customers(warehouse: str, cutoff: date, model_name: str, horizon_days: int = 365,
                     high_share: float = 0.2, medium_share: float = 0.3) -> dict:
     """Score every customer known at the cutoff with the champion, add BG/NBD's P(alive) and expected
@@ -115,6 +136,7 @@ def weekly_clv_pipeline(
     order_value_cap_percentile: float | None = 0.999,
     high_tier_share: float = 0.2,
     medium_tier_share: float = 0.3,
+    gate_config: dict | None = None,
 ) -> dict:
     """Land the inputs, build features and labels in dbt, train and register a model, score customers."""
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
@@ -124,6 +146,7 @@ def weekly_clv_pipeline(
     result, training_set = train_model(warehouse, horizon_days)
     registered = register_model(result, training_set, model_name, {
         "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days, "orders_input": orders})
+    gates = gate_challenger(result, training_set, registered, gate_config)
     scored = score_customers(warehouse, scoring_date, model_name, horizon_days, high_tier_share, medium_tier_share)
     summary = {
         "cutoff": str(scoring_date),
@@ -131,6 +154,7 @@ def weekly_clv_pipeline(
         "loads": loads,
         "trained_version": registered.version,
         "trained_is_champion": registered.is_champion,
+        "gates": gates,
         "holdout_cutoff": result.holdout_cutoff,
         "holdout_metrics": result.holdout_metrics,
         "baseline_metrics": result.baseline_metrics,
@@ -149,7 +173,15 @@ def format_summary(summary: dict) -> str:
         shown = ("mae", "rmse", "normalized_gini")
         return ", ".join(f"{k} {values[k]:,.3f}" for k in shown if k in values) or "n/a (needs two training cutoffs)"
 
-    champion_note = "now champion" if summary["trained_is_champion"] else "registered; champion unchanged"
+    gates = summary.get("gates") or {}
+    if summary["trained_is_champion"]:
+        champion_note = "now champion"
+    elif gates.get("evaluated"):
+        failed = [g["gate"] for g in gates["gates"] if not g["passed"]]
+        champion_note = ("passed every gate: now challenger" if gates["passed"]
+                         else f"registered; failed gates: {', '.join(failed)}")
+    else:
+        champion_note = "registered; champion unchanged"
     lines = [
         f"Weekly CLV run, cutoff {summary['cutoff']} (horizon {summary['horizon_days']} days)",
         f"- customers scored: {summary['customers_scored']:,} with model version {summary['model_version']}"

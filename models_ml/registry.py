@@ -194,3 +194,16 @@ def rollback(model_name: str, who: str, reason: str, alias: str = "champion") ->
     client.set_model_version_tag(model_name, current, "rollback_reason", reason)
     log.info("%s: %s rolled back from version %s to %s by %s (%s)", model_name, alias, current, restored, who, reason)
     return restored
+
+
+def record_gates(model_name: str, version: str, run_id: str, gates: list[dict], passed: bool,
+                 challenger_alias: str = "challenger") -> None:
+    """Store the gate results on the version (tags) and the run (gates.json); point the challenger alias
+    at the version when every gate passed."""
+    client = MlflowClient()
+    for gate in gates:
+        client.set_model_version_tag(model_name, version, f"gate_{gate['gate']}", "pass" if gate["passed"] else "fail")
+    client.set_model_version_tag(model_name, version, "gates", "pass" if passed else "fail")
+    client.log_dict(run_id, {"passed": passed, "gates": gates}, "gates.json")
+    if passed:
+        client.set_registered_model_alias(model_name, challenger_alias, version)

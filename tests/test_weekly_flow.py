@@ -8,6 +8,8 @@ import pytest
 
 from clv.cli import main
 from flows.weekly import weekly_clv_pipeline
+from mlflow.tracking import MlflowClient
+
 from models_ml import registry
 
 pytestmark = pytest.mark.slow
@@ -53,6 +55,13 @@ def test_weekly_flow_scores_every_known_customer_and_is_idempotent(prefect_serve
         rescored = con.execute("select model_version, count(*) from clv_scores group by 1").fetchall()
         history = con.execute("select count(*) from clv_scores_history").fetchall()[0][0]
     assert second["trained_version"] == "2" and not second["trained_is_champion"]
+    # the champion was fit on the holdout rows as well, so a retrain on the same data cannot beat it
+    assert second["gates"]["evaluated"] and not second["gates"]["passed"]
+    gates = {g["gate"]: g for g in second["gates"]["gates"]}
+    assert not gates["beats_champion"]["passed"] and gates["prediction_sanity"]["passed"]
+    assert registry.champion_version("clv_xgboost", "challenger") is None
+    tags = MlflowClient().get_model_version("clv_xgboost", "2").tags
+    assert tags["gates"] == "fail" and tags["gate_beats_champion"] == "fail"
     assert rescored == [("1", len(expected))]  # scored by the champion, still version 1
     assert history == 2 * len(expected)
     assert registry.champion_version("clv_xgboost") == "1"
@@ -64,3 +73,12 @@ def test_cli_reports_a_missing_column_and_keeps_scores(prefect_server, clv_home,
     assert main(["run", "--orders", str(bad)]) == 1
     error = capsys.readouterr().err
     assert "missing required column(s) order_ts" in error and "orders.csv" in error
+
+
+def test_a_version_passing_every_gate_becomes_challenger(prefect_server, clv_home, retail_sample):
+    weekly_clv_pipeline(orders=str(retail_sample))
+    relaxed = {"require_beating_champion": False, "gini_floor": 0.0, "disparate_impact_min": 0.0}
+    second = weekly_clv_pipeline(orders=str(retail_sample), gate_config=relaxed)
+    assert second["gates"]["passed"]
+    assert registry.champion_version("clv_xgboost", "challenger") == "2"
+    assert registry.champion_version("clv_xgboost") == "1"
