@@ -113,6 +113,17 @@ def _cmd_rollback(args) -> int:
     return 0
 
 
+def _cmd_shadow(args) -> int:
+    from flows.shadow import shadow_flow
+
+    result = shadow_flow(warehouse=str(args.warehouse) if args.warehouse else None,
+                         max_mean_shift=args.max_mean_shift)
+    print(f"\nShadow run {'passed' if result['passed'] else 'FAILED'}: champion v{result['champion_version']} vs "
+          f"challenger v{result['challenger_version']} on {result['customers']:,} customers; mean shift "
+          f"{result['mean_shift']:.1%}, rank correlation {result['spearman']:.3f}")
+    return 0 if result["passed"] else 3
+
+
 def _cmd_synth(args) -> int:
     from clv.synth import SynthConfig, write_synthetic
 
@@ -185,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True, help="why (recorded on the version rolled back)")
     rollback.add_argument("--model-name", default=config.MODEL_NAME)
     rollback.set_defaults(func=_cmd_rollback)
+
+    shadow = sub.add_parser("shadow", help="score the latest population with champion and challenger side by side")
+    shadow.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+    shadow.add_argument("--max-mean-shift", type=float, default=0.15,
+                        help="largest relative change of the mean prediction that passes (default 0.15)")
+    shadow.set_defaults(func=_cmd_shadow)
 
     monitor = sub.add_parser("monitor", help="drift of the latest scoring run against the champion's baseline")
     monitor.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")

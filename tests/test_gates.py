@@ -41,3 +41,12 @@ def test_each_gate_fails_for_its_reason():
     assert round(unfair["disparate_impact_country"].values["ratio"], 3) == 0.433
     negative = by_name(evaluate_gates(holdout([-1.0, 2.0, 12.0, 28.0])))
     assert not negative["prediction_sanity"].passed
+
+
+def test_shadow_comparison_by_hand():
+    from models_ml.shadow import compare_shadow
+
+    result = compare_shadow([10.0, 20.0, 30.0], [12.0, 24.0, 30.0], 1.0, 2.0)
+    assert result["mean_shift"] == 2 / 20 and result["passed"] and result["spearman"] == 1.0
+    assert not compare_shadow([10.0, 20.0, 30.0], [20.0, 30.0, 40.0], 1.0, 1.0)["passed"]  # +50%
+    assert not compare_shadow([10.0, 20.0, 30.0], [10.0, 20.0, 30.0], 1.0, 5.0)["passed"]  # 5x slower

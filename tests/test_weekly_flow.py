@@ -82,3 +82,12 @@ def test_a_version_passing_every_gate_becomes_challenger(prefect_server, clv_hom
     assert second["gates"]["passed"]
     assert registry.champion_version("clv_xgboost", "challenger") == "2"
     assert registry.champion_version("clv_xgboost") == "1"
+
+    assert main(["shadow"]) == 0  # same data: the challenger's mean stays within 15%
+    with duckdb.connect(str(clv_home / "warehouse" / "clv.duckdb"), read_only=True) as con:
+        run = con.execute("select champion_version, challenger_version, customers, mean_shift, spearman, passed "
+                          "from shadow_runs").df()
+        per_customer = con.execute("select count(*) from shadow_scores").fetchall()[0][0]
+    assert run[["champion_version", "challenger_version"]].values.tolist() == [["1", "2"]]
+    assert run["passed"].item() and run["mean_shift"].item() < 0.15 and run["spearman"].item() > 0.8
+    assert per_customer == run["customers"].item() == second["customers_scored"]

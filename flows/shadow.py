@@ -1,0 +1,69 @@
+"""Shadow run: score the latest scoring population with champion and challenger side by side."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from clv import config
+from clv.warehouse import connect, read_table
+from models_ml import registry
+from models_ml.shadow import compare_shadow
+
+RUNS_TABLE = "shadow_runs"
+SCORES_TABLE = "shadow_scores"
+
+
+def _timed_predict(model, frame: pd.DataFrame):
+    start = time.perf_counter()
+    predictions = model.predict(frame)
+    return predictions, time.perf_counter() - start
+
+
+@flow(name="shadow-run", log_prints=True)
+def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAME,
+                max_mean_shift: float = 0.15, max_runtime_ratio: float = 3.0) -> dict:
+    """Champion vs challenger on the customers of the latest scoring cutoff; results in `shadow_runs`
+    (one row per run), `shadow_scores` (per customer, latest run) and a Prefect artifact."""
+    warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    champion, champion_version, _ = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
+    challenger, challenger_version, _ = registry.load_model_by_alias(model_name, "challenger")
+    with connect(warehouse) as con:
+        cutoff = con.execute("select max(cutoff_date) from clv_scores").fetchall()[0][0]
+        if cutoff is None:
+            raise LookupError("clv_scores is empty: run `clv run` before a shadow run")
+        features = read_table(con, "customer_features", "cutoff_date = ?", [cutoff])
+    champion_predictions, champion_seconds = _timed_predict(champion, features)
+    challenger_predictions, challenger_seconds = _timed_predict(challenger, features)
+    result = compare_shadow(champion_predictions, challenger_predictions, champion_seconds, challenger_seconds,
+                            max_mean_shift, max_runtime_ratio)
+    result.update({"model_name": model_name, "champion_version": champion_version,
+                   "challenger_version": challenger_version, "cutoff": str(cutoff)})
+    run_row = pd.DataFrame([{**result, "run_at": pd.Timestamp.now(tz="UTC").tz_localize(None)}])
+    per_customer = pd.DataFrame({"customer_id": features["customer_id"], "cutoff_date": features["cutoff_date"],
+                                 "champion_prediction": champion_predictions,
+                                 "challenger_prediction": challenger_predictions})
+    with connect(warehouse) as con:
+        con.register("run_row", run_row)
+        con.register("per_customer", per_customer)
+        con.execute("begin transaction")
+        con.execute(f"create table if not exists {RUNS_TABLE} as select * from run_row where false")
+        con.execute(f"insert into {RUNS_TABLE} by name select * from run_row")
+        con.execute(f"create or replace table {SCORES_TABLE} as select * from per_customer")
+        con.execute("commit")
+    create_markdown_artifact(
+        key="clv-shadow-run",
+        markdown=(f"# Shadow run: {'pass' if result['passed'] else 'FAIL'}\n\n"
+                  f"Champion v{champion_version} vs challenger v{challenger_version} on {result['customers']:,} "
+                  f"customers (cutoff {cutoff}).\n\n- mean prediction {result['mean_champion']:,.2f} -> "
+                  f"{result['mean_challenger']:,.2f} (shift {result['mean_shift']:.1%}, limit {max_mean_shift:.0%})\n"
+                  f"- rank correlation {result['spearman']:.3f}\n- scoring time {champion_seconds:.2f} s -> "
+                  f"{challenger_seconds:.2f} s (ratio {result['runtime_ratio']:.2f}, limit {max_runtime_ratio})\n"),
+        description="Champion vs challenger",
+    )
+    return result
