@@ -124,6 +124,32 @@ def _cmd_shadow(args) -> int:
     return 0 if result["passed"] else 3
 
 
+def _cmd_segments(args) -> int:
+    from clv.campaigns import write_segments
+
+    table = write_segments(args.warehouse or config.default_warehouse(), args.kind, args.size, args.seed)
+    counts = table["chosen_by" if args.kind == "canary" else "arm"].value_counts().to_dict()
+    print(f"campaign_{args.kind}: {len(table):,} customers ({', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))})")
+    return 0
+
+
+def _cmd_ab_analyze(args) -> int:
+    import json
+
+    from clv.campaigns import analyze_ab
+
+    result = analyze_ab(args.warehouse or config.default_warehouse(), args.observed, args.min_detectable_lift)
+    print(f"A (champion) {result['customers_control']:,} customers, mean {result['mean_control']:,.2f}; "
+          f"B (challenger) {result['customers_treatment']:,}, mean {result['mean_treatment']:,.2f}")
+    print(f"lift {result['lift']:+.1%}, Welch t = {result['t_statistic']:.3f}, p = {result['p_value']:.4f}, "
+          f"{result['confidence']:.0%} CI of the difference [{result['ci_low']:,.2f}, {result['ci_high']:,.2f}]")
+    print(f"customers needed per arm to detect a {result['detectable_lift']:.1%} lift: "
+          f"{result['customers_needed_per_arm']} -> sample {'large enough' if result['sample_large_enough'] else 'too small'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def _cmd_synth(args) -> int:
     from clv.synth import SynthConfig, write_synthetic
 
@@ -202,6 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     shadow.add_argument("--max-mean-shift", type=float, default=0.15,
                         help="largest relative change of the mean prediction that passes (default 0.15)")
     shadow.set_defaults(func=_cmd_shadow)
+
+    segments = sub.add_parser("segments", help="campaign segments from the latest shadow run (canary or A/B)")
+    segments.add_argument("--kind", choices=["canary", "ab"], required=True)
+    segments.add_argument("--size", type=int, help="canary target list size (default: 10%% of customers)")
+    segments.add_argument("--seed", type=int, default=1, help="A/B assignment seed (default 1)")
+    segments.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+    segments.set_defaults(func=_cmd_segments)
+
+    ab = sub.add_parser("ab-analyze", help="lift, Welch's t-test and CI of an A/B campaign")
+    ab.add_argument("--observed", required=True, help="file with customer_id and revenue observed after the campaign")
+    ab.add_argument("--min-detectable-lift", type=float, help="lift the test should detect (default: the observed one)")
+    ab.add_argument("--json", help="write the result as JSON")
+    ab.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+    ab.set_defaults(func=_cmd_ab_analyze)
 
     monitor = sub.add_parser("monitor", help="drift of the latest scoring run against the champion's baseline")
     monitor.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")

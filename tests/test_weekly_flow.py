@@ -91,3 +91,11 @@ def test_a_version_passing_every_gate_becomes_challenger(prefect_server, clv_hom
     assert run[["champion_version", "challenger_version"]].values.tolist() == [["1", "2"]]
     assert run["passed"].item() and run["mean_shift"].item() < 0.15 and run["spearman"].item() > 0.8
     assert per_customer == run["customers"].item() == second["customers_scored"]
+
+    assert main(["segments", "--kind", "canary", "--size", "100"]) == 0
+    assert main(["segments", "--kind", "ab", "--seed", "5"]) == 0
+    with duckdb.connect(str(clv_home / "warehouse" / "clv.duckdb"), read_only=True) as con:
+        canary = con.execute("select chosen_by, model_version, count(*) from campaign_canary group by 1, 2 order by 1").fetchall()
+        ab = con.execute("select arm, model_version, count(*) from campaign_ab group by 1, 2 order by 1").df()
+    assert canary == [("challenger", "2", 5), ("champion", "1", 95)]
+    assert ab["model_version"].tolist() == ["1", "2"] and ab["count_star()"].sum() == second["customers_scored"]
