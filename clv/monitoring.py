@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from clv import config
 from clv.warehouse import connect
 from models_ml import registry
 from models_ml.drift import drift_report
@@ -51,6 +52,7 @@ def monitor(warehouse: Path | str, json_path: Path | None = None) -> dict:
     with connect(warehouse) as con:
         current, cutoff, model_name, version = latest_scoring(con)
         proxy = proxy_rank_correlation(con, cutoff, current)
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
     baseline = registry.load_drift_baseline(model_name, version)
     features = [c for c in baseline.columns if c != "predicted" and c in current.columns
                 and pd.api.types.is_numeric_dtype(baseline[c])]

@@ -6,6 +6,7 @@ import json
 from datetime import date
 
 import duckdb
+import mlflow
 import pytest
 
 from prefect.events.clients import AssertingPassthroughEventsClient
@@ -41,6 +42,7 @@ def test_shifted_population_raises_an_alert(prefect_server, clv_home, tmp_path, 
 
     shifted = shop(tmp_path / "shifted", 4.0)  # four times the purchase rate
     run_week(shifted, clv_home / "shifted.duckdb")  # scored by the champion, version 1
+    mlflow.set_tracking_uri((tmp_path / "elsewhere").as_uri())  # as in a fresh worker process
     assert main(["monitor", "--warehouse", str(clv_home / "shifted.duckdb"), "--json", str(tmp_path / "drift.json")]) == 0
     report = json.loads((tmp_path / "drift.json").read_text())
     assert report["status"] == "alert" and report["model_version"] == "1"
