@@ -28,7 +28,7 @@ def run_week(paths, warehouse):
                                events=str(paths["events"]), warehouse=str(warehouse))
 
 
-def test_shifted_population_raises_an_alert(prefect_server, clv_home, tmp_path, capsys,
+def test_shifted_population_raises_an_alert(prefect_server, clv_home, tmp_path, capsys, monkeypatch,
                                            asserting_and_emitting_events_worker):
     normal = shop(tmp_path / "normal", 1.0)
     run_week(normal, clv_home / "normal.duckdb")
@@ -42,7 +42,9 @@ def test_shifted_population_raises_an_alert(prefect_server, clv_home, tmp_path, 
 
     shifted = shop(tmp_path / "shifted", 4.0)  # four times the purchase rate
     run_week(shifted, clv_home / "shifted.duckdb")  # scored by the champion, version 1
-    mlflow.set_tracking_uri((tmp_path / "elsewhere").as_uri())  # as in a fresh worker process
+    # a fresh worker process does not point MLflow at our store: monitor must do it itself
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri exports it
     assert main(["monitor", "--warehouse", str(clv_home / "shifted.duckdb"), "--json", str(tmp_path / "drift.json")]) == 0
     report = json.loads((tmp_path / "drift.json").read_text())
     assert report["status"] == "alert" and report["model_version"] == "1"
