@@ -118,6 +118,9 @@ def _cmd_shadow(args) -> int:
 
     result = shadow_flow(warehouse=str(args.warehouse) if args.warehouse else None,
                          max_mean_shift=args.max_mean_shift)
+    if result.get("skipped"):
+        print(f"\nShadow run skipped: {result['reason']}")
+        return 0
     print(f"\nShadow run {'passed' if result['passed'] else 'FAILED'}: champion v{result['champion_version']} vs "
           f"challenger v{result['challenger_version']} on {result['customers']:,} customers; mean shift "
           f"{result['mean_shift']:.1%}, rank correlation {result['spearman']:.3f}")

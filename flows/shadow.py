@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from clv import config
@@ -32,6 +32,10 @@ def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAM
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
     champion, champion_version, _ = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
+    if registry.champion_version(model_name, "challenger") is None:
+        reason = f"{model_name} has no challenger: the latest retraining did not pass the promotion gates"
+        get_run_logger().info("shadow run skipped: %s", reason)
+        return {"skipped": True, "reason": reason, "passed": None, "champion_version": champion_version}
     challenger, challenger_version, _ = registry.load_model_by_alias(model_name, "challenger")
     with connect(warehouse) as con:
         cutoff = con.execute("select max(cutoff_date) from clv_scores").fetchall()[0][0]
