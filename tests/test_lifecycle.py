@@ -4,7 +4,7 @@ and the next scoring uses the restored champion."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 import duckdb
 import pytest
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 
 def test_lifecycle_from_drift_to_rollback(prefect_server, clv_home, tmp_path, monkeypatch,
                                           asserting_and_emitting_events_worker):
+    started = datetime.now(timezone.utc)  # events of earlier tests stay in the shared client
     def shop(name, rate):
         paths = write_synthetic(SynthConfig(customers=2500, seed=5, start=date(2023, 1, 1), days=730,
                                             rate_multiplier=rate), tmp_path / name)
@@ -40,7 +41,8 @@ def test_lifecycle_from_drift_to_rollback(prefect_server, clv_home, tmp_path, mo
     report = monitor_flow(warehouse=drifted_warehouse)
     assert report["status"] == "alert" and report["model_version"] == "1"
     asserting_and_emitting_events_worker.drain()
-    events = [e for c in AssertingPassthroughEventsClient.all for e in c.events if e.event == "clv.drift.detected"]
+    events = [e for client in AssertingPassthroughEventsClient.all for e in client.events
+              if e.event == "clv.drift.detected" and e.occurred >= started]
     assert events and events[-1].payload["model_version"] == "1"
 
     assert second["trained_version"] == "2" and second["gates"]["passed"]

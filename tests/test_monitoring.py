@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 
 import duckdb
 import mlflow
@@ -30,6 +30,7 @@ def run_week(paths, warehouse):
 
 def test_shifted_population_raises_an_alert(prefect_server, clv_home, tmp_path, capsys, monkeypatch,
                                            asserting_and_emitting_events_worker):
+    started = datetime.now(timezone.utc)  # events of earlier tests stay in the shared client
     normal = shop(tmp_path / "normal", 1.0)
     run_week(normal, clv_home / "normal.duckdb")
     assert main(["monitor", "--warehouse", str(clv_home / "normal.duckdb"), "--json", str(tmp_path / "ok.json")]) == 0
@@ -57,7 +58,7 @@ def test_shifted_population_raises_an_alert(prefect_server, clv_home, tmp_path, 
 
     asserting_and_emitting_events_worker.drain()
     drift_events = [e for client in AssertingPassthroughEventsClient.all for e in client.events
-                    if e.event == "clv.drift.detected"]
+                    if e.event == "clv.drift.detected" and e.occurred >= started]
     # one event per alert (both weeks alert on recency); only the shifted week names frequency features
     assert len(drift_events) == 2
     named = [e for e in drift_events if set(frequency_features) <= set(e.payload["drifted_features"])]
