@@ -1,8 +1,13 @@
 """Land input files into the warehouse's `raw` schema, checked against the input contract.
 
+A load goes through three steps: **stage** (map the source columns to the contract, cast the types,
+hash PII, key every row, mark rows that break a row-level rule), **validate** (the Great Expectations
+suite of the entity, see `clv.validation`) and **commit** (in one transaction: new good rows into
+`raw.<entity>`, new broken rows into `raw.quarantine` with their reason, the load into `raw.loads`).
+A critical failure stops before the commit, so nothing is written.
+
 Landing is idempotent: every row gets a `row_key` (a hash of its contract columns and of its occurrence
-number among identical rows of the same file), and only keys not yet in the raw table are inserted.
-Each load is one transaction: it lands completely or not at all, and is recorded in `raw.loads`.
+number among identical rows of the same load), and only keys not yet stored are inserted.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import hmac
 import logging
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -20,16 +25,18 @@ import pyarrow as pa
 
 from clv.adapters import Adapter, find_adapter
 from clv.contract import ENTITIES, ContractError, Entity
+from clv import validation
+from clv.validation import InputValidationError, ValidationReport
 
 log = logging.getLogger(__name__)
 
 PII_KEY_ENV = "CLV_PII_HASH_KEY"
-_SUFFIX_READERS = {
-    ".parquet": "read_parquet({path}, union_by_name = true)",
-    ".csv": "read_csv({path}, header = true, all_varchar = true, union_by_name = true)",
-    ".jsonl": "read_json({path}, format = 'newline_delimited', union_by_name = true)",
-    ".ndjson": "read_json({path}, format = 'newline_delimited', union_by_name = true)",
-    ".json": "read_json({path}, format = 'newline_delimited', union_by_name = true)",
+_READERS = {
+    ".parquet": "read_parquet({paths}, union_by_name = true)",
+    ".csv": "read_csv({paths}, header = true, all_varchar = true, union_by_name = true, encoding = {encoding})",
+    ".jsonl": "read_json({paths}, format = 'newline_delimited', union_by_name = true)",
+    ".ndjson": "read_json({paths}, format = 'newline_delimited', union_by_name = true)",
+    ".json": "read_json({paths}, format = 'newline_delimited', union_by_name = true)",
 }
 
 
@@ -41,72 +48,88 @@ class LoadResult:
     rows_read: int
     rows_inserted: int
     adapter: str | None
+    rows_quarantined: int = 0
+    status: str = "passed"
+
+
+@dataclass
+class StagedLoad:
+    """One load staged in a DuckDB temp table, validated, waiting to be committed."""
+    entity: Entity
+    source: str
+    table: str
+    rows_read: int
+    adapter: str | None
+    value_mean: float | None
+    report: ValidationReport
+    derived: list["StagedLoad"] = field(default_factory=list)
 
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def source_relation_sql(path: Path | str) -> str:
-    """DuckDB table function that reads a parquet, CSV or JSON-lines file (globs allowed)."""
-    path = str(path)
-    suffix = Path(path.replace("*", "x")).suffix.lower()
-    if suffix not in _SUFFIX_READERS:
+def _suffix(path: str) -> str:
+    return Path(path.replace("*", "x")).suffix.lower()
+
+
+def source_relation_sql(path: Path | str | list, encoding: str = "utf-8") -> str:
+    """DuckDB table function that reads parquet, CSV or JSON-lines files (a path, a glob or a list)."""
+    paths = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
+    suffixes = {_suffix(p) for p in paths}
+    if len(suffixes) != 1 or next(iter(suffixes)) not in _READERS:
         raise ContractError(
-            f"{path}: unsupported file type {suffix or '(none)'}; use one of {', '.join(_SUFFIX_READERS)}"
+            f"{', '.join(paths[:3])}: unsupported file type {', '.join(sorted(suffixes)) or '(none)'}; "
+            f"use one of {', '.join(_READERS)} (one type per load)"
         )
-    return _SUFFIX_READERS[suffix].format(path=_quote(path))
+    listed = _quote(paths[0]) if len(paths) == 1 else "[" + ", ".join(_quote(p) for p in paths) + "]"
+    return _READERS[suffixes.pop()].format(paths=listed, encoding=_quote(encoding))
 
 
-def _source_columns(con: duckdb.DuckDBPyConnection, path: Path | str) -> list[str]:
-    if "*" not in str(path) and not Path(path).exists():
-        raise ContractError(f"{path}: file not found")
+def describe_source(path) -> str:
+    paths = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
+    return paths[0] if len(paths) == 1 else f"{len(paths)} files: {paths[0]} ... {paths[-1]}"
+
+
+def _source_columns(con: duckdb.DuckDBPyConnection, path, relation: str) -> list[str]:
+    paths = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
+    for single in paths:
+        if "*" not in single and not Path(single).exists():
+            raise ContractError(f"{single}: file not found")
     try:
-        described = con.execute(f"describe select * from {source_relation_sql(path)}").fetchall()
+        described = con.execute(f"describe select * from {relation}").fetchall()
     except duckdb.Error as exc:
-        raise ContractError(f"{path}: cannot be read as {Path(path).suffix} ({exc})") from exc
+        raise ContractError(f"{describe_source(path)}: cannot be read as {_suffix(paths[0])} "
+                            f"(rule: a readable, complete file; {_first_line(exc)})") from exc
     return [row[0] for row in described]
 
 
-def _column_expressions(entity: Entity, path: Path | str, columns: list[str]) -> tuple[dict[str, str], Adapter | None]:
-    """SQL expression per contract column, directly or through an adapter; error on a missing column."""
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300]
+
+
+def _column_expressions(entity: Entity, source: str, columns: list[str],
+                        column_map: dict[str, str] | None) -> tuple[dict[str, str], Adapter | None, set[str]]:
+    """SQL expression per contract column (directly, through the configured column mapping, or through
+    a built-in adapter), and the source columns used; error on a missing required column."""
     present = set(columns)
-    if set(entity.required) <= present:
-        return {c.name: f'"{c.name}"' if c.name in present else "null" for c in entity.columns}, None
-    adapter = find_adapter(entity.name, present)
+    mapping = {c.name: (column_map or {}).get(c.name, c.name) for c in entity.columns}
+    if all(mapping[name] in present for name in entity.required):
+        exprs = {name: (f'"{source_name}"' if source_name in present else "null") for name, source_name in mapping.items()}
+        return exprs, None, {s for s in mapping.values() if s in present}
+    adapter = None if column_map else find_adapter(entity.name, present)
     if adapter:
-        return adapter.expressions, adapter
-    missing = [c for c in entity.required if c not in present]
+        return adapter.expressions, adapter, set(adapter.needs)
+    missing = [f"{name}" + (f" (mapped from {mapping[name]})" if mapping[name] != name else "")
+               for name in entity.required if mapping[name] not in present]
     raise ContractError(
-        f"{entity.name} file {path}: missing required column(s) {', '.join(missing)} "
+        f"{entity.name} file {source}: missing required column(s) {', '.join(missing)} "
         f"(rule: required by the input contract; found columns: {', '.join(columns)})"
     )
 
 
-def _check_types(con, entity: Entity, path, relation: str, exprs: dict[str, str]) -> int:
-    """Count rows and values that do not cast to the contract type; raise naming each bad column."""
-    checks = [
-        f"count(*) filter (where ({exprs[c.name]}) is not null and try_cast(({exprs[c.name]}) as {c.sql_type}) is null)"
-        for c in entity.columns
-    ]
-    counts = con.execute(f"select count(*), {', '.join(checks)} from {relation}").fetchall()[0]
-    total, bad = counts[0], counts[1:]
-    if total == 0:
-        raise ContractError(f"{entity.name} file {path}: no rows (rule: an input file must not be empty)")
-    problems = [
-        f"column {c.name}: {n} of {total} rows are not a valid {c.sql_type.lower()}"
-        for c, n in zip(entity.columns, bad)
-        if n
-    ]
-    if problems:
-        raise ContractError(
-            f"{entity.name} file {path}: " + "; ".join(problems) + " (rule: values must cast to the contract type)"
-        )
-    return total
-
-
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw schema, one table per entity and the load log, if absent."""
+    """Create the raw schema, one table per entity, the quarantine and the load log, if absent."""
     con.execute("create schema if not exists raw")
     for entity in ENTITIES.values():
         cols = ", ".join(f"{c.name} {c.sql_type}" for c in entity.columns)
@@ -115,11 +138,21 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             f"create table if not exists raw.{entity.name} "
             f"(row_key VARCHAR, {cols}{pii}, load_id VARCHAR, loaded_at TIMESTAMP)"
         )
+    con.execute(f"create table if not exists raw.quarantine ({QUARANTINE_COLUMNS_SQL})")
     con.execute(
         """create table if not exists raw.loads (
             load_id VARCHAR, entity VARCHAR, source VARCHAR, adapter VARCHAR,
             rows_read BIGINT, rows_inserted BIGINT, loaded_at TIMESTAMP)"""
     )
+    for name, sql_type in LOADS_EXTRA_COLUMNS:
+        con.execute(f"alter table raw.loads add column if not exists {name} {sql_type}")
+
+
+# Rows that broke a row-level rule: the contract columns as JSON text (original text where a value did
+# not cast), the reason, and the load they came with. Never PII: hashes are not copied here.
+QUARANTINE_COLUMNS_SQL = ("row_key VARCHAR, entity VARCHAR, reason VARCHAR, record VARCHAR, source VARCHAR, "
+                          "load_id VARCHAR, quarantined_at TIMESTAMP")
+LOADS_EXTRA_COLUMNS = (("rows_quarantined", "BIGINT"), ("value_mean", "DOUBLE"), ("status", "VARCHAR"))
 
 
 def _hmac_hex(values: pa.Array) -> pa.Array:
@@ -133,9 +166,10 @@ def _hmac_hex(values: pa.Array) -> pa.Array:
     )
 
 
-def _pii_expressions(con, entity: Entity, columns: list[str]) -> dict[str, str]:
+def _pii_expressions(con, entity: Entity, columns: list[str], column_map: dict[str, str] | None) -> dict[str, str]:
     """`<col>_hash` expressions: keyed HMAC-SHA256 when a key is configured, else NULL (column dropped)."""
-    present = [c for c in entity.pii_columns if c in columns]
+    source_names = {c: (column_map or {}).get(c, c) for c in entity.pii_columns}
+    present = [c for c in entity.pii_columns if source_names[c] in columns]
     if present and not os.environ.get(PII_KEY_ENV):
         log.warning("%s: PII columns %s dropped (set %s to keep keyed hashes)", entity.name, present, PII_KEY_ENV)
     if present and os.environ.get(PII_KEY_ENV):
@@ -143,29 +177,161 @@ def _pii_expressions(con, entity: Entity, columns: list[str]) -> dict[str, str]:
             "select count(*) from duckdb_functions() where function_name = 'clv_hmac'").fetchall()[0][0]
         if not registered:
             con.create_function("clv_hmac", _hmac_hex, [str], str, type="arrow")
-        return {c: (f'clv_hmac(cast("{c}" as varchar))' if c in present else "null") for c in entity.pii_columns}
+        return {c: (f'clv_hmac(cast("{source_names[c]}" as varchar))' if c in present else "null")
+                for c in entity.pii_columns}
     return {c: "null" for c in entity.pii_columns}
 
 
-def _stage_keyed_rows(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[str, str]) -> None:
-    """Temp table `incoming_keyed`: the typed contract columns, PII hashes, and each row's row_key."""
-    typed = ", ".join(f"try_cast(({exprs[c.name]}) as {c.sql_type}) as {c.name}" for c in entity.columns)
+_staged_counter = iter(range(1, 1 << 62))
+
+
+def _stage(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[str, str],
+           parameters: dict) -> str:
+    """Temp table of the load: row_key, typed contract columns, PII hashes, and for broken rows the
+    quarantine reason and the original record. Returns the table name."""
+    table = f"staged_{entity.name}_{next(_staged_counter)}"
+    names = entity.column_names
+    raw_cols = ", ".join(f"({exprs[c]}) as _raw_{c}" for c in names)
     hashed = "".join(f", {pii[c]} as {c}_hash" for c in entity.pii_columns)
-    key_parts = ", ".join(f"coalesce(cast({c} as varchar), '\\N')" for c in entity.column_names)
-    con.execute(f"create or replace temp table incoming as select {typed}{hashed} from {relation}")
-    con.execute(
-        f"""create or replace temp table incoming_keyed as
-            select md5(concat_ws('|', {key_parts},
-                       cast(row_number() over (partition by {', '.join(entity.column_names)}) as varchar))) as row_key,
-                   *
-            from incoming"""
-    )
-    con.execute("drop table incoming")
+    typed = ", ".join(f"try_cast(_raw_{c.name} as {c.sql_type}) as {c.name}" for c in entity.columns)
+    type_reason = " ".join(
+        f"when _raw_{c.name} is not null and try_cast(_raw_{c.name} as {c.sql_type}) is null "
+        f"then '{c.name} is not a valid {c.sql_type.lower()}'" for c in entity.columns)
+    raw_record = "to_json(struct_pack(" + ", ".join(f"{c} := cast(_raw_{c} as varchar)" for c in names) + "))"
+    typed_record = "to_json(struct_pack(" + ", ".join(f"{c} := {c}" for c in names) + "))"
+    rules = validation.quarantine_rules(entity.name, parameters)
+    rule_reason = (" ".join(f"when {predicate} then {_quote(reason)}" for reason, predicate in rules))
+    rule_case = f"case {rule_reason} end" if rules else "null"
+    key_parts = ", ".join(f"coalesce(cast({c} as varchar), '\\N')" for c in names)
+    con.execute(f"""
+        create or replace temp table {table} as
+        with source_rows as (
+            select {raw_cols}{hashed} from {relation}
+        ),
+        typed as (
+            select {typed}, {', '.join(f'{c}_hash' for c in entity.pii_columns) + ', ' if entity.pii_columns else ''}
+                   case {type_reason} end as type_reason,
+                   case when ({' or '.join(f'(_raw_{c.name} is not null and try_cast(_raw_{c.name} as {c.sql_type}) is null)' for c in entity.columns)})
+                        then {raw_record} end as raw_record
+            from source_rows
+        ),
+        checked as (
+            select *, coalesce(type_reason, {rule_case}) as quarantine_reason from typed
+        )
+        select md5(concat_ws('|', {key_parts},
+                   cast(row_number() over (partition by {', '.join(names)}) as varchar))) as row_key,
+               {', '.join(names)}{''.join(f', {c}_hash' for c in entity.pii_columns)},
+               quarantine_reason,
+               case when quarantine_reason is not null then coalesce(raw_record, {typed_record}) end as record
+        from checked""")
+    return table
+
+
+def _validation_frame(con, entity: Entity, table: str, rows: int):
+    """The staged rows Great Expectations checks: all of them, or a repeatable sample of a large load."""
+    extra = ", quantity * unit_price as line_value" if entity.name == "orders" else ""
+    limit = validation.sample_rows()
+    sample = f" using sample reservoir({limit} rows) repeatable (42)" if rows > limit else ""
+    return con.execute(f"select {', '.join(entity.column_names)}{extra} from {table}{sample}").df()
+
+
+def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None,
+               column_map: dict[str, str] | None = None, encoding: str = "utf-8",
+               source: str | None = None) -> StagedLoad:
+    """Read one input (a file, a glob or a list of files), map it to the contract, key and check its rows,
+    and run the entity's expectation suite. Raises ContractError when the input cannot be read or lacks a
+    required column; critical expectation failures are in the returned report (see `land_staged`)."""
+    entity = ENTITIES[entity_name]
+    sink = sink or DuckDBRawSink(con)
+    source = source or describe_source(path)
+    relation = source_relation_sql(path, encoding)
+    columns = _source_columns(con, path, relation)
+    exprs, adapter, used = _column_expressions(entity, source, columns, column_map)
+    pii = _pii_expressions(con, entity, columns, column_map)
+    pii_sources = {(column_map or {}).get(c, c) for c in entity.pii_columns}
+    ignored = [c for c in columns if c not in used and c not in pii_sources]
+    parameters = validation.run_parameters(sink.recent_loads(entity.name, validation.RECENT_LOADS))
+    try:
+        rows = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
+        if rows == 0:
+            raise ContractError(f"{entity.name} file {source}: no rows (rule: an input file must not be empty)")
+        table = _stage(con, entity, relation, exprs, pii, parameters)
+    except duckdb.Error as exc:
+        raise ContractError(f"{entity.name} file {source}: cannot be read completely "
+                            f"(rule: a readable, complete file; {_first_line(exc)})") from exc
+    staged = _finish_staging(con, sink, entity, table, source, rows, adapter and adapter.name, ignored, parameters)
+    if adapter and adapter.derived_customers_sql:
+        customers = ENTITIES["customers"]
+        derived = f"(with src as (select * from {relation}) {adapter.derived_customers_sql})"
+        n = con.execute(f"select count(*) from {derived}").fetchall()[0][0]
+        identity = {c.name: c.name for c in customers.columns}
+        customer_parameters = validation.run_parameters(sink.recent_loads("customers", validation.RECENT_LOADS))
+        derived_table = _stage(con, customers, derived, identity, {c: "null" for c in customers.pii_columns},
+                               customer_parameters)
+        staged.derived.append(_finish_staging(con, sink, customers, derived_table, f"{source}#customers", n,
+                                              adapter.name, [], customer_parameters))
+    return staged
+
+
+def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: int, adapter: str | None,
+                    ignored: list[str], parameters: dict) -> StagedLoad:
+    quarantined = dict(con.execute(
+        f"select quarantine_reason, count(*) from {table} where quarantine_reason is not null group by 1"
+    ).fetchall())
+    value_mean = None
+    if entity.name == "orders":
+        value_mean = con.execute(
+            f"select avg(quantity * unit_price) from {table} where quarantine_reason is null").fetchall()[0][0]
+    frame = _validation_frame(con, entity, table, rows)
+    report = ValidationReport(entity.name, source, rows, len(frame), quarantined, ignored,
+                              validation.run_suite(entity.name, frame, parameters))
+    del frame
+    log.info("staged %s from %s: %d rows, %d quarantined, validation %s", entity.name, source, rows,
+             sum(quarantined.values()), report.status)
+    return StagedLoad(entity, source, table, rows, adapter, value_mean, report)
+
+
+def land_staged(con, sink, staged: list[StagedLoad]) -> list[LoadResult]:
+    """Commit validated loads; refuse all of them (nothing written) when any broke a critical rule."""
+    everything = [s for load in staged for s in (load, *load.derived)]
+    try:
+        if any(s.report.critical_failures for s in everything):
+            raise InputValidationError([s.report for s in everything])
+        results = []
+        for load in everything:
+            load_id = str(uuid.uuid4())
+            inserted = sink.insert_new_rows(load, load_id)
+            results.append(LoadResult(load.entity.name, load.source, load_id, load.rows_read, inserted,
+                                      load.adapter, sum(load.report.quarantined.values()), load.report.status))
+            log.info("landed %s from %s: %d rows read, %d new", load.entity.name, load.source, load.rows_read,
+                     inserted)
+        return results
+    finally:
+        for load in everything:
+            con.execute(f"drop table if exists {load.table}")
+
+
+def land_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None,
+              column_map: dict[str, str] | None = None, encoding: str = "utf-8") -> list[LoadResult]:
+    """Stage, validate and commit one input. `con` reads and stages the file; the rows go to `sink`
+    (default: the raw tables of `con` itself). Returns one result per entity landed (an adapter may
+    derive a customers input from an orders file). Raises ContractError or InputValidationError."""
+    sink = sink or DuckDBRawSink(con)
+    return land_staged(con, sink, [stage_file(con, entity_name, path, sink, column_map, encoding)])
 
 
 def stored_columns(entity: Entity) -> list[str]:
     """Columns of a raw table besides the load metadata: row_key, contract columns, PII hashes."""
     return ["row_key", *entity.column_names, *[f"{c}_hash" for c in entity.pii_columns]]
+
+
+def good_rows_sql(load: StagedLoad) -> str:
+    return f"select {', '.join(stored_columns(load.entity))} from {load.table} where quarantine_reason is null"
+
+
+def quarantined_rows_sql(load: StagedLoad) -> str:
+    return (f"select row_key, {_quote(load.entity.name)} as entity, quarantine_reason as reason, record "
+            f"from {load.table} where quarantine_reason is not null")
 
 
 class DuckDBRawSink:
@@ -175,58 +341,36 @@ class DuckDBRawSink:
         self.con = con
         ensure_raw_tables(con)
 
-    def insert_new_rows(self, entity: Entity, load_id: str, source: str, adapter: str | None, rows_read: int) -> int:
-        """In one transaction: insert the staged rows whose key is new, record the load."""
-        con, columns = self.con, ", ".join(stored_columns(entity))
+    def recent_loads(self, entity: str, limit: int) -> list[tuple[int, float | None]]:
+        return self.con.execute(
+            "select rows_read, value_mean from raw.loads where entity = ? and rows_read > 0 "
+            "and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit ?", [entity, limit]).fetchall()
+
+    def insert_new_rows(self, load: StagedLoad, load_id: str) -> int:
+        """In one transaction: new good rows, new quarantined rows, and the load record."""
+        con, columns = self.con, ", ".join(stored_columns(load.entity))
         con.execute("begin transaction")
         try:
             inserted = con.execute(
-                f"""insert into raw.{entity.name} ({columns}, load_id, loaded_at)
-                    select {columns}, ?, current_timestamp
-                    from incoming_keyed i
-                    where not exists (select 1 from raw.{entity.name} r where r.row_key = i.row_key)""",
+                f"""insert into raw.{load.entity.name} ({columns}, load_id, loaded_at)
+                    select {columns}, ?, current_timestamp from ({good_rows_sql(load)}) i
+                    where not exists (select 1 from raw.{load.entity.name} r where r.row_key = i.row_key)""",
                 [load_id],
             ).fetchall()[0][0]
-            con.execute("insert into raw.loads values (?, ?, ?, ?, ?, ?, current_timestamp)",
-                        [load_id, entity.name, source, adapter, rows_read, inserted])
+            quarantined = con.execute(
+                f"""insert into raw.quarantine
+                    select q.*, ?, ?, current_timestamp from ({quarantined_rows_sql(load)}) q
+                    where not exists (select 1 from raw.quarantine r
+                                      where r.entity = q.entity and r.row_key = q.row_key)""",
+                [load.source, load_id],
+            ).fetchall()[0][0]
+            con.execute(
+                "insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, loaded_at, "
+                "rows_quarantined, value_mean, status) values (?, ?, ?, ?, ?, ?, current_timestamp, ?, ?, ?)",
+                [load_id, load.entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
+                 load.value_mean, load.report.status])
             con.execute("commit")
         except Exception:
             con.execute("rollback")
             raise
         return inserted
-
-
-def _land_relation(con, sink, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[str, str],
-                   source: str, adapter: str | None, rows_read: int) -> LoadResult:
-    _stage_keyed_rows(con, entity, relation, exprs, pii)
-    load_id = str(uuid.uuid4())
-    try:
-        inserted = sink.insert_new_rows(entity, load_id, source, adapter, rows_read)
-    finally:
-        con.execute("drop table if exists incoming_keyed")
-    return LoadResult(entity.name, source, load_id, rows_read, inserted, adapter)
-
-
-def land_file(con: duckdb.DuckDBPyConnection, entity_name: str, path: Path | str, sink=None) -> list[LoadResult]:
-    """Check one input file against the contract and land its new rows. `con` reads and stages the file;
-    the rows go to `sink` (default: the raw tables of `con` itself). Returns one result per entity landed
-    (an adapter may derive a customers input from an orders file)."""
-    entity = ENTITIES[entity_name]
-    sink = sink or DuckDBRawSink(con)
-    columns = _source_columns(con, path)
-    relation = source_relation_sql(path)
-    exprs, adapter = _column_expressions(entity, path, columns)
-    rows = _check_types(con, entity, path, relation, exprs)
-    pii = _pii_expressions(con, entity, columns)
-    results = [_land_relation(con, sink, entity, relation, exprs, pii, str(path), adapter and adapter.name, rows)]
-    log.info("landed %s from %s: %d rows read, %d new", entity.name, path, rows, results[0].rows_inserted)
-    if adapter and adapter.derived_customers_sql:
-        customers = ENTITIES["customers"]
-        derived = f"(with src as (select * from {relation}) {adapter.derived_customers_sql})"
-        n = con.execute(f"select count(*) from {derived}").fetchall()[0][0]
-        identity = {c.name: c.name for c in customers.columns}
-        results.append(
-            _land_relation(con, sink, customers, derived, identity, {c: "null" for c in customers.pii_columns},
-                           f"{path}#customers", adapter.name, n)
-        )
-    return results

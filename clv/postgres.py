@@ -11,9 +11,10 @@ from pathlib import Path
 import psycopg2
 
 from clv.contract import ENTITIES, Entity
-from clv.landing import stored_columns
+from clv.landing import LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
 
 _PG_TYPES = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "DOUBLE": "double precision", "BIGINT": "bigint"}
+QUARANTINE_COLUMNS = "row_key, entity, reason, record"
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,15 @@ def ensure_raw_tables(cur) -> None:
         cur.execute(f"create table if not exists raw.{entity.name} ({columns}, load_id text, loaded_at timestamp)")
         # concurrent loads of the same rows fail instead of duplicating them
         cur.execute(f"create unique index if not exists {entity.name}_row_key on raw.{entity.name} (row_key)")
+    cur.execute("""create table if not exists raw.quarantine (row_key text, entity text, reason text, record text,
+                   source text, load_id text, quarantined_at timestamp)""")
+    cur.execute("create unique index if not exists quarantine_row_key on raw.quarantine (entity, row_key)")
     cur.execute(
         """create table if not exists raw.loads (load_id text, entity text, source text, adapter text,
            rows_read bigint, rows_inserted bigint, loaded_at timestamp)"""
     )
+    for name, sql_type in LOADS_EXTRA_COLUMNS:
+        cur.execute(f"alter table raw.loads add column if not exists {name} {_PG_TYPES[sql_type]}")
 
 
 class PostgresRawSink:
@@ -65,28 +71,56 @@ class PostgresRawSink:
         self.duck = duck
         self.settings = settings or PostgresSettings.from_env()
 
-    def insert_new_rows(self, entity: Entity, load_id: str, source: str, adapter: str | None, rows_read: int) -> int:
-        columns = ", ".join(stored_columns(entity))
+    def recent_loads(self, entity: str, limit: int) -> list[tuple[int, float | None]]:
+        conn = self.settings.connect()
+        try:
+            with conn, conn.cursor() as cur:
+                ensure_raw_tables(cur)
+                cur.execute("select rows_read, value_mean from raw.loads where entity = %s and rows_read > 0 "
+                            "and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit %s",
+                            [entity, limit])
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def _copy(self, cur, select_sql: str, columns: str, like: str, tmp: Path) -> None:
+        """COPY the rows of a DuckDB query into a PostgreSQL temp table `incoming` shaped like `like`."""
+        csv_path = tmp / "incoming.csv"
+        self.duck.execute(f"copy ({select_sql}) to '{csv_path}' "
+                          "(format csv, header false, timestampformat '%Y-%m-%d %H:%M:%S.%f')")
+        cur.execute(f"create temp table incoming (like {like}) on commit drop")
+        with open(csv_path) as handle:
+            cur.copy_expert(f"copy incoming ({columns}) from stdin with (format csv)", handle)
+
+    def insert_new_rows(self, load: StagedLoad, load_id: str) -> int:
+        """In one PostgreSQL transaction: new good rows, new quarantined rows, the load record."""
+        entity, columns = load.entity, ", ".join(stored_columns(load.entity))
         with tempfile.TemporaryDirectory() as tmp:
-            csv_path = Path(tmp) / "incoming.csv"
-            self.duck.execute(f"copy (select {columns} from incoming_keyed) to '{csv_path}' "
-                              "(format csv, header false, timestampformat '%Y-%m-%d %H:%M:%S.%f')")
             conn = self.settings.connect()
             try:
                 with conn, conn.cursor() as cur:  # one transaction: commit on success, rollback on error
                     ensure_raw_tables(cur)
-                    cur.execute(f"create temp table incoming_keyed (like raw.{entity.name}) on commit drop")
-                    with open(csv_path) as handle:
-                        cur.copy_expert(f"copy incoming_keyed ({columns}) from stdin with (format csv)", handle)
+                    self._copy(cur, good_rows_sql(load), columns, f"raw.{entity.name}", Path(tmp))
                     cur.execute(
                         f"""insert into raw.{entity.name} ({columns}, load_id, loaded_at)
-                            select {columns}, %s, localtimestamp from incoming_keyed i
+                            select {columns}, %s, localtimestamp from incoming i
                             where not exists (select 1 from raw.{entity.name} r where r.row_key = i.row_key)""",
                         [load_id],
                     )
                     inserted = cur.rowcount
-                    cur.execute("insert into raw.loads values (%s, %s, %s, %s, %s, %s, localtimestamp)",
-                                [load_id, entity.name, source, adapter, rows_read, inserted])
+                    cur.execute("drop table incoming")
+                    self._copy(cur, quarantined_rows_sql(load), QUARANTINE_COLUMNS, "raw.quarantine", Path(tmp))
+                    cur.execute(
+                        f"""insert into raw.quarantine select {QUARANTINE_COLUMNS}, %s, %s, localtimestamp
+                            from incoming q where not exists (select 1 from raw.quarantine r
+                            where r.entity = q.entity and r.row_key = q.row_key)""", [load.source, load_id])
+                    quarantined = cur.rowcount
+                    cur.execute(
+                        "insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, loaded_at,"
+                        " rows_quarantined, value_mean, status) values (%s, %s, %s, %s, %s, %s, localtimestamp,"
+                        " %s, %s, %s)",
+                        [load_id, entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
+                         load.value_mean, load.report.status])
             finally:
                 conn.close()
         return inserted

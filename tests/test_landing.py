@@ -8,6 +8,7 @@ import pytest
 
 from clv.contract import ContractError
 from clv.landing import land_file
+from clv.validation import InputValidationError
 
 ORDERS = pd.DataFrame({
     "customer_id": ["1", "1", "2", "2"],
@@ -17,6 +18,16 @@ ORDERS = pd.DataFrame({
     "quantity": [1, 2, 3, 3],
     "unit_price": [9.5, 2.0, 1.0, 1.0],
 })
+# 120 more distinct lines, so that the identical pair above is a genuine repeat (under 2% of lines),
+# not a duplicated export.
+ORDERS = pd.concat([ORDERS, pd.DataFrame({
+    "customer_id": [str(3 + i % 20) for i in range(120)],
+    "order_id": [f"o{3 + i}" for i in range(120)],
+    "order_ts": pd.date_range("2024-03-01", periods=120, freq="D"),
+    "product_id": ["p3"] * 120,
+    "quantity": [1.0] * 120,
+    "unit_price": [5.0] * 120,
+})], ignore_index=True)
 
 
 def write(frame: pd.DataFrame, path) -> str:
@@ -41,9 +52,9 @@ def raw_orders(con) -> pd.DataFrame:
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_contract_file_lands_with_types(con, tmp_path, suffix):
     [result] = land_file(con, "orders", write(ORDERS, tmp_path / f"orders{suffix}"))
-    assert (result.rows_read, result.rows_inserted, result.adapter) == (4, 4, None)
+    assert (result.rows_read, result.rows_inserted, result.adapter) == (124, 124, None)
     landed = raw_orders(con)
-    assert landed["quantity"].tolist() == [1.0, 2.0, 3.0, 3.0]
+    assert landed[landed["order_id"].isin(["o1", "o2"])]["quantity"].tolist() == [1.0, 2.0, 3.0, 3.0]
     assert landed["order_ts"].iloc[0] == pd.Timestamp("2024-01-01 10:00")
     assert landed["customer_id"].dtype == object and landed["customer_id"].iloc[0] == "1"
 
@@ -53,15 +64,15 @@ def test_landing_twice_adds_nothing_but_keeps_true_duplicates(con, tmp_path):
     land_file(con, "orders", path)
     [again] = land_file(con, "orders", path)
     assert again.rows_inserted == 0
-    assert len(raw_orders(con)) == 4  # the identical pair is kept as two lines, once
+    assert len(raw_orders(con)) == 124  # the identical pair is kept as two lines, once
     assert con.execute("select count(*) from raw.loads").fetchall()[0][0] == 2
 
 
 def test_overlapping_export_adds_only_new_rows(con, tmp_path):
-    land_file(con, "orders", write(ORDERS.iloc[:3], tmp_path / "week1.parquet"))
+    land_file(con, "orders", write(ORDERS.iloc[:100], tmp_path / "week1.parquet"))
     [result] = land_file(con, "orders", write(ORDERS, tmp_path / "week2.parquet"))
-    assert result.rows_inserted == 1
-    assert len(raw_orders(con)) == 4
+    assert result.rows_inserted == 24
+    assert len(raw_orders(con)) == 124
 
 
 def test_missing_required_column_names_file_and_column(con, tmp_path):
@@ -75,17 +86,27 @@ def test_optional_column_may_be_absent(con, tmp_path):
     assert raw_orders(con)["product_id"].isna().all()
 
 
-def test_values_of_wrong_type_are_counted_per_column(con, tmp_path):
+def test_a_few_values_of_wrong_type_are_quarantined_with_their_text(con, tmp_path):
     bad = ORDERS.astype({"quantity": object, "order_ts": object})
-    bad.loc[0, "quantity"] = "three"
-    bad.loc[1, "quantity"] = "n/a"
-    bad.loc[2, "order_ts"] = "31/02/2024"
-    with pytest.raises(ContractError) as error:
+    bad.loc[5, "quantity"] = "three"
+    bad.loc[6, "order_ts"] = "31/02/2024"
+    [result] = land_file(con, "orders", write(bad, tmp_path / "orders.csv"))
+    assert (result.rows_inserted, result.rows_quarantined, result.status) == (122, 2, "warnings")
+    quarantined = con.execute("select reason, record from raw.quarantine order by reason").fetchall()
+    assert [reason for reason, _ in quarantined] == ["order_ts is not a valid timestamp",
+                                                     "quantity is not a valid double"]
+    assert '"31/02/2024"' in quarantined[0][1] and '"three"' in quarantined[1][1]  # the original text is kept
+
+
+def test_a_column_of_wrong_type_stops_the_load(con, tmp_path):
+    bad = ORDERS.astype({"order_ts": object})
+    bad["order_ts"] = "31/02/2024"
+    with pytest.raises(InputValidationError) as error:
         land_file(con, "orders", write(bad, tmp_path / "orders.csv"))
     message = str(error.value)
-    assert "column quantity: 2 of 4 rows are not a valid double" in message
-    assert "column order_ts: 1 of 4 rows are not a valid timestamp" in message
+    assert "orders.csv" in message and "column order_ts" in message and "124 of 124 rows" in message
     assert con.execute("select count(*) from raw.orders").fetchall()[0][0] == 0  # nothing landed
+    assert con.execute("select count(*) from raw.quarantine").fetchall()[0][0] == 0
 
 
 def test_empty_file_is_rejected(con, tmp_path):
@@ -126,14 +147,16 @@ ONLINE_RETAIL_II = pd.DataFrame({
 
 def test_online_retail_ii_adapter_maps_columns_and_derives_customers(con, tmp_path):
     results = land_file(con, "orders", write(ONLINE_RETAIL_II, tmp_path / "retail.csv"))
-    assert [(r.entity, r.adapter, r.rows_inserted) for r in results] == [
-        ("orders", "online_retail_ii", 4), ("customers", "online_retail_ii", 2)]
+    assert [(r.entity, r.adapter, r.rows_inserted, r.rows_quarantined) for r in results] == [
+        ("orders", "online_retail_ii", 3, 1), ("customers", "online_retail_ii", 2, 0)]
     landed = raw_orders(con)
     first = landed[landed["order_id"] == "489434"].iloc[0]
     assert (first["customer_id"], first["product_id"], first["quantity"], first["unit_price"]) == (
         "13085", "79323P", 12.0, 6.75)
     assert landed[landed["order_id"] == "C489449"]["quantity"].item() == -12
-    assert landed["customer_id"].isna().sum() == 1  # kept in raw; staging drops it
+    # the line without a customer id is quarantined with its reason, not lost
+    assert con.execute("select reason from raw.quarantine").fetchall() == [
+        ("customer_id is missing (guest checkout or broken export)",)]
     customers = con.execute("select customer_id, country from raw.customers order by 1").fetchall()
     assert customers == [("13085", "United Kingdom"), ("16321", "Australia")]
 
@@ -141,7 +164,7 @@ def test_online_retail_ii_adapter_maps_columns_and_derives_customers(con, tmp_pa
 def test_online_retail_i_column_names_are_recognised(con, tmp_path):
     renamed = ONLINE_RETAIL_II.rename(columns={"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"})
     [orders, _] = land_file(con, "orders", write(renamed, tmp_path / "retail.parquet"))
-    assert orders.adapter == "online_retail" and orders.rows_inserted == 4
+    assert orders.adapter == "online_retail" and (orders.rows_inserted, orders.rows_quarantined) == (3, 1)
 
 
 CUSTOMERS = pd.DataFrame({

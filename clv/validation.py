@@ -1,0 +1,266 @@
+"""Input validation with Great Expectations: the suites in `gx/expectations/`, run on each staged load.
+
+Each expectation carries `meta.severity` (`critical`: the load is refused and the run halts before dbt;
+`warning`: reported, the run goes on) and may carry `meta.quarantine` (rows breaking it are kept out of
+the raw table and stored in `raw.quarantine` with the reason). Quarantine rules are evaluated on every
+row in SQL; Great Expectations evaluates the suite on the staged load (or on a repeatable sample of it
+when the load is larger than `CLV_VALIDATION_SAMPLE_ROWS`, default 2,000,000 rows). Load-level
+expectations (row count, mean line value) compare the load with the recent loads of the same entity and
+are skipped while there is no history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from clv.config import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+SUITES_DIR = REPO_ROOT / "gx" / "expectations"
+SAMPLE_ROWS_ENV = "CLV_VALIDATION_SAMPLE_ROWS"
+DEFAULT_SAMPLE_ROWS = 2_000_000
+# Bounds of the load-level checks, relative to the median of the last loads of the same entity.
+RECENT_LOADS = 5
+ROW_COUNT_FACTOR = 10.0
+MEAN_VALUE_FACTOR = 5.0
+EARLIEST_PLAUSIBLE_TS = pd.Timestamp("2000-01-01")
+MAX_PLAUSIBLE_LINE_VALUE = 50_000.0
+
+
+class InputValidationError(ValueError):
+    """A load broke a critical expectation. The message names each failed rule, column and row count."""
+
+    def __init__(self, reports: list["ValidationReport"]):
+        self.reports = reports
+        failed = [f"{r.entity} from {r.source}: " + "; ".join(c.describe() for c in r.critical_failures)
+                  for r in reports if r.critical_failures]
+        super().__init__("input validation failed, nothing was landed: " + " | ".join(failed))
+
+
+@dataclass
+class CheckResult:
+    expectation: str
+    column: str | None
+    severity: str
+    success: bool
+    unexpected_count: int | None
+    checked_rows: int | None
+    observed: str | None
+    rule: str
+
+    def describe(self) -> str:
+        where = f"column {self.column}" if self.column else "table"
+        count = f"{self.unexpected_count:,} of {self.checked_rows:,} rows" if self.unexpected_count is not None else ""
+        observed = f"observed {self.observed}" if self.observed is not None else ""
+        detail = ", ".join(x for x in (count, observed) if x)
+        return f"{self.expectation} on {where} failed ({detail}): {self.rule}"
+
+
+@dataclass
+class ValidationReport:
+    entity: str
+    source: str
+    rows_read: int
+    rows_checked: int
+    quarantined: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def critical_failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success and c.severity == "critical"]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success and c.severity != "critical"]
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.critical_failures else ("warnings" if self.warnings or self.quarantined else "passed")
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "status": self.status, "rows_quarantined": sum(self.quarantined.values())}
+
+    def to_markdown(self) -> str:
+        lines = [f"### {self.entity} from `{self.source}`: **{self.status}**",
+                 f"{self.rows_read:,} rows read; {sum(self.quarantined.values()):,} quarantined"
+                 + (f"; expectations checked on a sample of {self.rows_checked:,} rows"
+                    if self.rows_checked < self.rows_read else ""), ""]
+        if self.ignored_columns:
+            lines += [f"Columns not in the input contract, ignored: {', '.join(self.ignored_columns)}", ""]
+        if self.quarantined:
+            lines += ["| quarantine reason | rows |", "|---|---:|"]
+            lines += [f"| {reason} | {n:,} |" for reason, n in sorted(self.quarantined.items())] + [""]
+        lines += ["| expectation | column | severity | result | unexpected rows | observed |",
+                  "|---|---|---|---|---:|---|"]
+        for c in self.checks:
+            count = "" if c.unexpected_count is None else f"{c.unexpected_count:,}"
+            lines.append(f"| {c.expectation} | {c.column or ''} | {c.severity} | {'pass' if c.success else 'FAIL'} "
+                         f"| {count} | {c.observed or ''} |")
+        return "\n".join(lines)
+
+
+@lru_cache(maxsize=None)
+def load_suite(entity: str) -> dict:
+    """The suite of an entity as stored in the repo (a Great Expectations suite in JSON)."""
+    path = SUITES_DIR / f"{entity}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no expectation suite for {entity}: expected {path}")
+    return json.loads(path.read_text())
+
+
+def _sql_literal(value) -> str:
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return f"timestamp '{pd.Timestamp(value).isoformat(sep=' ')}'"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(float(value))
+
+
+def _resolve(value, parameters: dict):
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        return parameters.get(value["$PARAMETER"])
+    return value
+
+
+def quarantine_rules(entity: str, parameters: dict) -> list[tuple[str, str]]:
+    """(reason, SQL predicate that is true for a breaking row) for each quarantining expectation."""
+    rules = []
+    for expectation in load_suite(entity)["expectations"]:
+        meta, kwargs = expectation.get("meta", {}), expectation["kwargs"]
+        if not meta.get("quarantine"):
+            continue
+        column = f'"{kwargs["column"]}"'
+        kind = expectation["type"]
+        if kind == "expect_column_values_to_not_be_null":
+            predicate = f"{column} is null"
+        elif kind == "expect_column_values_to_be_between":
+            low, high = _resolve(kwargs.get("min_value"), parameters), _resolve(kwargs.get("max_value"), parameters)
+            parts = [f"{column} {'<=' if kwargs.get('strict_min') else '<'} {_sql_literal(low)}"] if low is not None else []
+            parts += [f"{column} {'>=' if kwargs.get('strict_max') else '>'} {_sql_literal(high)}"] if high is not None else []
+            predicate = " or ".join(parts) or "false"
+        elif kind == "expect_column_values_to_be_in_set":
+            allowed = ", ".join(_sql_literal(v) for v in kwargs["value_set"])
+            predicate = f"{column} is not null and {column} not in ({allowed})"
+        else:
+            raise ValueError(f"suite {entity}: {kind} cannot quarantine rows (only null, range and set rules can)")
+        rules.append((meta.get("reason", f"{kind} on {kwargs['column']}"), f"({predicate})"))
+    return rules
+
+
+def run_parameters(recent_loads: list[tuple[int, float | None]], now: datetime | None = None) -> dict:
+    """Values of the suites' $PARAMETERs: plausible time window, value bounds, and the load-level
+    bounds from recent loads (rows_read, mean line value), None when there is no history."""
+    now = pd.Timestamp(now or datetime.now())
+    rows = [r for r, _ in recent_loads if r]
+    means = [m for _, m in recent_loads if m is not None]
+    median = lambda values: float(pd.Series(values).median())  # noqa: E731
+    return {
+        "earliest_plausible_ts": EARLIEST_PLAUSIBLE_TS,
+        "latest_plausible_ts": now + timedelta(days=1),
+        "min_plausible_line_value": -MAX_PLAUSIBLE_LINE_VALUE,
+        "max_plausible_line_value": MAX_PLAUSIBLE_LINE_VALUE,
+        "row_count_min": median(rows) / ROW_COUNT_FACTOR if rows else None,
+        "row_count_max": median(rows) * ROW_COUNT_FACTOR if rows else None,
+        "line_value_mean_min": median(means) / MEAN_VALUE_FACTOR if means else None,
+        "line_value_mean_max": median(means) * MEAN_VALUE_FACTOR if means else None,
+    }
+
+
+def sample_rows() -> int:
+    return int(os.environ.get(SAMPLE_ROWS_ENV, DEFAULT_SAMPLE_ROWS))
+
+
+@lru_cache(maxsize=1)
+def _context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _validation_definition(entity: str, parameters: dict):
+    """A GX validation definition for the entity's suite, without the load-level expectations whose
+    bounds are unknown (no recent loads yet)."""
+    import great_expectations as gx
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    context = _context()
+    suite_json = load_suite(entity)
+    configurations = []
+    for expectation in suite_json["expectations"]:
+        if expectation.get("meta", {}).get("load_level") and any(
+                _resolve(v, parameters) is None for v in expectation["kwargs"].values() if isinstance(v, dict)):
+            continue
+        configurations.append(ExpectationConfiguration(type=expectation["type"], kwargs=expectation["kwargs"],
+                                                       meta=expectation.get("meta", {})))
+    name = f"{entity}-{len(configurations)}"
+    try:
+        return context.validation_definitions.get(name)
+    except Exception:  # noqa: BLE001 - GX raises its own not-found errors
+        pass
+    suite = context.suites.add_or_update(ExpectationSuite(name=name, expectations=[
+        c.to_domain_obj() for c in configurations], meta=suite_json.get("meta", {})))
+    try:
+        source = context.data_sources.get("staged_loads")
+    except KeyError:
+        source = context.data_sources.add_pandas("staged_loads")
+    asset = source.add_dataframe_asset(name)
+    batch = asset.add_batch_definition_whole_dataframe(name)
+    return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+
+
+def run_suite(entity: str, frame: pd.DataFrame, parameters: dict) -> list[CheckResult]:
+    """Run the entity's suite on a DataFrame of the staged load; one result per expectation."""
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    definition = _validation_definition(entity, parameters)
+    gx_parameters = {k: v for k, v in parameters.items() if v is not None}
+    outcome = definition.run(batch_parameters={"dataframe": frame}, expectation_parameters=gx_parameters,
+                             result_format="SUMMARY")
+    checks = []
+    for result in outcome.results:
+        config = result.expectation_config
+        meta = config.meta or {}
+        exception = (result.exception_info or {}).get("exception_message") if result.exception_info else None
+        observed = result.result.get("observed_value")
+        unexpected = result.result.get("unexpected_count")
+        checks.append(CheckResult(
+            expectation=config.type,
+            column=config.kwargs.get("column") or (",".join(config.kwargs["column_list"])
+                                                   if config.kwargs.get("column_list") else None),
+            severity=meta.get("severity", "critical"),
+            success=bool(result.success),
+            unexpected_count=None if unexpected is None else int(unexpected),
+            checked_rows=int(result.result.get("element_count") or len(frame)) if unexpected is not None else None,
+            observed=exception or (None if observed is None else (f"{observed:,.4g}" if isinstance(observed, float)
+                                                                  else str(observed))),
+            rule=meta.get("reason", config.type),
+        ))
+    return checks
+
+
+def write_report(reports: list[ValidationReport], directory: Path, run_label: str) -> Path:
+    """The reports of one run as JSON and Markdown files; returns the Markdown path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = directory / f"validation-{run_label}"
+    stem.with_suffix(".json").write_text(json.dumps([r.as_dict() for r in reports], indent=2, default=str) + "\n")
+    markdown = stem.with_suffix(".md")
+    markdown.write_text(reports_markdown(reports) + "\n")
+    return markdown
+
+
+def reports_markdown(reports: list[ValidationReport]) -> str:
+    return "## Input validation\n\n" + "\n\n".join(r.to_markdown() for r in reports)
