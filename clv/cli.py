@@ -50,8 +50,8 @@ def _cmd_run(args) -> int:
     from flows.weekly import format_summary, weekly_clv_pipeline
 
     summary = weekly_clv_pipeline(
-        orders=args.orders, customers=args.customers, events=args.events, cutoff=args.cutoff,
-        horizon_days=args.horizon_days, training_snapshots=args.training_snapshots,
+        orders=args.orders, customers=args.customers, events=args.events, sources=args.sources,
+        cutoff=args.cutoff, horizon_days=args.horizon_days, training_snapshots=args.training_snapshots,
         snapshot_spacing_days=args.snapshot_spacing_days,
         warehouse=str(args.warehouse) if args.warehouse else None,
         order_value_cap_percentile=args.order_value_cap_percentile,
@@ -68,7 +68,7 @@ def _cmd_features(args) -> int:
         cutoff=args.cutoff, horizon_days=args.horizon_days, training_snapshots=args.training_snapshots,
         snapshot_spacing_days=args.snapshot_spacing_days, target=args.target,
         warehouse=str(args.warehouse) if args.warehouse else None,
-        orders=args.orders, customers=args.customers, events=args.events,
+        orders=args.orders, customers=args.customers, events=args.events, sources=args.sources,
         order_value_cap_percentile=args.order_value_cap_percentile,
     )
     print(f"\nFeatures built on {result['target']} ({result['warehouse']}), scoring cutoff {result['cutoff']}")
@@ -184,10 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add_build_options(command, default_orders):
-        command.add_argument("--orders", type=_existing_path, default=default_orders,
-                             help="orders file (parquet/CSV/JSON lines)"
-                             + ("; default: bundled Online Retail II" if default_orders else "; default: none, use what is landed"))
+    def add_build_options(command, bundled_default):
+        command.add_argument("--orders", type=_existing_path,
+                             help="orders file (parquet/CSV/JSON lines; globs allowed)"
+                             + ("; default: bundled Online Retail II unless --sources is given" if bundled_default
+                                else "; default: none, use what is landed"))
+        command.add_argument("--sources", type=_existing_path,
+                             help="sources file (YAML): files on disk or S3, PostgreSQL tables, and their column "
+                                  "mapping to the input contract (see sources.example.yml)")
         command.add_argument("--customers", type=_existing_path, help="customers file (optional)")
         command.add_argument("--events", type=_existing_path, help="web/app events file (optional)")
         command.add_argument("--cutoff", type=_date, help="scoring cutoff date (default: the last order date)")
@@ -202,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(default 0.999; 'none' disables the cap)")
 
     run = sub.add_parser("run", help="run the weekly pipeline: land, dbt build, train, register, score")
-    add_build_options(run, str(config.BUNDLED_ORDERS))
+    add_build_options(run, True)
     run.add_argument("--high-tier-share", type=float, default=0.2,
                      help="share of customers (by predicted value) in the high tier (default 0.2)")
     run.add_argument("--medium-tier-share", type=float, default=0.3,
@@ -210,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     features = sub.add_parser("features", help="build the feature and label tables only (dbt build)")
-    add_build_options(features, None)
+    add_build_options(features, False)
     features.add_argument("--target", choices=["duckdb", "postgres"], default="duckdb",
                           help="warehouse engine (postgres: settings from CLV_PG_* variables)")
     features.set_defaults(func=_cmd_features)

@@ -60,9 +60,10 @@ class StagedLoad:
     table: str
     rows_read: int
     adapter: str | None
-    value_mean: float | None
+    value_median: float | None
     report: ValidationReport
     derived: list["StagedLoad"] = field(default_factory=list)
+    watermark: tuple[str, object] | None = None  # (source name, new watermark) committed with the rows
 
 
 def _quote(text: str) -> str:
@@ -94,14 +95,30 @@ def describe_source(path) -> str:
 def _source_columns(con: duckdb.DuckDBPyConnection, path, relation: str) -> list[str]:
     paths = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
     for single in paths:
-        if "*" not in single and not Path(single).exists():
-            raise ContractError(f"{single}: file not found")
+        if "*" not in single:
+            _check_complete(Path(single))
     try:
         described = con.execute(f"describe select * from {relation}").fetchall()
     except duckdb.Error as exc:
         raise ContractError(f"{describe_source(path)}: cannot be read as {_suffix(paths[0])} "
                             f"(rule: a readable, complete file; {_first_line(exc)})") from exc
     return [row[0] for row in described]
+
+
+def _check_complete(path: Path) -> None:
+    """A file that exists, is not empty and, for line formats, ends with a line break (an export cut
+    off in the middle of a line is refused rather than landed with a broken last row)."""
+    if not path.exists():
+        raise ContractError(f"{path}: file not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise ContractError(f"{path}: empty file, 0 bytes (rule: an input file must not be empty)")
+    if path.suffix.lower() in (".csv", ".jsonl", ".ndjson", ".json"):
+        with open(path, "rb") as handle:
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":
+                raise ContractError(f"{path}: does not end with a line break, the file looks truncated "
+                                    "(rule: a complete export ends with a full line)")
 
 
 def _first_line(exc: Exception) -> str:
@@ -146,13 +163,15 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
     for name, sql_type in LOADS_EXTRA_COLUMNS:
         con.execute(f"alter table raw.loads add column if not exists {name} {sql_type}")
+    con.execute("create table if not exists raw.source_watermarks (source VARCHAR, watermark TIMESTAMP, "
+                "load_id VARCHAR, updated_at TIMESTAMP)")
 
 
 # Rows that broke a row-level rule: the contract columns as JSON text (original text where a value did
 # not cast), the reason, and the load they came with. Never PII: hashes are not copied here.
 QUARANTINE_COLUMNS_SQL = ("row_key VARCHAR, entity VARCHAR, reason VARCHAR, record VARCHAR, source VARCHAR, "
                           "load_id VARCHAR, quarantined_at TIMESTAMP")
-LOADS_EXTRA_COLUMNS = (("rows_quarantined", "BIGINT"), ("value_mean", "DOUBLE"), ("status", "VARCHAR"))
+LOADS_EXTRA_COLUMNS = (("rows_quarantined", "BIGINT"), ("value_median", "DOUBLE"), ("status", "VARCHAR"))
 
 
 def _hmac_hex(values: pa.Array) -> pa.Array:
@@ -229,10 +248,21 @@ def _stage(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[
 
 def _validation_frame(con, entity: Entity, table: str, rows: int):
     """The staged rows Great Expectations checks: all of them, or a repeatable sample of a large load."""
-    extra = ", quantity * unit_price as line_value" if entity.name == "orders" else ""
+    columns = ", ".join(entity.column_names)
+    relation = table
+    if entity.name == "orders":
+        # line value, and per order day the share of lines that have an identical twin (a day exported twice)
+        # (days with fewer than 20 lines are too small to tell and count as 0)
+        relation = f"""(select *, quantity * unit_price as line_value,
+                            case when count(*) over day >= 20
+                                 then avg(case when copies > 1 then 1.0 else 0.0 end) over day
+                                 else 0.0 end as day_repeated_line_share
+                        from (select {columns}, count(*) over (partition by {columns}) as copies from {table})
+                        window day as (partition by cast(order_ts as date)))"""
+        columns += ", line_value, day_repeated_line_share"
     limit = validation.sample_rows()
     sample = f" using sample reservoir({limit} rows) repeatable (42)" if rows > limit else ""
-    return con.execute(f"select {', '.join(entity.column_names)}{extra} from {table}{sample}").df()
+    return con.execute(f"select {columns} from {relation}{sample}").df()
 
 
 def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None,
@@ -278,17 +308,17 @@ def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: in
     quarantined = dict(con.execute(
         f"select quarantine_reason, count(*) from {table} where quarantine_reason is not null group by 1"
     ).fetchall())
-    value_mean = None
+    value_median = None
     if entity.name == "orders":
-        value_mean = con.execute(
-            f"select avg(quantity * unit_price) from {table} where quarantine_reason is null").fetchall()[0][0]
+        value_median = con.execute(
+            f"select median(quantity * unit_price) from {table} where quarantine_reason is null").fetchall()[0][0]
     frame = _validation_frame(con, entity, table, rows)
     report = ValidationReport(entity.name, source, rows, len(frame), quarantined, ignored,
                               validation.run_suite(entity.name, frame, parameters))
     del frame
     log.info("staged %s from %s: %d rows, %d quarantined, validation %s", entity.name, source, rows,
              sum(quarantined.values()), report.status)
-    return StagedLoad(entity, source, table, rows, adapter, value_mean, report)
+    return StagedLoad(entity, source, table, rows, adapter, value_median, report)
 
 
 def land_staged(con, sink, staged: list[StagedLoad]) -> list[LoadResult]:
@@ -343,11 +373,16 @@ class DuckDBRawSink:
 
     def recent_loads(self, entity: str, limit: int) -> list[tuple[int, float | None]]:
         return self.con.execute(
-            "select rows_read, value_mean from raw.loads where entity = ? and rows_read > 0 "
+            "select rows_read, value_median from raw.loads where entity = ? and rows_read > 0 "
             "and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit ?", [entity, limit]).fetchall()
 
+    def get_watermark(self, source: str):
+        rows = self.con.execute("select watermark from raw.source_watermarks where source = ?", [source]).fetchall()
+        return rows[0][0] if rows else None
+
     def insert_new_rows(self, load: StagedLoad, load_id: str) -> int:
-        """In one transaction: new good rows, new quarantined rows, and the load record."""
+        """In one transaction: new good rows, new quarantined rows, the load record and the source's
+        new watermark."""
         con, columns = self.con, ", ".join(stored_columns(load.entity))
         con.execute("begin transaction")
         try:
@@ -366,9 +401,13 @@ class DuckDBRawSink:
             ).fetchall()[0][0]
             con.execute(
                 "insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, loaded_at, "
-                "rows_quarantined, value_mean, status) values (?, ?, ?, ?, ?, ?, current_timestamp, ?, ?, ?)",
+                "rows_quarantined, value_median, status) values (?, ?, ?, ?, ?, ?, current_timestamp, ?, ?, ?)",
                 [load_id, load.entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
-                 load.value_mean, load.report.status])
+                 load.value_median, load.report.status])
+            if load.watermark:
+                con.execute("delete from raw.source_watermarks where source = ?", [load.watermark[0]])
+                con.execute("insert into raw.source_watermarks values (?, ?, ?, current_timestamp)",
+                            [*load.watermark, load_id])
             con.execute("commit")
         except Exception:
             con.execute("rollback")

@@ -62,6 +62,8 @@ def ensure_raw_tables(cur) -> None:
     )
     for name, sql_type in LOADS_EXTRA_COLUMNS:
         cur.execute(f"alter table raw.loads add column if not exists {name} {_PG_TYPES[sql_type]}")
+    cur.execute("create table if not exists raw.source_watermarks (source text primary key, watermark timestamp, "
+                "load_id text, updated_at timestamp)")
 
 
 class PostgresRawSink:
@@ -76,10 +78,21 @@ class PostgresRawSink:
         try:
             with conn, conn.cursor() as cur:
                 ensure_raw_tables(cur)
-                cur.execute("select rows_read, value_mean from raw.loads where entity = %s and rows_read > 0 "
+                cur.execute("select rows_read, value_median from raw.loads where entity = %s and rows_read > 0 "
                             "and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit %s",
                             [entity, limit])
                 return cur.fetchall()
+        finally:
+            conn.close()
+
+    def get_watermark(self, source: str):
+        conn = self.settings.connect()
+        try:
+            with conn, conn.cursor() as cur:
+                ensure_raw_tables(cur)
+                cur.execute("select watermark from raw.source_watermarks where source = %s", [source])
+                row = cur.fetchone()
+                return row[0] if row else None
         finally:
             conn.close()
 
@@ -117,10 +130,15 @@ class PostgresRawSink:
                     quarantined = cur.rowcount
                     cur.execute(
                         "insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, loaded_at,"
-                        " rows_quarantined, value_mean, status) values (%s, %s, %s, %s, %s, %s, localtimestamp,"
+                        " rows_quarantined, value_median, status) values (%s, %s, %s, %s, %s, %s, localtimestamp,"
                         " %s, %s, %s)",
                         [load_id, entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
-                         load.value_mean, load.report.status])
+                         load.value_median, load.report.status])
+                    if load.watermark:
+                        cur.execute("""insert into raw.source_watermarks values (%s, %s, %s, localtimestamp)
+                                       on conflict (source) do update set watermark = excluded.watermark,
+                                       load_id = excluded.load_id, updated_at = excluded.updated_at""",
+                                    [*load.watermark, load_id])
             finally:
                 conn.close()
         return inserted

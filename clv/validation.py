@@ -5,7 +5,7 @@ Each expectation carries `meta.severity` (`critical`: the load is refused and th
 the raw table and stored in `raw.quarantine` with the reason). Quarantine rules are evaluated on every
 row in SQL; Great Expectations evaluates the suite on the staged load (or on a repeatable sample of it
 when the load is larger than `CLV_VALIDATION_SAMPLE_ROWS`, default 2,000,000 rows). Load-level
-expectations (row count, mean line value) compare the load with the recent loads of the same entity and
+expectations (row count, median line value) compare the load with the recent loads of the same entity and
 are skipped while there is no history.
 """
 
@@ -31,8 +31,8 @@ DEFAULT_SAMPLE_ROWS = 2_000_000
 # Bounds of the load-level checks, relative to the median of the last loads of the same entity.
 RECENT_LOADS = 5
 ROW_COUNT_FACTOR = 10.0
-MEAN_VALUE_FACTOR = 5.0
-EARLIEST_PLAUSIBLE_TS = pd.Timestamp("2000-01-01")
+MEDIAN_VALUE_FACTOR = 5.0
+EARLIEST_PLAUSIBLE_TS = pd.Timestamp("1990-01-01")  # CDNOW, the BTYD benchmark, is from 1997
 MAX_PLAUSIBLE_LINE_VALUE = 50_000.0
 
 
@@ -159,7 +159,7 @@ def quarantine_rules(entity: str, parameters: dict) -> list[tuple[str, str]]:
 
 def run_parameters(recent_loads: list[tuple[int, float | None]], now: datetime | None = None) -> dict:
     """Values of the suites' $PARAMETERs: plausible time window, value bounds, and the load-level
-    bounds from recent loads (rows_read, mean line value), None when there is no history."""
+    bounds from recent loads (rows_read, median line value), None when there is no history."""
     now = pd.Timestamp(now or datetime.now())
     rows = [r for r, _ in recent_loads if r]
     means = [m for _, m in recent_loads if m is not None]
@@ -171,8 +171,8 @@ def run_parameters(recent_loads: list[tuple[int, float | None]], now: datetime |
         "max_plausible_line_value": MAX_PLAUSIBLE_LINE_VALUE,
         "row_count_min": median(rows) / ROW_COUNT_FACTOR if rows else None,
         "row_count_max": median(rows) * ROW_COUNT_FACTOR if rows else None,
-        "line_value_mean_min": median(means) / MEAN_VALUE_FACTOR if means else None,
-        "line_value_mean_max": median(means) * MEAN_VALUE_FACTOR if means else None,
+        "line_value_median_min": median(means) / MEDIAN_VALUE_FACTOR if means else None,
+        "line_value_median_max": median(means) * MEDIAN_VALUE_FACTOR if means else None,
     }
 
 

@@ -24,12 +24,14 @@ def feature_build_flow(
     customers: str | None = None,
     events: str | None = None,
     order_value_cap_percentile: float | None = 0.999,
+    sources: str | None = None,
 ) -> dict:
     """Land any given files, then `dbt build` the features and labels at the cutoffs on the target."""
     if target not in ("duckdb", "postgres"):
         raise ValueError(f"unknown target {target!r}: use duckdb or postgres")
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
-    loads = land_inputs(warehouse, orders, customers, events, target) if (orders or customers or events) else []
+    loads = (land_inputs(warehouse, orders, customers, events, target, sources)
+             if (orders or customers or events or sources) else [])
     scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days, target,
                                   order_value_cap_percentile)
     rows = query(target, warehouse, "select cast(cutoff_date as varchar), count(*) from customer_features "

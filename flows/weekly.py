@@ -16,7 +16,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 
 from clv import config
-from clv.landing import land_file
+from clv.landing import DuckDBRawSink
+from clv.sources import FileSource, PostgresSource, land_sources, load_sources
+from clv.validation import InputValidationError, reports_markdown, write_report
 from clv.postgres import PostgresRawSink
 from clv.transform import dbt_vars, run_dbt
 from clv.warehouse import connect, connect_in_memory, publish_scores, read_table, scoring_cutoff
@@ -27,22 +29,57 @@ from models_ml.gates import GateConfig, as_dicts, evaluate_gates, gates_passed
 from models_ml.scoring import build_score_table, top_reasons
 
 
+def input_sources(orders: str | None, customers: str | None, events: str | None,
+                  sources: str | None) -> list[FileSource | PostgresSource]:
+    """The sources of a run: a sources file, plus any input files given directly; the bundled Online
+    Retail II orders when neither is given."""
+    listed = load_sources(sources) if sources else []
+    if not sources and not orders:
+        orders = str(config.BUNDLED_ORDERS)
+    listed += [FileSource(entity, entity, str(path)) for entity, path in
+               (("orders", orders), ("customers", customers), ("events", events)) if path]
+    return listed
+
+
 @task(cache_policy=NO_CACHE)
 def land_inputs(warehouse: str, orders: str | None, customers: str | None, events: str | None,
-                target: str = "duckdb") -> list[dict]:
-    """Land each input file into the raw schema (idempotent; one transaction per file). With the
-    postgres target, files are checked and staged in an in-memory DuckDB and COPied to PostgreSQL."""
+                target: str = "duckdb", sources: str | None = None) -> list[dict]:
+    """Land every input into the raw schema: stage, validate with the Great Expectations suites, then
+    commit all of them, or none when a critical expectation fails (the run stops before dbt). The
+    validation report is a Prefect artifact and a file under $CLV_HOME/reports. With the postgres
+    target, inputs are staged in an in-memory DuckDB and COPied to PostgreSQL."""
     logger = get_run_logger()
-    results = []
+    listed = input_sources(orders, customers, events, sources)
+    cache_dir = config.project_home() / "landing-cache"
     with connect(warehouse) if target == "duckdb" else connect_in_memory() as con:
-        sink = PostgresRawSink(con) if target == "postgres" else None
-        for entity, path in (("orders", orders), ("customers", customers), ("events", events)):
-            if path:
-                for loaded in land_file(con, entity, path, sink):
-                    logger.info("%s: %d rows read, %d new (%s)", loaded.entity, loaded.rows_read,
-                                loaded.rows_inserted, loaded.source)
-                    results.append(asdict(loaded))
-    return results
+        sink = PostgresRawSink(con) if target == "postgres" else DuckDBRawSink(con)
+        try:
+            loaded, reports = land_sources(con, sink, listed, cache_dir)
+        except InputValidationError as failure:
+            _publish_validation(failure.reports, logger)
+            raise
+    _publish_validation(reports, logger)
+    for result in loaded:
+        logger.info("%s: %d rows read, %d new, %d quarantined (%s)", result.entity, result.rows_read,
+                    result.rows_inserted, result.rows_quarantined, result.source)
+    return [asdict(result) for result in loaded]
+
+
+def _publish_validation(reports, logger) -> None:
+    if not reports:
+        return
+    label = f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}"
+    path = write_report(reports, config.project_home() / "reports", label)
+    create_markdown_artifact(key="input-validation", markdown=reports_markdown(reports),
+                             description="Great Expectations validation of this run's inputs")
+    for report in reports:
+        logger.info("validation of %s from %s: %s (%d quarantined)", report.entity, report.source, report.status,
+                    sum(report.quarantined.values()))
+        for check in report.warnings:
+            logger.warning("%s: %s", report.entity, check.describe())
+        for check in report.critical_failures:
+            logger.error("%s: %s", report.entity, check.describe())
+    logger.info("validation report: %s", path)
 
 
 @task(cache_policy=NO_CACHE)
@@ -124,7 +161,7 @@ def score_customers(warehouse: str, cutoff: date, model_name: str, horizon_days:
 
 @flow(name="weekly-clv", log_prints=True)
 def weekly_clv_pipeline(
-    orders: str = str(config.BUNDLED_ORDERS),
+    orders: str | None = None,
     customers: str | None = None,
     events: str | None = None,
     cutoff: date | None = None,
@@ -137,15 +174,18 @@ def weekly_clv_pipeline(
     high_tier_share: float = 0.2,
     medium_tier_share: float = 0.3,
     gate_config: dict | None = None,
+    sources: str | None = None,
 ) -> dict:
-    """Land the inputs, build features and labels in dbt, train and register a model, score customers."""
+    """Land the inputs (files given directly, or the sources listed in a sources file; the bundled
+    Online Retail II orders when neither is given), build features and labels in dbt, train and register a model, score customers."""
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
-    loads = land_inputs(warehouse, orders, customers, events)
+    loads = land_inputs(warehouse, orders, customers, events, sources=sources)
     scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days,
                                   "duckdb", order_value_cap_percentile)
     result, training_set = train_model(warehouse, horizon_days)
     registered = register_model(result, training_set, model_name, {
-        "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days, "orders_input": orders})
+        "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days,
+        "orders_input": orders or sources or str(config.BUNDLED_ORDERS)})
     gates = gate_challenger(result, training_set, registered, gate_config)
     scored = score_customers(warehouse, scoring_date, model_name, horizon_days, high_tier_share, medium_tier_share)
     summary = {

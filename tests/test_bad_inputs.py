@@ -1,0 +1,230 @@
+"""The bad-input matrix: each broken export gives its documented outcome (landed with counts, or a clear
+error), nothing is written past the validation gate, and the scores BI reads stay as they were."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv.contract import ContractError
+from clv.landing import land_file
+from clv.validation import InputValidationError
+from clv.warehouse import publish_scores
+
+
+def good_orders(lines: int = 400, seed: int = 1, minutes_apart: int = 150) -> pd.DataFrame:
+    """A clean export: 400 distinct order lines over 40 days of 2024."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "customer_id": [f"c{i % 50}" for i in range(lines)],
+        "order_id": [f"o{seed}-{i // 2}" for i in range(lines)],
+        "order_ts": pd.Timestamp("2024-03-01") + pd.to_timedelta(np.arange(lines) * minutes_apart, unit="min"),
+        "product_id": [f"p{i % 7}" for i in range(lines)],
+        "quantity": rng.integers(1, 6, lines).astype(float),
+        "unit_price": rng.uniform(1, 30, lines).round(2),
+    })
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    """A warehouse after a good weekly run: raw orders landed, scores published."""
+    con = duckdb.connect(str(tmp_path / "clv.duckdb"))
+    path = tmp_path / "week1.parquet"
+    good_orders().to_parquet(path, index=False)
+    land_file(con, "orders", path)
+    publish_scores(con, pd.DataFrame({"customer_id": ["c1", "c2"], "predicted_clv_12m": [10.0, 20.0]}))
+    yield con
+    con.close()
+
+
+def snapshot(con) -> dict:
+    return {
+        "orders": con.execute("select count(*), sum(quantity * unit_price) from raw.orders").fetchall(),
+        "quarantine": con.execute("select count(*) from raw.quarantine").fetchall(),
+        "loads": con.execute("select count(*) from raw.loads").fetchall(),
+        "scores": con.execute("select * from clv_scores order by customer_id").fetchall(),
+    }
+
+
+def refused(con, tmp_path, frame_or_writer, name: str, error=InputValidationError, **kwargs) -> str:
+    """Land a bad export, expect it refused with nothing changed; return the error message."""
+    before = snapshot(con)
+    path = tmp_path / name
+    if callable(frame_or_writer):
+        frame_or_writer(path)
+    elif name.endswith(".csv"):
+        frame_or_writer.to_csv(path, index=False)
+    else:
+        frame_or_writer.to_parquet(path, index=False)
+    with pytest.raises(error) as raised:
+        land_file(con, "orders", path, **kwargs)
+    assert snapshot(con) == before, "a refused load changed the warehouse"
+    message = str(raised.value)
+    assert name in message
+    return message
+
+
+def landed(con, tmp_path, frame: pd.DataFrame, name: str, **kwargs):
+    path = tmp_path / name
+    frame.to_csv(path, index=False) if name.endswith(".csv") else frame.to_parquet(path, index=False)
+    [result] = land_file(con, "orders", path, **kwargs)
+    return result
+
+
+def test_empty_file(warehouse, tmp_path):
+    message = refused(warehouse, tmp_path, good_orders().iloc[:0], "empty.csv", ContractError)
+    assert "no rows" in message
+    message = refused(warehouse, tmp_path, lambda p: p.write_bytes(b""), "zero-bytes.csv", ContractError)
+    assert "empty file, 0 bytes" in message
+
+
+def test_missing_required_column(warehouse, tmp_path):
+    message = refused(warehouse, tmp_path, good_orders().drop(columns=["unit_price"]), "no-price.csv", ContractError)
+    assert "missing required column(s) unit_price" in message
+
+
+def test_extra_unknown_columns_are_ignored_and_reported(warehouse, tmp_path):
+    frame = good_orders(seed=2).assign(coupon_code="SPRING", email="someone@example.com")
+    path = tmp_path / "extra.parquet"
+    frame.to_parquet(path, index=False)
+    from clv.landing import DuckDBRawSink, land_staged, stage_file
+
+    sink = DuckDBRawSink(warehouse)
+    staged = stage_file(warehouse, "orders", path, sink)
+    assert staged.report.ignored_columns == ["coupon_code", "email"]
+    [result] = land_staged(warehouse, sink, [staged])
+    assert result.rows_inserted == 400
+    columns = {row[0] for row in warehouse.execute("describe raw.orders").fetchall()}
+    assert not {"coupon_code", "email"} & columns
+
+
+def test_text_in_quantity_is_quarantined(warehouse, tmp_path):
+    frame = good_orders(seed=3).astype({"quantity": object})
+    frame.loc[[3, 9], "quantity"] = ["two", "1,5"]
+    result = landed(warehouse, tmp_path, frame, "text-quantity.csv")
+    assert (result.rows_inserted, result.rows_quarantined) == (398, 2)
+    reasons = warehouse.execute("select reason, count(*) from raw.quarantine group by 1").fetchall()
+    assert reasons == [("quantity is not a valid double", 2)]
+
+
+def test_unparseable_dates_stop_the_load(warehouse, tmp_path):
+    frame = good_orders(seed=4).astype({"order_ts": object})
+    frame["order_ts"] = frame["order_ts"].map(lambda t: t.strftime("%d/%m/%Y %H:%M"))  # 13/03/2024: not ISO
+    message = refused(warehouse, tmp_path, frame, "dates.csv")
+    assert "column order_ts" in message and "order_ts is missing" in message
+
+
+def test_null_customer_ids(warehouse, tmp_path):
+    frame = good_orders(seed=5)
+    frame.loc[:19, "customer_id"] = None  # 5%: guest checkouts, quarantined
+    result = landed(warehouse, tmp_path, frame, "some-guests.parquet")
+    assert (result.rows_inserted, result.rows_quarantined) == (380, 20)
+    frame = good_orders(seed=6)
+    frame.loc[:299, "customer_id"] = None  # 75%: a broken export
+    message = refused(warehouse, tmp_path, frame, "no-ids.parquet")
+    assert "column customer_id" in message and "300 of 400 rows" in message
+
+
+def test_negative_prices_are_quarantined_and_zero_prices_warned(warehouse, tmp_path):
+    frame = good_orders(seed=7)
+    frame.loc[:1, "unit_price"] = -5.0
+    frame.loc[2:41, "unit_price"] = 0.0  # 10% free items
+    from clv.landing import DuckDBRawSink, land_staged, stage_file
+
+    path = tmp_path / "prices.parquet"
+    frame.to_parquet(path, index=False)
+    sink = DuckDBRawSink(warehouse)
+    staged = stage_file(warehouse, "orders", path, sink)
+    assert staged.report.quarantined == {"unit_price is negative": 2}
+    [zero_warning] = [c for c in staged.report.warnings if c.column == "unit_price"]
+    assert zero_warning.unexpected_count == 42  # the rule reads "price above zero": negatives count too
+    [result] = land_staged(warehouse, sink, [staged])
+    assert (result.rows_inserted, result.rows_quarantined, result.status) == (398, 2, "warnings")
+
+
+def test_genuine_repeats_land_but_a_day_exported_twice_stops_the_load(warehouse, tmp_path):
+    frame = good_orders(seed=8)
+    result = landed(warehouse, tmp_path, pd.concat([frame, frame.iloc[[5]]]), "one-repeat.parquet")
+    assert result.rows_inserted == 401  # an identical line can be genuine: kept
+    frame = good_orders(seed=9, minutes_apart=20)  # 72 lines a day
+    day = frame[frame["order_ts"].dt.date == frame["order_ts"].dt.date.iloc[100]]
+    message = refused(warehouse, tmp_path, pd.concat([frame, day]), "day-twice.parquet")
+    assert "day_repeated_line_share" in message and "exported twice" in message
+
+
+def test_orders_in_the_future(warehouse, tmp_path):
+    frame = good_orders(seed=10)
+    frame.loc[:1, "order_ts"] = pd.Timestamp.now() + pd.Timedelta(days=30)
+    result = landed(warehouse, tmp_path, frame, "some-future.parquet")
+    assert result.rows_quarantined == 2
+    assert warehouse.execute("select count(*) from raw.quarantine where reason like 'order_ts is in the future%'"
+                             ).fetchall() == [(2,)]
+    frame = good_orders(seed=11)
+    frame["order_ts"] = frame["order_ts"] + pd.Timedelta(days=3650)  # the whole export a decade ahead
+    message = refused(warehouse, tmp_path, frame, "all-future.parquet")
+    assert "future" in message and "400 of 400 rows" in message
+
+
+def test_a_single_huge_order_lands_with_a_warning(warehouse, tmp_path):
+    frame = good_orders(seed=12)
+    frame.loc[0, ["quantity", "unit_price"]] = [80995.0, 2.08]  # as in Online Retail, December 2011
+    path = tmp_path / "huge.parquet"
+    frame.to_parquet(path, index=False)
+    from clv.landing import DuckDBRawSink, land_staged, stage_file
+
+    sink = DuckDBRawSink(warehouse)
+    staged = stage_file(warehouse, "orders", path, sink)
+    [huge] = [c for c in staged.report.warnings if c.column == "line_value"]
+    assert huge.unexpected_count == 1 and staged.report.status == "warnings"
+    [result] = land_staged(warehouse, sink, [staged])
+    assert result.rows_inserted == 400
+
+
+def test_prices_in_cents_stop_the_load(warehouse, tmp_path):
+    frame = good_orders(seed=13)
+    frame["unit_price"] = (frame["unit_price"] * 100).round()
+    message = refused(warehouse, tmp_path, frame, "cents.parquet")
+    assert "expect_column_median_to_be_between on column line_value" in message and "cents" in message
+
+
+def test_non_utf8_text(warehouse, tmp_path):
+    frame = good_orders(seed=14)
+    frame["product_id"] = "Crème brûlée dish"
+
+    def latin1(path):
+        path.write_bytes(frame.to_csv(index=False).encode("latin-1"))
+
+    message = refused(warehouse, tmp_path, latin1, "latin1.csv", ContractError)
+    assert "utf" in message.lower() or "unicode" in message.lower()
+    # the same file lands when its encoding is configured
+    path = tmp_path / "latin1.csv"
+    [result] = land_file(warehouse, "orders", path, encoding="latin-1")
+    assert result.rows_inserted == 400
+    assert warehouse.execute("select distinct product_id from raw.orders where order_id like 'o14-%'"
+                             ).fetchall() == [("Crème brûlée dish",)]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_file_truncated_in_the_middle(warehouse, tmp_path, suffix):
+    frame = good_orders(seed=15)
+
+    def truncated(path):
+        full = tmp_path / f"full{suffix}"
+        if suffix == ".parquet":
+            frame.to_parquet(full, index=False)
+        elif suffix == ".csv":
+            frame.to_csv(full, index=False)
+        else:
+            full.write_text("\n".join(json.dumps(r, default=str) for r in frame.to_dict(orient="records")) + "\n")
+        data = full.read_bytes()
+        cut = len(data) // 2
+        if suffix != ".parquet":  # cut inside a line, not at a line end
+            cut = data.index(b"\n", cut) - 3
+        path.write_bytes(data[:cut])
+
+    message = refused(warehouse, tmp_path, truncated, f"truncated{suffix}", (ContractError, InputValidationError))
+    assert "truncated" in message or "cannot be read" in message
