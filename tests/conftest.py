@@ -10,6 +10,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
+import uuid  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import duckdb  # noqa: E402
@@ -51,3 +53,61 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@contextmanager
+def scratch_postgres_database():
+    """(admin connection, name) of a new database on the test PostgreSQL server, dropped afterwards."""
+    from clv.postgres import PostgresSettings
+
+    settings = PostgresSettings.from_env()
+    try:
+        admin = settings.connect("postgres")
+    except Exception as exc:  # noqa: BLE001 - any connection failure means: no server here
+        pytest.skip(f"no PostgreSQL server at {settings.host}:{settings.port} ({exc}); .ci/run starts one")
+    admin.autocommit = True
+    name = f"clv_test_{uuid.uuid4().hex[:8]}"
+    with admin.cursor() as cur:
+        cur.execute(f"create database {name}")
+    try:
+        yield admin, name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"drop database if exists {name} with (force)")
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_database():
+    """A fresh database on the PostgreSQL server named by CLV_PG_* (default 127.0.0.1:5432, user
+    postgres), set as the warehouse database; skipped with the reason when no server answers
+    (.ci/run starts one)."""
+    with scratch_postgres_database() as (admin, name):
+        yield from _as_warehouse(name)
+
+
+def _as_warehouse(name):
+    from clv.postgres import PostgresSettings
+
+    previous = os.environ.get("CLV_PG_DATABASE")
+    os.environ["CLV_PG_DATABASE"] = name
+    yield PostgresSettings.from_env()
+    if previous is None:
+        os.environ.pop("CLV_PG_DATABASE")
+    else:
+        os.environ["CLV_PG_DATABASE"] = previous
+
+
+def assert_no_clear_text(con, values) -> None:
+    """Search every text column of every table and view of a DuckDB warehouse for each value."""
+    relations = con.execute("select table_schema, table_name from information_schema.tables").fetchall()
+    assert relations
+    for schema, table in relations:
+        columns = [r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+            "and data_type = 'VARCHAR'", [schema, table]).fetchall()]
+        for column in columns:
+            hits = con.execute(
+                f'select count(*) from "{schema}"."{table}" where ' + " or ".join(
+                    f'contains(lower("{column}"), lower(?))' for _ in values), list(values)).fetchall()[0][0]
+            assert hits == 0, f"clear-text personal data in {schema}.{table}.{column}"

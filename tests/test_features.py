@@ -118,8 +118,11 @@ def test_failing_dbt_test_raises_with_the_node_name(clv_home, tmp_path, warehous
 def test_cleaning_summary_counts_every_rule(warehouse):
     summary = read(warehouse, "select rule, rows_affected from cleaning_summary where cutoff_date is null")
     counts = dict(summary.itertuples(index=False))
-    assert counts == {"dropped: order line without customer id": 1, "netted: return line (negative quantity)": 2,
+    # the line without a customer id never reaches staging: landing quarantined it
+    assert counts == {"dropped: order line without customer id": 0, "netted: return line (negative quantity)": 2,
                       "no revenue: line priced zero or less": 1}
+    assert read(warehouse, "select reason from raw.quarantine")["reason"].tolist() == [
+        "customer_id is missing (guest checkout or broken export)"]
     capped = read(warehouse, "select rows_affected, threshold from cleaning_summary where cutoff_date is not null")
     assert capped["rows_affected"].tolist() == [0, 0] and capped["threshold"].isna().all()  # cap off here
 

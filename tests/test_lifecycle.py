@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import duckdb
+import pandas as pd
 import pytest
 from prefect.events.clients import AssertingPassthroughEventsClient
 
@@ -16,6 +17,7 @@ from flows.monitor import monitor_flow
 from flows.shadow import shadow_flow
 from flows.weekly import weekly_clv_pipeline
 from models_ml import registry
+from tests.conftest import assert_no_clear_text
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +31,15 @@ def test_lifecycle_from_drift_to_rollback(prefect_server, clv_home, tmp_path, mo
         return {k: str(v) for k, v in paths.items()}
 
     warehouse = str(clv_home / "warehouse.duckdb")
-    first = weekly_clv_pipeline(**shop("week1", 1.0), warehouse=warehouse)
+    monkeypatch.setenv("CLV_PII_HASH_KEY", "lifecycle-secret")
+    week1 = shop("week1", 1.0)
+    first = weekly_clv_pipeline(**week1, warehouse=warehouse)
     assert first["trained_is_champion"] and registry.champion_version("clv_xgboost") == "1"
+    # the synthetic customers carry e-mail addresses and names: none is in any warehouse table
+    people = pd.read_parquet(week1["customers"], columns=["email", "name"]).sample(40, random_state=1)
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert_no_clear_text(con, [*people["email"], *people["name"]])
+        assert con.execute("select count(email_hash) from raw.customers").fetchall()[0][0] == 2500
 
     drifted = shop("week2", 4.0)
     drifted_warehouse = str(clv_home / "drifted.duckdb")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pandas as pd
 import pytest
 
 from clv.cli import main
+from clv.validation import InputValidationError
 from flows.weekly import weekly_clv_pipeline
 from mlflow.tracking import MlflowClient
 
@@ -24,7 +27,8 @@ def customers_known_at_last_order_date(path) -> set[str]:
     return set(bought["Customer ID"].astype(int).astype(str))
 
 
-def test_weekly_flow_scores_every_known_customer_and_is_idempotent(prefect_server, clv_home, retail_sample):
+def test_weekly_flow_scores_every_known_customer_and_is_idempotent(prefect_server, clv_home, retail_sample,
+                                                                   tmp_path):
     warehouse = clv_home / "warehouse" / "clv.duckdb"
     first = weekly_clv_pipeline(orders=str(retail_sample))
     expected = customers_known_at_last_order_date(retail_sample)
@@ -44,7 +48,11 @@ def test_weekly_flow_scores_every_known_customer_and_is_idempotent(prefect_serve
     assert str(scores["cutoff_date"].iloc[0].date()) == first["cutoff"] == "2011-12-09"
     assert first["customers_scored"] == len(expected) and first["trained_is_champion"]
     assert {"mae", "rmse", "normalized_gini", "spearman", "top10_capture"} <= set(first["holdout_metrics"])
-    assert raw_rows == len(pd.read_parquet(retail_sample))
+    published = pd.read_parquet(retail_sample)
+    assert raw_rows == published["Customer ID"].notna().sum()  # lines without a customer are quarantined
+    assert first["loads"][0]["rows_quarantined"] == published["Customer ID"].isna().sum()
+    reports = sorted((clv_home / "reports").glob("validation-*.json"))
+    assert len(reports) == 1 and json.loads(reports[0].read_text())[0]["status"] == "warnings"
 
     second = weekly_clv_pipeline(orders=str(retail_sample))
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -66,6 +74,26 @@ def test_weekly_flow_scores_every_known_customer_and_is_idempotent(prefect_serve
     assert rescored == [("1", len(expected))]  # scored by the champion, still version 1
     assert history == 2 * len(expected)
     assert registry.champion_version("clv_xgboost") == "1"
+
+    # A bad export (prices in cents) halts the run at the validation gate: nothing landed, dbt not run,
+    # the scores BI reads unchanged, and the report names the rule.
+    cents = tmp_path / "cents.parquet"
+    published.assign(Price=published["Price"] * 100).to_parquet(cents, index=False)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        before = [con.execute(sql).fetchall() for sql in GATE_WATCHED]
+    with pytest.raises(InputValidationError, match="median line value"):
+        weekly_clv_pipeline(orders=str(cents))
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert [con.execute(sql).fetchall() for sql in GATE_WATCHED] == before
+    latest = sorted((clv_home / "reports").glob("validation-*.md"))[-1].read_text()
+    assert "**failed**" in latest and "expect_column_median_to_be_between" in latest
+
+
+GATE_WATCHED = [
+    "select count(*) from raw.orders", "select count(*) from raw.quarantine", "select count(*) from raw.loads",
+    "select * from clv_scores order by customer_id", "select * from int_cutoffs order by cutoff_date",
+    "select count(*) from customer_features",
+]
 
 
 def test_cli_reports_a_missing_column_and_keeps_scores(prefect_server, clv_home, tmp_path, capsys):
