@@ -1,5 +1,6 @@
-"""Benchmarks that write JSON: `clv bench features` times the dbt feature build against a bare scan of
-the same raw tables on the same engine (DuckDB), on synthetic data of a chosen size."""
+"""Benchmarks that write JSON: `clv bench scale` runs the weekly cycle stage by stage on a synthetic shop of
+a chosen size; `clv bench features` times the dbt feature build alone; both against a bare scan of the
+same raw tables on the same engine (DuckDB). `clv bench accuracy` compares the models."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import os
 import platform
 import resource
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +21,7 @@ import pandas as pd
 from clv.landing import land_file
 from clv.synth import SynthConfig, write_synthetic
 from clv.transform import dbt_vars, run_dbt
+from clv.warehouse import DEFAULT_DUCKDB_MEMORY_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +203,147 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
 
 def _round(value):
     return None if value is None or (isinstance(value, float) and not np.isfinite(value)) else round(float(value), 6)
+
+
+SCALE_STAGES = ("generate", "land", "validate", "features", "train", "register", "score", "reasons", "monitor")
+
+
+class _StageClock:
+    """Wall seconds, rows per second and the process's peak memory after each stage."""
+
+    def __init__(self):
+        self.stages: dict[str, dict] = {}
+
+    def run(self, stage: str, rows: int | None, fn, *, rows_after=None):
+        start = time.perf_counter()
+        value = fn()
+        seconds = time.perf_counter() - start
+        self.record(stage, seconds, rows_after(value) if rows_after else rows)
+        return value
+
+    def record(self, stage: str, seconds: float, rows: int | None) -> None:
+        self.stages[stage] = {"seconds": round(seconds, 2),
+                              "rows": rows,
+                              "rows_per_s": round(rows / seconds) if rows and seconds > 0 else None,
+                              "peak_rss_mb_after": round(peak_rss_mb(), 1)}
+        log.info("%s: %.1f s (%s rows), peak RSS so far %.0f MB", stage, seconds, rows, peak_rss_mb())
+
+
+def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path | None = None,
+                seed: int = 7, training_snapshots: int = 3, snapshot_spacing_days: int = 91,
+                horizon_days: int = 365) -> dict:
+    """The weekly cycle on a synthetic shop of `customers` customers, stage by stage, in this process
+    (the same library calls as `flows/weekly.py`), plus the raw-scan floor on the same engine."""
+    from clv import config
+    from clv.landing import DuckDBRawSink, land_staged, stage_file
+    from clv.monitoring import monitor
+    from clv.warehouse import connect, publish_scores, read_table, scoring_cutoff
+    from models_ml import registry
+    from models_ml.btyd import BgNbdGammaGamma
+    from models_ml.gradient_boosting import train_with_temporal_holdout
+    from models_ml.scoring import build_score_table, reasons_in_batches
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    home = workdir / f"scale-{customers}-home"
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ["CLV_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    clock = _StageClock()
+    data_dir = data_dir or workdir / f"synth-{customers}"
+    if not (data_dir / "events.parquet").exists():
+        clock.run("generate", None, lambda: write_synthetic(SynthConfig(customers, seed=seed), data_dir),
+                  rows_after=lambda _: _parquet_rows(data_dir))
+    warehouse = home / "warehouse" / "clv.duckdb"
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+
+    with connect(warehouse) as con:
+        sink = DuckDBRawSink(con)
+        start = time.perf_counter()
+        staged = [stage_file(con, entity, data_dir / f"{entity}.parquet", sink)
+                  for entity in ("customers", "orders", "events")]
+        loaded = land_staged(con, sink, staged)
+        landing_seconds = time.perf_counter() - start
+        validate_seconds = sum(s.validate_seconds for s in staged)
+        rows_in = sum(r.rows_read for r in loaded)
+        clock.record("land", landing_seconds - validate_seconds, rows_in)
+        clock.record("validate", validate_seconds, rows_in)
+        counts = {t: con.execute(f"select count(*) from raw.{t}").fetchall()[0][0] for t in ("orders", "events")}
+        scans = {}
+        for table, value in (("orders", "quantity * unit_price"), ("events", "session_duration_s")):
+            _, scans[table] = _timed(f"scan {table}", lambda: con.execute(
+                f"create or replace table scan_{table} as select customer_id, count(*) as n, sum({value}) as total "
+                f"from raw.{table} group by customer_id"))
+            con.execute(f"drop table scan_{table}")
+
+    variables = dbt_vars(None, horizon_days, training_snapshots, snapshot_spacing_days)
+    clock.run("features", counts["orders"] + counts["events"],
+              lambda: run_dbt(["build"], warehouse=warehouse, variables=variables))
+    cutoff = scoring_cutoff("duckdb", warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        cutoffs = con.execute("select count(distinct cutoff_date) from customer_features").fetchall()[0][0]
+
+    def train():
+        with connect(warehouse, read_only=True) as con:
+            training_set = read_table(con, "customer_training_set")
+        return train_with_temporal_holdout(training_set, horizon_days), training_set
+    result, training_set = clock.run("train", None, train, rows_after=lambda r: len(r[1]))
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    clock.run("register", len(training_set), lambda: registry.log_and_register(
+        result, training_set, config.MODEL_NAME, {"benchmark": "scale"}, config.CHAMPION_ALIAS))
+    del training_set
+
+    def score():
+        model, version, _ = registry.load_model_by_alias(config.MODEL_NAME, config.CHAMPION_ALIAS)
+        with connect(warehouse, read_only=True) as con:
+            features = read_table(con, "customer_features", "cutoff_date = ?", [cutoff])
+        predictions = model.predict(features)
+        btyd = BgNbdGammaGamma(horizon_days).components(features)
+        return model, version, features, predictions, btyd
+    model, version, features, predictions, btyd = clock.run("score", None, score, rows_after=lambda v: len(v[2]))
+    reasons = clock.run("reasons", len(features), lambda: reasons_in_batches(model, features))
+
+    def publish():
+        scores = build_score_table(features["customer_id"], cutoff, predictions, config.MODEL_NAME, version,
+                                   pd.Timestamp.now(tz="UTC").tz_localize(None), p_alive=btyd["p_alive"],
+                                   expected_orders=btyd["expected_orders"], reasons=reasons)
+        with connect(warehouse) as con:
+            publish_scores(con, scores)
+    start = time.perf_counter()
+    publish()  # writing clv_scores counts as scoring
+    clock.stages["score"]["seconds"] = round(clock.stages["score"]["seconds"] + time.perf_counter() - start, 2)
+    scored = len(features)
+    del features, predictions, btyd, reasons
+    clock.run("monitor", scored, lambda: monitor(warehouse, home / "monitor.json"))
+
+    scan_total = scans["orders"] + scans["events"]
+    cycle = sum(v["seconds"] for k, v in clock.stages.items() if k != "generate")
+    features_seconds = clock.stages["features"]["seconds"]
+    result_json = {
+        "benchmark": "scale",
+        "engine": f"duckdb {duckdb.__version__}",
+        "customers": customers,
+        "customers_scored": scored,
+        "orders": counts["orders"],
+        "events": counts["events"],
+        "cutoffs_built": cutoffs,
+        "stages": clock.stages,
+        "weekly_cycle_seconds": round(cycle, 2),
+        "score_plus_reasons_seconds": round(clock.stages["score"]["seconds"] + clock.stages["reasons"]["seconds"], 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "raw_scan_seconds": round(scan_total, 2),
+        "raw_scan_seconds_by_table": {k: round(v, 2) for k, v in scans.items()},
+        "feature_build_seconds_per_cutoff": round(features_seconds / max(cutoffs, 1), 2),
+        "per_cutoff_build_to_scan_ratio": round(features_seconds / max(cutoffs, 1) / scan_total, 2),
+        "duckdb_memory_limit": os.environ.get("CLV_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result_json, indent=2) + "\n")
+    return result_json
+
+
+def _parquet_rows(data_dir: Path) -> int:
+    return sum(duckdb.sql(f"select count(*) from read_parquet('{data_dir / name}.parquet')").fetchall()[0][0]
+               for name in ("customers", "orders", "events"))

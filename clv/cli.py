@@ -166,9 +166,19 @@ def _cmd_synth(args) -> int:
 def _cmd_bench(args) -> int:
     import json
 
-    from clv.bench import bench_accuracy, bench_features
+    from clv.bench import bench_accuracy, bench_features, bench_scale
 
     workdir = Path(args.workdir or config.project_home() / "bench")
+    if args.benchmark == "scale":
+        result = bench_scale(args.customers, Path(args.json), workdir, Path(args.data) if args.data else None)
+        print(json.dumps({k: result[k] for k in ("customers", "orders", "events", "cutoffs_built",
+                                                 "weekly_cycle_seconds", "score_plus_reasons_seconds",
+                                                 "peak_rss_mb", "raw_scan_seconds",
+                                                 "per_cutoff_build_to_scan_ratio")}, indent=2))
+        for stage, numbers in result["stages"].items():
+            print(f"  {stage:<9} {numbers['seconds']:>8.1f} s  {numbers['rows_per_s'] or 0:>12,} rows/s")
+        print(f"written to {args.json}")
+        return 0
     if args.benchmark == "features":
         result = bench_features(args.customers, Path(args.json), workdir,
                                 Path(args.data) if args.data else None, args.training_snapshots)
@@ -257,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that write JSON")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True)
+    bench_scale = bench_sub.add_parser("scale", help="the weekly cycle stage by stage on a synthetic shop of N customers")
+    bench_scale.add_argument("--customers", type=int, default=1_000_000, help="synthetic customers (default 1M)")
+    bench_scale.add_argument("--json", required=True, help="where to write the JSON result")
+    bench_scale.add_argument("--data", help="reuse a `clv synth` directory instead of generating")
+    bench_scale.add_argument("--workdir", help="scratch directory (default $CLV_HOME/bench)")
+    bench_scale.set_defaults(func=_cmd_bench)
     bench_features = bench_sub.add_parser("features", help="dbt feature build time vs a bare scan of the same tables")
     bench_features.add_argument("--customers", type=int, default=1_000_000, help="synthetic customers (default 1M)")
     bench_features.add_argument("--json", required=True, help="where to write the JSON result")

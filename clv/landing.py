@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ class StagedLoad:
     report: ValidationReport
     derived: list["StagedLoad"] = field(default_factory=list)
     watermark: tuple[str, object] | None = None  # (source name, new watermark) committed with the rows
+    validate_seconds: float = 0.0  # time spent in the expectation suite (for `clv bench scale`)
 
 
 def _quote(text: str) -> str:
@@ -312,13 +314,15 @@ def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: in
     if entity.name == "orders":
         value_median = con.execute(
             f"select median(quantity * unit_price) from {table} where quarantine_reason is null").fetchall()[0][0]
+    started = time.perf_counter()
     frame = _validation_frame(con, entity, table, rows)
     report = ValidationReport(entity.name, source, rows, len(frame), quarantined, ignored,
                               validation.run_suite(entity.name, frame, parameters))
     del frame
+    validate_seconds = time.perf_counter() - started
     log.info("staged %s from %s: %d rows, %d quarantined, validation %s", entity.name, source, rows,
              sum(quarantined.values()), report.status)
-    return StagedLoad(entity, source, table, rows, adapter, value_median, report)
+    return StagedLoad(entity, source, table, rows, adapter, value_median, report, validate_seconds=validate_seconds)
 
 
 def land_staged(con, sink, staged: list[StagedLoad]) -> list[LoadResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +11,13 @@ import pandas as pd
 
 SCORES_TABLE = "clv_scores"
 SCORES_HISTORY_TABLE = "clv_scores_history"
+# DuckDB spills to disk beyond this (same setting as the dbt profile), so memory stays bounded.
+MEMORY_LIMIT_ENV = "CLV_DUCKDB_MEMORY_LIMIT"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "6GB"
+
+
+def duckdb_config() -> dict:
+    return {"memory_limit": os.environ.get(MEMORY_LIMIT_ENV, DEFAULT_DUCKDB_MEMORY_LIMIT)}
 
 
 @contextmanager
@@ -20,7 +28,7 @@ def connect(path: Path | str, read_only: bool = False):
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist: run `clv run` first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
     try:
         yield con
     finally:
@@ -30,7 +38,7 @@ def connect(path: Path | str, read_only: bool = False):
 @contextmanager
 def connect_in_memory():
     """A scratch DuckDB (for reading and staging files bound for another warehouse)."""
-    con = duckdb.connect()
+    con = duckdb.connect(config=duckdb_config())
     try:
         yield con
     finally:

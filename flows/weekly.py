@@ -26,7 +26,7 @@ from models_ml import registry
 from models_ml.gradient_boosting import TrainingResult, train_with_temporal_holdout
 from models_ml.btyd import BgNbdGammaGamma
 from models_ml.gates import GateConfig, as_dicts, evaluate_gates, gates_passed
-from models_ml.scoring import build_score_table, top_reasons
+from models_ml.scoring import build_score_table, reasons_in_batches
 
 
 def input_sources(orders: str | None, customers: str | None, events: str | None,
@@ -147,11 +147,10 @@ def score_customers(warehouse: str, cutoff: date, model_name: str, horizon_days:
         raise KeyError(f"customer_features lacks column(s) the champion needs: {', '.join(missing)}")
     predictions = model.predict(features)
     btyd = BgNbdGammaGamma(horizon_days).components(features)
-    contributions = model.contributions(features)
     scores = build_score_table(features["customer_id"], cutoff, predictions, model_name, version,
                                pd.Timestamp.now(tz="UTC").tz_localize(None), high_share, medium_share,
                                p_alive=btyd["p_alive"], expected_orders=btyd["expected_orders"],
-                               reasons=top_reasons(contributions.to_numpy(), list(contributions.columns)))
+                               reasons=reasons_in_batches(model, features))
     with connect(warehouse) as con:
         publish_scores(con, scores)
     tiers = scores["clv_tier"].value_counts().to_dict()
