@@ -276,8 +276,9 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
             con.execute(f"drop table scan_{table}")
 
     variables = dbt_vars(None, horizon_days, training_snapshots, snapshot_spacing_days)
-    clock.run("features", counts["orders"] + counts["events"],
-              lambda: run_dbt(["build"], warehouse=warehouse, variables=variables))
+    build = clock.run("features", counts["orders"] + counts["events"],
+                      lambda: run_dbt(["build"], warehouse=warehouse, variables=variables))
+    feature_build_seconds = _feature_build_seconds(build)
     cutoff = scoring_cutoff("duckdb", warehouse)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         cutoffs = con.execute("select count(distinct cutoff_date) from customer_features").fetchall()[0][0]
@@ -317,7 +318,7 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
 
     scan_total = scans["orders"] + scans["events"]
     cycle = sum(v["seconds"] for k, v in clock.stages.items() if k != "generate")
-    features_seconds = clock.stages["features"]["seconds"]
+    features_seconds = feature_build_seconds
     result_json = {
         "benchmark": "scale",
         "engine": f"duckdb {duckdb.__version__}",
@@ -332,6 +333,9 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "raw_scan_seconds": round(scan_total, 2),
         "raw_scan_seconds_by_table": {k: round(v, 2) for k, v in scans.items()},
+        # customer_features and the models it reads, from dbt's own timings (the features stage above
+        # also holds the labels, the training set and the dbt tests)
+        "feature_build_seconds": round(features_seconds, 2),
         "feature_build_seconds_per_cutoff": round(features_seconds / max(cutoffs, 1), 2),
         "per_cutoff_build_to_scan_ratio": round(features_seconds / max(cutoffs, 1) / scan_total, 2),
         "duckdb_memory_limit": os.environ.get("CLV_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT),
@@ -342,6 +346,20 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result_json, indent=2) + "\n")
     return result_json
+
+
+def _feature_build_seconds(build) -> float:
+    """Execution time of customer_features and of every model upstream of it, in one dbt result."""
+    results = {r.node.unique_id: r for r in build.result.results}
+    todo = [uid for uid in results if uid.endswith(".customer_features")]
+    seen = set()
+    while todo:
+        uid = todo.pop()
+        if uid in seen or uid not in results:
+            continue
+        seen.add(uid)
+        todo += list(results[uid].node.depends_on.nodes)
+    return sum(results[uid].execution_time for uid in seen if results[uid].node.resource_type == "model")
 
 
 def _parquet_rows(data_dir: Path) -> int:

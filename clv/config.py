@@ -41,6 +41,11 @@ def default_tracking_uri() -> str:
 
 
 def default_artifact_location() -> str:
+    """Where MLflow puts model artifacts: under the storage root when it is S3 (CLV_STORAGE_URL),
+    else in the project's MLflow directory."""
+    storage_url = os.environ.get("CLV_STORAGE_URL", "")
+    if storage_url.startswith("s3://"):
+        return f"{storage_url.rstrip('/')}/mlflow-artifacts"
     return (project_home() / "mlflow" / "artifacts").as_uri()
 
 

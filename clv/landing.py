@@ -239,32 +239,34 @@ def _stage(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[
         checked as (
             select *, coalesce(type_reason, {rule_case}) as quarantine_reason from typed
         )
-        select md5(concat_ws('|', {key_parts},
-                   cast(row_number() over (partition by {', '.join(names)}) as varchar))) as row_key,
+        select md5(concat_ws('|', {key_parts}, cast(occurrence as varchar))) as row_key,
                {', '.join(names)}{''.join(f', {c}_hash' for c in entity.pii_columns)},
-               quarantine_reason,
+               occurrence, quarantine_reason,
                case when quarantine_reason is not null then coalesce(raw_record, {typed_record}) end as record
-        from checked""")
+        from (select *, row_number() over (partition by {', '.join(names)}) as occurrence from checked)""")
     return table
 
 
 def _validation_frame(con, entity: Entity, table: str, rows: int):
     """The staged rows Great Expectations checks: all of them, or a repeatable sample of a large load."""
     columns = ", ".join(entity.column_names)
-    relation = table
-    if entity.name == "orders":
-        # line value, and per order day the share of lines that have an identical twin (a day exported twice)
-        # (days with fewer than 20 lines are too small to tell and count as 0)
-        relation = f"""(select *, quantity * unit_price as line_value,
-                            case when count(*) over day >= 20
-                                 then avg(case when copies > 1 then 1.0 else 0.0 end) over day
-                                 else 0.0 end as day_repeated_line_share
-                        from (select {columns}, count(*) over (partition by {columns}) as copies from {table})
-                        window day as (partition by cast(order_ts as date)))"""
-        columns += ", line_value, day_repeated_line_share"
     limit = validation.sample_rows()
     sample = f" using sample reservoir({limit} rows) repeatable (42)" if rows > limit else ""
-    return con.execute(f"select {columns} from {relation}{sample}").df()
+    if entity.name != "orders":
+        return con.execute(f"select {columns} from {table}{sample}").df()
+    # Orders also get the line value and, per order day, the share of lines that repeat an identical
+    # earlier line of the load (a day exported twice: 0.5); days under 20 lines are too small to tell.
+    return con.execute(f"""
+        with days as (
+            select cast(order_ts as date) as order_day,
+                   case when count(*) >= 20 then avg(case when occurrence > 1 then 1.0 else 0.0 end) else 0.0 end
+                       as day_repeated_line_share
+            from {table} group by 1
+        ),
+        checked as (select {columns}, occurrence from {table}{sample})
+        select {', '.join(f'checked.{c}' for c in entity.column_names)},
+               quantity * unit_price as line_value, days.day_repeated_line_share
+        from checked left join days on days.order_day = cast(checked.order_ts as date)""").df()
 
 
 def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None,

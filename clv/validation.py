@@ -4,7 +4,7 @@ Each expectation carries `meta.severity` (`critical`: the load is refused and th
 `warning`: reported, the run goes on) and may carry `meta.quarantine` (rows breaking it are kept out of
 the raw table and stored in `raw.quarantine` with the reason). Quarantine rules are evaluated on every
 row in SQL; Great Expectations evaluates the suite on the staged load (or on a repeatable sample of it
-when the load is larger than `CLV_VALIDATION_SAMPLE_ROWS`, default 2,000,000 rows). Load-level
+when the load is larger than `CLV_VALIDATION_SAMPLE_ROWS`, default 1,000,000 rows). Load-level
 expectations (row count, median line value) compare the load with the recent loads of the same entity and
 are skipped while there is no history.
 """
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 SUITES_DIR = REPO_ROOT / "gx" / "expectations"
 SAMPLE_ROWS_ENV = "CLV_VALIDATION_SAMPLE_ROWS"
-DEFAULT_SAMPLE_ROWS = 2_000_000
+DEFAULT_SAMPLE_ROWS = 1_000_000
 # Bounds of the load-level checks, relative to the median of the last loads of the same entity.
 RECENT_LOADS = 5
 ROW_COUNT_FACTOR = 10.0

@@ -13,7 +13,7 @@ SCORES_TABLE = "clv_scores"
 SCORES_HISTORY_TABLE = "clv_scores_history"
 # DuckDB spills to disk beyond this (same setting as the dbt profile), so memory stays bounded.
 MEMORY_LIMIT_ENV = "CLV_DUCKDB_MEMORY_LIMIT"
-DEFAULT_DUCKDB_MEMORY_LIMIT = "6GB"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
 
 
 def duckdb_config() -> dict:

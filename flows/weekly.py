@@ -6,6 +6,7 @@ the runbook. Run it with `clv run` (no Prefect server needed) or as the `weekly-
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
@@ -15,7 +16,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 
-from clv import config
+from clv import config, sagemaker_jobs
+from clv.storage import Storage
 from clv.landing import DuckDBRawSink
 from clv.sources import FileSource, PostgresSource, land_sources, load_sources
 from clv.validation import InputValidationError, reports_markdown, write_report
@@ -97,7 +99,10 @@ def train_model(warehouse: str, horizon_days: int = 365) -> tuple[TrainingResult
     """Fit the champion model type on the labelled snapshots, with an out-of-time holdout."""
     with connect(warehouse, read_only=True) as con:
         training_set = read_table(con, "customer_training_set")
-    result = train_with_temporal_holdout(training_set, horizon_days)
+    if sagemaker_jobs.training_backend() == "sagemaker":
+        result = sagemaker_jobs.train_on_sagemaker(training_set, horizon_days)
+    else:
+        result = train_with_temporal_holdout(training_set, horizon_days)
     get_run_logger().info("trained on %d rows (cutoffs %s); holdout %s: %s", result.rows_trained,
                           ", ".join(result.train_cutoffs), result.holdout_cutoff, result.holdout_metrics)
     return result, training_set
@@ -145,17 +150,32 @@ def score_customers(warehouse: str, cutoff: date, model_name: str, horizon_days:
     missing = [c for c in columns if c not in features.columns]
     if missing:
         raise KeyError(f"customer_features lacks column(s) the champion needs: {', '.join(missing)}")
-    predictions = model.predict(features)
+    if sagemaker_jobs.scoring_backend() == "sagemaker":
+        remote = sagemaker_jobs.batch_score_on_sagemaker(model, version, features)
+        predictions, reasons = remote["predicted_clv_12m"].to_numpy(float), remote["top_reasons"].to_numpy(object)
+    else:
+        predictions, reasons = model.predict(features), reasons_in_batches(model, features)
     btyd = BgNbdGammaGamma(horizon_days).components(features)
     scores = build_score_table(features["customer_id"], cutoff, predictions, model_name, version,
                                pd.Timestamp.now(tz="UTC").tz_localize(None), high_share, medium_share,
                                p_alive=btyd["p_alive"], expected_orders=btyd["expected_orders"],
-                               reasons=reasons_in_batches(model, features))
+                               reasons=reasons)
     with connect(warehouse) as con:
         publish_scores(con, scores)
+    export = export_scores(scores, cutoff)
     tiers = scores["clv_tier"].value_counts().to_dict()
     return {"customers_scored": len(scores), "model_version": version, "tiers": tiers,
-            "predicted_total": float(predictions.sum())}
+            "predicted_total": float(predictions.sum()), "scores_export": export}
+
+
+def export_scores(scores: pd.DataFrame, cutoff) -> str:
+    """clv_scores as parquet under the storage root (CLV_STORAGE_URL: a directory, default
+    $CLV_HOME/exports, or s3://...), for tools that pick files up rather than query the warehouse."""
+    target = Storage.from_env(config.project_home() / "exports")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "clv_scores.parquet"
+        scores.to_parquet(local, index=False)
+        return target.put(local, f"clv_scores/cutoff={pd.Timestamp(cutoff).date()}/clv_scores.parquet")
 
 
 @flow(name="weekly-clv", log_prints=True)
@@ -228,7 +248,7 @@ def format_summary(summary: dict) -> str:
         f"- trained version {summary['trained_version']} ({champion_note})",
         f"- holdout at cutoff {summary['holdout_cutoff']}: {metrics(summary['holdout_metrics'])}",
         f"- baseline (last year's spend) on the same holdout: {metrics(summary['baseline_metrics'])}",
-        f"- warehouse: {summary['warehouse']} (table clv_scores)",
+        f"- warehouse: {summary['warehouse']} (table clv_scores); export: {summary.get('scores_export')}",
         f"- MLflow store: {summary['mlflow_tracking_uri']}",
     ]
     return "\n".join(lines)

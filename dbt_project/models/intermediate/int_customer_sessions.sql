@@ -1,3 +1,4 @@
+{{ config(materialized="view") }}  -- one consumer (customer_features): computed there, not written to disk
 -- One row per session: when it started, how long it lasted, how many add-to-cart events it had.
 with events as (
     select * from {{ ref('stg_shop__events') }}
@@ -7,7 +8,7 @@ sessions as (
     select
         customer_id,
         session_id,
-        min(event_date) as session_date,
+        cast(min(event_at) as date) as session_date,  -- cast once per session, not per event
         max(session_duration_s) as session_duration_s,
         count(case when event_type = 'add_to_cart' then 1 end) as add_to_cart_count
     from events

@@ -117,21 +117,34 @@ gap_summary as (
     group by 1, 2
 ),
 
-product_summary as (
+-- A product counts in a window when the customer's latest purchase of it up to the cutoff falls in the
+-- window (the same as "bought in the window", with one row per product instead of one per line).
+product_last_purchase as (
     select
         cutoffs.cutoff_date,
         order_lines.customer_id,
-        {% for w in windows %}
-        count(distinct case
-            when {{ dbt.datediff('order_lines.order_date', 'cutoffs.cutoff_date', 'day') }} < {{ w }}
-            then order_lines.product_id end) as distinct_products_{{ w }}d,
-        {% endfor %}
-        count(distinct order_lines.product_id) as distinct_products_count
+        order_lines.product_id,
+        max(order_lines.order_date) as last_purchase_date
     from cutoffs
     inner join order_lines
         on order_lines.order_date <= cutoffs.cutoff_date
         and not order_lines.is_return
         and order_lines.line_revenue > 0
+        and order_lines.product_id is not null
+    group by 1, 2, 3
+),
+
+product_summary as (
+    select
+        cutoff_date,
+        customer_id,
+        {% for w in windows %}
+        count(case
+            when {{ dbt.datediff('last_purchase_date', 'cutoff_date', 'day') }} < {{ w }}
+            then 1 end) as distinct_products_{{ w }}d,
+        {% endfor %}
+        count(*) as distinct_products_count
+    from product_last_purchase
     group by 1, 2
 ),
 

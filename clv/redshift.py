@@ -1,0 +1,167 @@
+"""Redshift as the warehouse: the raw-table sink lands staged rows through Redshift's bulk path, COPY
+from S3 (gzipped CSV written under the storage URL), idempotently and in one transaction per load.
+
+Settings: CLV_REDSHIFT_HOST/PORT/USER/PASSWORD/DATABASE (as in profiles.yml), CLV_REDSHIFT_IAM_ROLE
+(the role Redshift assumes to read the bucket; see deployments/iam/redshift-copy-role.json) and
+CLV_STORAGE_URL (s3://bucket/prefix). Redshift has no unique indexes, `on conflict` or
+`add column if not exists`, so its SQL differs from the PostgreSQL sink's where needed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from clv import storage
+from clv.contract import ENTITIES
+from clv.landing import LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+
+_TYPES = {"VARCHAR": "varchar(65535)", "TIMESTAMP": "timestamp", "DOUBLE": "double precision", "BIGINT": "bigint"}
+QUARANTINE_COLUMNS = "row_key, entity, reason, record"
+
+
+@dataclass(frozen=True)
+class RedshiftSettings:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    iam_role: str
+    storage_url: str
+
+    @classmethod
+    def from_env(cls) -> "RedshiftSettings":
+        missing = [n for n in ("CLV_REDSHIFT_HOST", "CLV_REDSHIFT_IAM_ROLE", storage.STORAGE_URL_ENV)
+                   if not os.environ.get(n)]
+        if missing:
+            raise ValueError(f"the Redshift warehouse needs {', '.join(missing)} (cluster endpoint, the IAM role "
+                             "Redshift uses to read S3, and an s3:// storage URL for COPY)")
+        url = os.environ[storage.STORAGE_URL_ENV]
+        if not storage.is_s3(url):
+            raise ValueError(f"Redshift loads through S3: {storage.STORAGE_URL_ENV} must be s3://... (got {url})")
+        return cls(os.environ["CLV_REDSHIFT_HOST"], int(os.environ.get("CLV_REDSHIFT_PORT", "5439")),
+                   os.environ.get("CLV_REDSHIFT_USER", "clv"), os.environ.get("CLV_REDSHIFT_PASSWORD", ""),
+                   os.environ.get("CLV_REDSHIFT_DATABASE", "analytics"), os.environ["CLV_REDSHIFT_IAM_ROLE"],
+                   url.rstrip("/"))
+
+    def connect(self):
+        import psycopg2  # Redshift speaks the PostgreSQL protocol
+
+        return psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                                dbname=self.database, connect_timeout=10, sslmode="require")
+
+
+def ensure_raw_tables(cur) -> None:
+    cur.execute("create schema if not exists raw")
+    for entity in ENTITIES.values():
+        columns = ", ".join(["row_key varchar(32)"] + [f"{c.name} {_TYPES[c.sql_type]}" for c in entity.columns]
+                            + [f"{c}_hash varchar(64)" for c in entity.pii_columns])
+        cur.execute(f"create table if not exists raw.{entity.name} ({columns}, load_id varchar(36), "
+                    "loaded_at timestamp) distkey(row_key) sortkey(row_key)")
+    cur.execute("create table if not exists raw.quarantine (row_key varchar(32), entity varchar(16), "
+                "reason varchar(256), record varchar(65535), source varchar(1024), load_id varchar(36), "
+                "quarantined_at timestamp)")
+    cur.execute("create table if not exists raw.loads (load_id varchar(36), entity varchar(16), "
+                "source varchar(1024), adapter varchar(64), rows_read bigint, rows_inserted bigint, "
+                "loaded_at timestamp)")
+    cur.execute("select column_name from information_schema.columns where table_schema = 'raw' "
+                "and table_name = 'loads'")
+    present = {row[0] for row in cur.fetchall()}
+    for name, sql_type in LOADS_EXTRA_COLUMNS:
+        if name not in present:
+            cur.execute(f"alter table raw.loads add column {name} {_TYPES[sql_type]}")
+    cur.execute("create table if not exists raw.source_watermarks (source varchar(256), watermark timestamp, "
+                "load_id varchar(36), updated_at timestamp)")
+
+
+def copy_statement(table: str, columns: str, s3_uri: str, iam_role: str) -> str:
+    """Redshift COPY of a gzipped CSV object (timestamps as DuckDB writes them)."""
+    return (f"copy {table} ({columns}) from '{s3_uri}' iam_role '{iam_role}' "
+            "format as csv gzip timeformat 'YYYY-MM-DD HH:MI:SS' emptyasnull")
+
+
+class RedshiftRawSink:
+    """Receives rows staged in DuckDB and lands them in Redshift through S3 and COPY."""
+
+    def __init__(self, duck, settings: RedshiftSettings | None = None, connect=None, s3=None):
+        self.duck = duck
+        self.settings = settings or RedshiftSettings.from_env()
+        self._connect = connect or self.settings.connect
+        self._s3 = s3
+
+    def _query(self, sql: str, params) -> list[tuple]:
+        conn = self._connect()
+        try:
+            with conn, conn.cursor() as cur:
+                ensure_raw_tables(cur)
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def recent_loads(self, entity: str, limit: int) -> list[tuple]:
+        return self._query("select rows_read, value_median from raw.loads where entity = %s and rows_read > 0 "
+                           "and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit %s",
+                           [entity, limit])
+
+    def get_watermark(self, source: str):
+        rows = self._query("select watermark from raw.source_watermarks where source = %s", [source])
+        return rows[0][0] if rows else None
+
+    def _upload(self, select_sql: str, key: str, tmp: Path) -> str:
+        """Write a DuckDB query as gzipped CSV under landing/ of the storage URL; returns its s3:// URI."""
+        csv_path, gz_path = tmp / "rows.csv", tmp / "rows.csv.gz"
+        self.duck.execute(f"copy ({select_sql}) to '{csv_path}' "
+                          "(format csv, header false, timestampformat '%Y-%m-%d %H:%M:%S')")
+        with open(csv_path, "rb") as raw, gzip.open(gz_path, "wb") as packed:
+            shutil.copyfileobj(raw, packed)
+        uri = f"{self.settings.storage_url}/landing/{key}"
+        bucket, object_key = storage.split_s3(uri)
+        (self._s3 or storage.s3_client()).upload_file(str(gz_path), bucket, object_key)
+        return uri
+
+    def insert_new_rows(self, load: StagedLoad, load_id: str) -> int:
+        """Upload good and quarantined rows to S3, then in one Redshift transaction COPY them into temp
+        tables and insert the new ones, record the load and the source's watermark."""
+        entity, columns = load.entity, ", ".join(stored_columns(load.entity))
+        with tempfile.TemporaryDirectory() as tmp:
+            rows_uri = self._upload(good_rows_sql(load), f"{entity.name}/{load_id}/rows.csv.gz", Path(tmp))
+            quarantine_uri = self._upload(quarantined_rows_sql(load), f"{entity.name}/{load_id}/quarantine.csv.gz",
+                                          Path(tmp))
+        conn = self._connect()
+        try:
+            with conn, conn.cursor() as cur:
+                ensure_raw_tables(cur)
+                cur.execute(f"create temp table incoming (like raw.{entity.name})")
+                cur.execute(copy_statement("incoming", columns, rows_uri, self.settings.iam_role))
+                cur.execute(f"""insert into raw.{entity.name} ({columns}, load_id, loaded_at)
+                                select {columns}, %s, getdate() from incoming i
+                                where not exists (select 1 from raw.{entity.name} r where r.row_key = i.row_key)""",
+                            [load_id])
+                inserted = cur.rowcount
+                cur.execute("create temp table incoming_quarantine (like raw.quarantine)")
+                cur.execute(copy_statement("incoming_quarantine", QUARANTINE_COLUMNS, quarantine_uri,
+                                           self.settings.iam_role))
+                cur.execute(f"""insert into raw.quarantine select {QUARANTINE_COLUMNS}, %s, %s, getdate()
+                                from incoming_quarantine q where not exists (select 1 from raw.quarantine r
+                                where r.entity = q.entity and r.row_key = q.row_key)""", [load.source, load_id])
+                quarantined = cur.rowcount
+                cur.execute("insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, "
+                            "loaded_at, rows_quarantined, value_median, status) "
+                            "values (%s, %s, %s, %s, %s, %s, getdate(), %s, %s, %s)",
+                            [load_id, entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
+                             load.value_median, load.report.status])
+                if load.watermark:
+                    cur.execute("delete from raw.source_watermarks where source = %s", [load.watermark[0]])
+                    cur.execute("insert into raw.source_watermarks values (%s, %s, %s, getdate())",
+                                [*load.watermark, load_id])
+                cur.execute("drop table incoming")
+                cur.execute("drop table incoming_quarantine")
+        finally:
+            conn.close()
+        return inserted

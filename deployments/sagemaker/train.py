@@ -1,0 +1,59 @@
+"""SageMaker training entry point (script mode): fit the champion CLV model on the `train` channel.
+
+In the CLV image (`Dockerfile` here) SageMaker runs `train`, which calls `main()` with the job's
+hyperparameters (/opt/ml/input/config/hyperparameters.json) and the training set (parquet files written
+by the weekly flow) in the `train` channel, then uploads /opt/ml/model as model.tar.gz. The
+weekly flow downloads it and registers the model in MLflow exactly like a locally trained one.
+Runs locally too: `SM_CHANNEL_TRAIN=dir SM_MODEL_DIR=out python deployments/sagemaker/train.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import pickle
+
+import pandas as pd
+
+from models_ml.gradient_boosting import train_with_temporal_holdout
+
+RESULT_FILE = "training_result.pkl"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--horizon-days", type=int, default=365)
+    args, _ = parser.parse_known_args(argv if argv is not None else _hyperparameter_args())
+    train_dir = os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train")
+    model_dir = os.environ.get("SM_MODEL_DIR", "/opt/ml/model")
+    files = sorted(glob.glob(os.path.join(train_dir, "*.parquet")))
+    if not files:
+        raise SystemExit(f"no parquet files in the train channel {train_dir}")
+    training_set = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    result = train_with_temporal_holdout(training_set, args.horizon_days)
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, RESULT_FILE), "wb") as handle:
+        pickle.dump(result, handle)
+    with open(os.path.join(model_dir, "metrics.json"), "w") as handle:
+        json.dump({"rows_trained": result.rows_trained, "holdout_cutoff": result.holdout_cutoff,
+                   "holdout_metrics": result.holdout_metrics}, handle, indent=2, default=float)
+    print(f"trained on {result.rows_trained} rows; holdout {result.holdout_cutoff}: {result.holdout_metrics}")
+
+
+def _hyperparameter_args() -> list[str]:
+    """SageMaker's hyperparameters file as command-line arguments ({"horizon_days": "365"} ->
+    --horizon-days 365); the process's own arguments when there is no such file."""
+    path = os.path.join(os.environ.get("SM_INPUT_DIR", "/opt/ml/input"), "config", "hyperparameters.json")
+    if not os.path.exists(path):
+        import sys
+
+        return sys.argv[1:]
+    with open(path) as handle:
+        values = json.load(handle)
+    return [item for key, value in values.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+
+
+if __name__ == "__main__":
+    main()

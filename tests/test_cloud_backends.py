@@ -1,0 +1,188 @@
+"""The scale path offline: the weekly flow with storage on S3 and training and scoring on SageMaker,
+against moto (an in-process stand-in for AWS; no AWS account is used). moto accepts the requests and
+reports every job Completed at once without running anything, so the test plays the container: after
+each job it runs the CLV image's own entry points (deployments/sagemaker/train.py, and serve.py over
+HTTP for Batch Transform) on the job's S3 inputs and writes the job's S3 outputs. The requests the flow
+sends are asserted as SageMaker and S3 recorded them."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tarfile
+import threading
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from clv import sagemaker_jobs, storage
+from clv.config import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+BUCKET = "clv-test-bucket"
+ROLE = "arn:aws:iam::123456789012:role/clv-sagemaker-execution"
+IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/clv:test"
+CONTAINER_CODE = REPO_ROOT / "deployments" / "sagemaker"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    from moto import mock_aws
+
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "CLV_STORAGE_URL": f"s3://{BUCKET}/weekly",
+                        "CLV_TRAINING_BACKEND": "sagemaker", "CLV_SCORING_BACKEND": "sagemaker",
+                        "CLV_SAGEMAKER_ROLE_ARN": ROLE, "CLV_SAGEMAKER_IMAGE_URI": IMAGE,
+                        "CLV_SAGEMAKER_TRANSFORM_INSTANCE": "ml.c5.2xlarge",
+                        "CLV_SAGEMAKER_POLL_SECONDS": "0"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.syspath_prepend(str(CONTAINER_CODE))
+    with mock_aws():
+        import boto3
+
+        boto3.client("s3", region_name="eu-west-1").create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        yield boto3.client("s3", region_name="eu-west-1"), boto3.client("sagemaker", region_name="eu-west-1")
+
+
+def play_container(kind: str, name: str, tmp: Path) -> None:
+    """Do what the CLV image would have done for this job, reading and writing S3 (moto)."""
+    import boto3
+
+    s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+    if kind == "training":
+        job = sm.describe_training_job(TrainingJobName=name)
+        channel = tmp / "input" / "data" / "train"
+        channel.mkdir(parents=True)
+        for url in storage.list_s3(job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] + "*"):
+            bucket, key = storage.split_s3(url)
+            s3.download_file(bucket, key, str(channel / Path(key).name))
+        (tmp / "input" / "config").mkdir()
+        (tmp / "input" / "config" / "hyperparameters.json").write_text(json.dumps(job["HyperParameters"]))
+        model_dir = tmp / "model"
+        import train  # deployments/sagemaker/train.py, as the image runs it
+
+        env = {"SM_CHANNEL_TRAIN": str(channel), "SM_MODEL_DIR": str(model_dir), "SM_INPUT_DIR": str(tmp / "input")}
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            train.main(train._hyperparameter_args())
+        archive = tmp / "model.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            for path in model_dir.iterdir():
+                tar.add(path, arcname=path.name)
+        bucket, key = storage.split_s3(job["ModelArtifacts"]["S3ModelArtifacts"])
+        s3.upload_file(str(archive), bucket, key)
+        return
+    job = sm.describe_transform_job(TransformJobName=name)
+    model = sm.describe_model(ModelName=job["ModelName"])["PrimaryContainer"]
+    bucket, key = storage.split_s3(model["ModelDataUrl"])
+    model_dir = tmp / "model"
+    model_dir.mkdir(parents=True)
+    tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())).extractall(model_dir)
+    import serve  # deployments/sagemaker/serve.py: the HTTP contract of a Batch Transform container
+
+    server = serve.server(str(model_dir), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert urllib.request.urlopen(f"{base}/ping").status == 200
+        source = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        for url in storage.list_s3(source + "*"):
+            bucket, key = storage.split_s3(url)
+            request = urllib.request.Request(f"{base}/invocations", method="POST",
+                                             data=s3.get_object(Bucket=bucket, Key=key)["Body"].read(),
+                                             headers={"Content-Type": job["TransformInput"]["ContentType"]})
+            output = job["TransformOutput"]["S3OutputPath"] + "/" + Path(key).name + ".out"
+            out_bucket, out_key = storage.split_s3(output)
+            s3.put_object(Bucket=out_bucket, Key=out_key, Body=urllib.request.urlopen(request).read())
+    finally:
+        server.shutdown()
+
+
+def test_weekly_flow_on_s3_and_sagemaker(prefect_server, clv_home, retail_sample, aws, monkeypatch, tmp_path):
+    s3, sm = aws
+    real_wait = sagemaker_jobs.wait_for_job
+    jobs = []
+
+    def wait_then_play(client, kind, name, settings):
+        description = real_wait(client, kind, name, settings)  # moto: Completed at once
+        jobs.append((kind, name))
+        play_container(kind, name, tmp_path / name)
+        return description
+
+    monkeypatch.setattr(sagemaker_jobs, "wait_for_job", wait_then_play)
+    from flows.weekly import weekly_clv_pipeline
+    from models_ml import registry
+
+    summary = weekly_clv_pipeline(orders=str(retail_sample))
+
+    # one training job and one transform job, with the requests the settings call for
+    assert [kind for kind, _ in jobs] == ["training", "transform"]
+    training = sm.describe_training_job(TrainingJobName=jobs[0][1])
+    assert training["AlgorithmSpecification"]["TrainingImage"] == IMAGE and training["RoleArn"] == ROLE
+    assert training["ResourceConfig"] == {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50}
+    assert training["HyperParameters"] == {"horizon_days": "365"}
+    train_uri = training["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert train_uri == f"s3://{BUCKET}/weekly/training/{jobs[0][1]}/"
+    assert training["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/weekly/models"
+    transform = sm.describe_transform_job(TransformJobName=jobs[1][1])
+    assert transform["TransformResources"] == {"InstanceType": "ml.c5.2xlarge", "InstanceCount": 1}
+    assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == \
+        f"s3://{BUCKET}/weekly/scoring/{jobs[1][1]}/input/"
+    assert transform["TransformOutput"]["S3OutputPath"] == f"s3://{BUCKET}/weekly/scoring/{jobs[1][1]}/output"
+    model = sm.describe_model(ModelName=transform["ModelName"])
+    assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{BUCKET}/weekly/champion/v1/model.tar.gz"
+    assert model["ExecutionRoleArn"] == ROLE
+
+    # S3 holds the training set, the model, the shards and their outputs, MLflow's artifacts, the export
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert f"weekly/training/{jobs[0][1]}/training_set.parquet" in keys
+    assert f"weekly/models/{jobs[0][1]}/output/model.tar.gz" in keys
+    assert {f"weekly/scoring/{jobs[1][1]}/input/shard-00000.parquet",
+            f"weekly/scoring/{jobs[1][1]}/output/shard-00000.parquet.out"} <= keys
+    assert any(k.startswith("weekly/mlflow-artifacts/") for k in keys)
+    assert summary["scores_export"] == f"s3://{BUCKET}/weekly/clv_scores/cutoff=2011-12-09/clv_scores.parquet"
+
+    # the remotely trained model is registered like a local one, and the transform output is what BI reads
+    assert summary["trained_is_champion"] and registry.champion_version("clv_xgboost") == "1"
+    assert summary["holdout_metrics"]["normalized_gini"] > 0.5
+    with duckdb.connect(str(clv_home / "warehouse" / "clv.duckdb"), read_only=True) as con:
+        scores = con.execute("select * from clv_scores order by customer_id").df()
+    exported = pd.read_parquet(io.BytesIO(s3.get_object(
+        Bucket=BUCKET, Key="weekly/clv_scores/cutoff=2011-12-09/clv_scores.parquet")["Body"].read()))
+    assert len(scores) == summary["customers_scored"] == len(exported) > 0
+    assert scores["top_reasons"].str.count(r"\(").eq(3).all()
+    # the scores equal what the registered champion gives locally
+    champion, _, _ = registry.load_model_by_alias("clv_xgboost")
+    with duckdb.connect(str(clv_home / "warehouse" / "clv.duckdb"), read_only=True) as con:
+        features = con.execute("select * from customer_features where cutoff_date = '2011-12-09' "
+                               "order by customer_id").df()
+    assert scores["predicted_clv_12m"].to_numpy() == pytest.approx(champion.predict(features), rel=1e-5)
+
+
+def test_sagemaker_settings_name_what_is_missing(monkeypatch):
+    for name in ("CLV_SAGEMAKER_ROLE_ARN", "CLV_SAGEMAKER_IMAGE_URI", "CLV_STORAGE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with pytest.raises(ValueError, match="CLV_SAGEMAKER_ROLE_ARN, CLV_SAGEMAKER_IMAGE_URI, CLV_STORAGE_URL"):
+        sagemaker_jobs.SageMakerSettings.from_env()
+    monkeypatch.setenv("CLV_TRAINING_BACKEND", "emr")
+    with pytest.raises(ValueError, match="CLV_TRAINING_BACKEND must be local or sagemaker"):
+        sagemaker_jobs.training_backend()
+
+
+def test_container_entry_points_are_importable_without_the_platform():
+    """The image holds models_ml and deployments/sagemaker only: no prefect, mlflow or clv imports."""
+    for module in ("train.py", "inference.py", "serve.py", "entrypoint.py"):
+        text = (CONTAINER_CODE / module).read_text()
+        assert "import prefect" not in text and "import mlflow" not in text and "from clv" not in text
+    for path in (REPO_ROOT / "models_ml").glob("*.py"):
+        imports = [line for line in path.read_text().splitlines() if line.startswith(("import ", "from "))]
+        assert not [line for line in imports if "prefect" in line or line.startswith("from clv")], path
+    sys.modules.pop("train", None)

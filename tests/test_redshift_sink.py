@@ -1,0 +1,110 @@
+"""Redshift landing offline: rows go to S3 (moto, an in-process stand-in for AWS) as gzipped CSV and are
+loaded with COPY. No Redshift cluster exists offline, so the connection is a recorder of the SQL sent;
+the same statements' PostgreSQL counterparts run on a real server in test_engines.py, and the Redshift
+dbt profile is parsed there too."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import duckdb
+import pandas as pd
+import pytest
+
+from clv.landing import land_file
+from clv.redshift import RedshiftRawSink, RedshiftSettings
+
+SETTINGS = RedshiftSettings("clv.example.eu-west-1.redshift.amazonaws.com", 5439, "clv", "", "analytics",
+                            "arn:aws:iam::123456789012:role/clv-redshift-copy", "s3://clv-warehouse-bucket/prod")
+
+
+class RecordingConnection:
+    """Stands in for a Redshift connection: records each statement, answers queries with no rows."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.log.append(("commit" if exc[0] is None else "rollback", None))
+
+    def cursor(self):
+        return self
+
+    def execute(self, sql, params=None):
+        self.log.append((" ".join(sql.split()), params))
+        self.rowcount = 3
+
+    def fetchall(self):
+        return []
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("s3", region_name="eu-west-1")
+        client.create_bucket(Bucket="clv-warehouse-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        yield client
+
+
+def test_redshift_sink_lands_through_s3_and_copy(s3, tmp_path):
+    orders = pd.DataFrame({"customer_id": ["c1", "c2", "c3", None], "order_id": ["o1", "o2", "o3", "o4"],
+                           "order_ts": pd.to_datetime(["2024-03-01 10:00:00"] * 4), "quantity": [1.0, 2.0, 1.0, 1.0],
+                           "unit_price": [9.5, 3.0, 1.25, 4.0]})
+    path = tmp_path / "orders.parquet"
+    orders.to_parquet(path, index=False)
+    statements = []
+    con = duckdb.connect()
+    sink = RedshiftRawSink(con, SETTINGS, connect=lambda: RecordingConnection(statements), s3=s3)
+    [result] = land_file(con, "orders", path, sink)
+
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket="clv-warehouse-bucket")["Contents"])
+    assert keys == [f"prod/landing/orders/{result.load_id}/quarantine.csv.gz",
+                    f"prod/landing/orders/{result.load_id}/rows.csv.gz"]
+    body = s3.get_object(Bucket="clv-warehouse-bucket", Key=keys[1])["Body"].read()
+    rows = pd.read_csv(io.BytesIO(gzip.decompress(body)), header=None)
+    assert sorted(rows[1]) == ["c1", "c2", "c3"] and rows[0].str.fullmatch("[0-9a-f]{32}").all()
+    assert rows[3].tolist() == ["2024-03-01 10:00:00"] * 3  # the format the COPY's timeformat reads
+    quarantined = pd.read_csv(io.BytesIO(gzip.decompress(s3.get_object(
+        Bucket="clv-warehouse-bucket", Key=keys[0])["Body"].read())), header=None)
+    assert quarantined[2].tolist() == ["customer_id is missing (guest checkout or broken export)"]
+
+    sql = [s for s, _ in statements]
+    copy = [s for s in sql if s.startswith("copy ")]
+    assert copy == [
+        "copy incoming (row_key, customer_id, order_id, order_ts, product_id, quantity, unit_price) from "
+        f"'s3://clv-warehouse-bucket/prod/landing/orders/{result.load_id}/rows.csv.gz' iam_role "
+        "'arn:aws:iam::123456789012:role/clv-redshift-copy' format as csv gzip timeformat 'YYYY-MM-DD HH:MI:SS' "
+        "emptyasnull",
+        "copy incoming_quarantine (row_key, entity, reason, record) from "
+        f"'s3://clv-warehouse-bucket/prod/landing/orders/{result.load_id}/quarantine.csv.gz' iam_role "
+        "'arn:aws:iam::123456789012:role/clv-redshift-copy' format as csv gzip timeformat 'YYYY-MM-DD HH:MI:SS' "
+        "emptyasnull"]
+    # one transaction: temp table, COPY, insert of new keys only, load record; then commit
+    load_statements = sql[sql.index("create temp table incoming (like raw.orders)"):]
+    assert load_statements[2].startswith("insert into raw.orders") and "where not exists" in load_statements[2]
+    assert any(s.startswith("insert into raw.loads") for s in load_statements)
+    assert statements[-1] == ("commit", None)
+    assert not [s for s in sql if "on conflict" in s or "create unique index" in s or "if not exists" in s
+                and s.startswith("alter table")]  # PostgreSQL-only syntax Redshift rejects
+
+
+def test_redshift_settings_name_what_is_missing(monkeypatch):
+    for name in ("CLV_REDSHIFT_HOST", "CLV_REDSHIFT_IAM_ROLE", "CLV_STORAGE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="CLV_REDSHIFT_HOST, CLV_REDSHIFT_IAM_ROLE, CLV_STORAGE_URL"):
+        RedshiftSettings.from_env()
