@@ -249,8 +249,8 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     os.environ["CLV_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     clock = _StageClock()
-    data_dir = data_dir or workdir / f"synth-{customers}"
-    if not (data_dir / "events.parquet").exists():
+    if data_dir is None:  # generate afresh (timed); --data reuses a `clv synth` directory instead
+        data_dir = workdir / f"synth-{customers}"
         clock.run("generate", None, lambda: write_synthetic(SynthConfig(customers, seed=seed), data_dir),
                   rows_after=lambda _: _parquet_rows(data_dir))
     warehouse = home / "warehouse" / "clv.duckdb"

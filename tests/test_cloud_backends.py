@@ -186,3 +186,32 @@ def test_container_entry_points_are_importable_without_the_platform():
         imports = [line for line in path.read_text().splitlines() if line.startswith(("import ", "from "))]
         assert not [line for line in imports if "prefect" in line or line.startswith("from clv")], path
     sys.modules.pop("train", None)
+
+
+def test_iam_policies_allow_every_call_the_code_makes():
+    """Each AWS API the job code calls is allowed to the role that makes it."""
+    import re
+
+    def actions(path: Path) -> set[str]:
+        document = json.loads(path.read_text())
+        statements = (document.get("PermissionsPolicy") or document)["Statement"]
+        found = set()
+        for statement in statements:
+            listed = statement["Action"]
+            found |= set([listed] if isinstance(listed, str) else listed)
+        return found
+
+    iam = REPO_ROOT / "deployments" / "iam"
+    pipeline = actions(iam / "clv-pipeline-policy.json")
+    code = (REPO_ROOT / "clv" / "sagemaker_jobs.py").read_text()
+    called = {"sagemaker:" + "".join(part.title() for part in name.split("_"))
+              for name in re.findall(r"client\.((?:create|describe)_\w+)\(", code)}
+    called |= {"sagemaker:" + "".join(part.title() for part in name.split("_"))
+               for name in re.findall(r"client\.((?:create|describe)_\w+)\b", code)}
+    assert called and called <= pipeline, called - pipeline
+    assert "iam:PassRole" in pipeline and {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= pipeline
+    execution = actions(iam / "sagemaker-execution-policy.json")
+    assert {"s3:GetObject", "s3:PutObject", "ecr:BatchGetImage", "logs:PutLogEvents"} <= execution
+    assert {"s3:GetObject", "s3:ListBucket"} <= actions(iam / "redshift-copy-role.json")
+    trust = json.loads((iam / "sagemaker-execution-trust.json").read_text())
+    assert trust["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
