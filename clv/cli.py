@@ -55,7 +55,7 @@ def _cmd_run(args) -> int:
         snapshot_spacing_days=args.snapshot_spacing_days,
         warehouse=str(args.warehouse) if args.warehouse else None,
         order_value_cap_percentile=args.order_value_cap_percentile,
-        high_tier_share=args.high_tier_share, medium_tier_share=args.medium_tier_share,
+        high_tier_share=args.high_tier_share, medium_tier_share=args.medium_tier_share, target=args.target,
     )
     print("\n" + format_summary(summary))
     return 0
@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the weekly pipeline: land, dbt build, train, register, score")
     add_build_options(run, True)
+    run.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
+                     default=os.environ.get("CLV_DBT_TARGET", "duckdb"),
+                     help="warehouse engine (default CLV_DBT_TARGET or duckdb; postgres: CLV_PG_* settings, "
+                          "redshift: CLV_REDSHIFT_* and CLV_STORAGE_URL)")
     run.add_argument("--high-tier-share", type=float, default=0.2,
                      help="share of customers (by predicted value) in the high tier (default 0.2)")
     run.add_argument("--medium-tier-share", type=float, default=0.3,
@@ -225,8 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     features = sub.add_parser("features", help="build the feature and label tables only (dbt build)")
     add_build_options(features, False)
-    features.add_argument("--target", choices=["duckdb", "postgres"], default="duckdb",
-                          help="warehouse engine (postgres: settings from CLV_PG_* variables)")
+    features.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
+                          default=os.environ.get("CLV_DBT_TARGET", "duckdb"),
+                          help="warehouse engine (default CLV_DBT_TARGET or duckdb; postgres: CLV_PG_* settings, "
+                               "redshift: CLV_REDSHIFT_* and CLV_STORAGE_URL)")
     features.set_defaults(func=_cmd_features)
 
     promote = sub.add_parser("promote", help="point the champion alias at a registered model version")

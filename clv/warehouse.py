@@ -52,11 +52,11 @@ def read_table(con: duckdb.DuckDBPyConnection, relation: str, where: str = "", p
 
 
 def query(target: str, warehouse: Path | str | None, sql: str) -> list[tuple]:
-    """Run one read-only query on the DuckDB file or on PostgreSQL (settings from CLV_PG_*)."""
-    if target == "postgres":
-        from clv.postgres import PostgresSettings
+    """Run one read-only query on the DuckDB file, or on PostgreSQL or Redshift (CLV_PG_* / CLV_REDSHIFT_*)."""
+    if target in ("postgres", "redshift"):
+        from clv import server_warehouse
 
-        conn = PostgresSettings.from_env().connect()
+        conn = server_warehouse.connect(target)
         try:
             with conn.cursor() as cur:
                 cur.execute(sql)

@@ -27,8 +27,8 @@ def feature_build_flow(
     sources: str | None = None,
 ) -> dict:
     """Land any given files, then `dbt build` the features and labels at the cutoffs on the target."""
-    if target not in ("duckdb", "postgres"):
-        raise ValueError(f"unknown target {target!r}: use duckdb or postgres")
+    if target not in ("duckdb", "postgres", "redshift"):
+        raise ValueError(f"unknown target {target!r}: use duckdb, postgres or redshift")
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
     loads = (land_inputs(warehouse, orders, customers, events, target, sources)
              if (orders or customers or events or sources) else [])

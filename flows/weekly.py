@@ -6,6 +6,7 @@ the runbook. Run it with `clv run` (no Prefect server needed) or as the `weekly-
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import asdict
 from datetime import date
@@ -16,7 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 
-from clv import config, sagemaker_jobs
+from clv import config, sagemaker_jobs, server_warehouse
 from clv.storage import Storage
 from clv.landing import DuckDBRawSink
 from clv.sources import FileSource, PostgresSource, land_sources, load_sources
@@ -54,7 +55,7 @@ def land_inputs(warehouse: str, orders: str | None, customers: str | None, event
     listed = input_sources(orders, customers, events, sources)
     cache_dir = config.project_home() / "landing-cache"
     with connect(warehouse) if target == "duckdb" else connect_in_memory() as con:
-        sink = PostgresRawSink(con) if target == "postgres" else DuckDBRawSink(con)
+        sink = raw_sink(con, target)
         try:
             loaded, reports = land_sources(con, sink, listed, cache_dir)
         except InputValidationError as failure:
@@ -65,6 +66,24 @@ def land_inputs(warehouse: str, orders: str | None, customers: str | None, event
         logger.info("%s: %d rows read, %d new, %d quarantined (%s)", result.entity, result.rows_read,
                     result.rows_inserted, result.rows_quarantined, result.source)
     return [asdict(result) for result in loaded]
+
+
+def raw_sink(con, target: str):
+    """Where landed rows go: the DuckDB file itself, or PostgreSQL (COPY) or Redshift (COPY from S3)."""
+    if target == "postgres":
+        return PostgresRawSink(con)
+    if target == "redshift":
+        from clv.redshift import RedshiftRawSink
+
+        return RedshiftRawSink(con)
+    return DuckDBRawSink(con)
+
+
+def read_warehouse(target: str, warehouse: str, relation: str, where: str = "", params=None) -> pd.DataFrame:
+    if target == "duckdb":
+        with connect(warehouse, read_only=True) as con:
+            return read_table(con, relation, where, params)
+    return server_warehouse.read_relation(target, relation, where, params)
 
 
 def _publish_validation(reports, logger) -> None:
@@ -95,10 +114,10 @@ def build_features(warehouse: str, cutoff: date | None, horizon_days: int, train
 
 
 @task(cache_policy=NO_CACHE)
-def train_model(warehouse: str, horizon_days: int = 365) -> tuple[TrainingResult, pd.DataFrame]:
-    """Fit the champion model type on the labelled snapshots, with an out-of-time holdout."""
-    with connect(warehouse, read_only=True) as con:
-        training_set = read_table(con, "customer_training_set")
+def train_model(warehouse: str, horizon_days: int = 365, target: str = "duckdb") -> tuple[TrainingResult, pd.DataFrame]:
+    """Fit the champion model type on the labelled snapshots, with an out-of-time holdout (here, or as
+    a SageMaker training job when CLV_TRAINING_BACKEND=sagemaker)."""
+    training_set = read_warehouse(target, warehouse, "customer_training_set")
     if sagemaker_jobs.training_backend() == "sagemaker":
         result = sagemaker_jobs.train_on_sagemaker(training_set, horizon_days)
     else:
@@ -138,13 +157,12 @@ def gate_challenger(result: TrainingResult, training_set: pd.DataFrame, register
 
 @task(cache_policy=NO_CACHE)
 def score_customers(warehouse: str, cutoff: date, model_name: str, horizon_days: int = 365,
-                    high_share: float = 0.2, medium_share: float = 0.3) -> dict:
+                    high_share: float = 0.2, medium_share: float = 0.3, target: str = "duckdb") -> dict:
     """Score every customer known at the cutoff with the champion, add BG/NBD's P(alive) and expected
     orders and the three strongest SHAP reasons, and publish `clv_scores`."""
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
     model, version, columns = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
-    with connect(warehouse) as con:
-        features = read_table(con, "customer_features", "cutoff_date = ?", [cutoff])
+    features = read_warehouse(target, warehouse, "customer_features", "cutoff_date = ?", [cutoff])
     if features.empty:
         raise ValueError(f"no customers known at cutoff {cutoff}: nothing to score")
     missing = [c for c in columns if c not in features.columns]
@@ -160,8 +178,11 @@ def score_customers(warehouse: str, cutoff: date, model_name: str, horizon_days:
                                pd.Timestamp.now(tz="UTC").tz_localize(None), high_share, medium_share,
                                p_alive=btyd["p_alive"], expected_orders=btyd["expected_orders"],
                                reasons=reasons)
-    with connect(warehouse) as con:
-        publish_scores(con, scores)
+    if target == "duckdb":
+        with connect(warehouse) as con:
+            publish_scores(con, scores)
+    else:
+        server_warehouse.publish_scores(target, scores)
     export = export_scores(scores, cutoff)
     tiers = scores["clv_tier"].value_counts().to_dict()
     return {"customers_scored": len(scores), "model_version": version, "tiers": tiers,
@@ -194,19 +215,24 @@ def weekly_clv_pipeline(
     medium_tier_share: float = 0.3,
     gate_config: dict | None = None,
     sources: str | None = None,
+    target: str | None = None,
 ) -> dict:
     """Land the inputs (files given directly, or the sources listed in a sources file; the bundled
     Online Retail II orders when neither is given), build features and labels in dbt, train and register a model, score customers."""
+    target = target or os.environ.get("CLV_DBT_TARGET", "duckdb")
+    if target not in ("duckdb", *server_warehouse.SERVER_TARGETS):
+        raise ValueError(f"unknown warehouse target {target!r}: use duckdb, postgres or redshift")
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
-    loads = land_inputs(warehouse, orders, customers, events, sources=sources)
+    loads = land_inputs(warehouse, orders, customers, events, target, sources)
     scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days,
-                                  "duckdb", order_value_cap_percentile)
-    result, training_set = train_model(warehouse, horizon_days)
+                                  target, order_value_cap_percentile)
+    result, training_set = train_model(warehouse, horizon_days, target)
     registered = register_model(result, training_set, model_name, {
         "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days,
         "orders_input": orders or sources or str(config.BUNDLED_ORDERS)})
     gates = gate_challenger(result, training_set, registered, gate_config)
-    scored = score_customers(warehouse, scoring_date, model_name, horizon_days, high_tier_share, medium_tier_share)
+    scored = score_customers(warehouse, scoring_date, model_name, horizon_days, high_tier_share, medium_tier_share,
+                             target)
     summary = {
         "cutoff": str(scoring_date),
         "horizon_days": horizon_days,
@@ -217,7 +243,7 @@ def weekly_clv_pipeline(
         "holdout_cutoff": result.holdout_cutoff,
         "holdout_metrics": result.holdout_metrics,
         "baseline_metrics": result.baseline_metrics,
-        "warehouse": warehouse,
+        "warehouse": warehouse if target == "duckdb" else f"{target} (CLV_{'PG' if target == 'postgres' else 'REDSHIFT'}_* settings)",
         "mlflow_tracking_uri": config.default_tracking_uri(),
         **scored,
     }

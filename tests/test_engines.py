@@ -113,3 +113,21 @@ def test_redshift_profile_parses_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("CLV_HOME", str(tmp_path))
     run_dbt(["parse"], target="redshift")
     assert (tmp_path / "dbt" / "target" / "manifest.json").exists()
+
+
+def test_weekly_flow_on_postgres(prefect_server, both_engines, retail_sample, clv_home):
+    """The whole weekly flow with the warehouse on PostgreSQL: one setting, the same flow code."""
+    from flows.weekly import weekly_clv_pipeline
+    from tests.test_weekly_flow import customers_known_at_last_order_date
+
+    _, settings, _, _ = both_engines
+    first = weekly_clv_pipeline(orders=str(retail_sample), target="postgres", cutoff="2011-12-09")
+    scores = read_postgres(settings, "clv_scores", ["customer_id"])
+    expected = customers_known_at_last_order_date(retail_sample)
+    assert set(scores["customer_id"]) == expected and first["customers_scored"] == len(expected)
+    assert scores["model_version"].eq("1").all() and scores["top_reasons"].str.count(r"\(").eq(3).all()
+    assert first["holdout_metrics"]["normalized_gini"] > 0.5
+    weekly_clv_pipeline(orders=str(retail_sample), target="postgres", cutoff="2011-12-09")
+    history = read_postgres(settings, "clv_scores_history", ["customer_id"])
+    assert len(history) == 2 * len(expected)
+    assert len(read_postgres(settings, "clv_scores", ["customer_id"])) == len(expected)  # replaced, not appended

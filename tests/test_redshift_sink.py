@@ -32,7 +32,21 @@ class RecordingConnection:
         self.log.append(("commit" if exc[0] is None else "rollback", None))
 
     def cursor(self):
+        return RecordingCursor(self.log)
+
+    def close(self):
+        pass
+
+
+class RecordingCursor:
+    def __init__(self, log):
+        self.log = log
+
+    def __enter__(self):
         return self
+
+    def __exit__(self, *exc):
+        pass
 
     def execute(self, sql, params=None):
         self.log.append((" ".join(sql.split()), params))
@@ -40,9 +54,6 @@ class RecordingConnection:
 
     def fetchall(self):
         return []
-
-    def close(self):
-        pass
 
 
 @pytest.fixture
@@ -108,3 +119,34 @@ def test_redshift_settings_name_what_is_missing(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ValueError, match="CLV_REDSHIFT_HOST, CLV_REDSHIFT_IAM_ROLE, CLV_STORAGE_URL"):
         RedshiftSettings.from_env()
+
+
+def test_scores_are_published_to_redshift_in_one_transaction(s3, monkeypatch):
+    from clv import server_warehouse
+
+    monkeypatch.setenv("CLV_REDSHIFT_HOST", SETTINGS.host)
+    monkeypatch.setenv("CLV_REDSHIFT_IAM_ROLE", SETTINGS.iam_role)
+    monkeypatch.setenv("CLV_STORAGE_URL", SETTINGS.storage_url)
+    scores = pd.DataFrame({"customer_id": ["c1", "c2"], "cutoff_date": [pd.Timestamp("2024-03-01").date()] * 2,
+                           "predicted_clv_12m": [10.5, 0.0], "scored_at": pd.to_datetime(["2024-03-02 06:00"] * 2)})
+    statements = []
+    server_warehouse.publish_scores("redshift", scores, connection=RecordingConnection(statements), s3=s3)
+    sql = [s for s, _ in statements]
+    [key] = [item["Key"] for item in s3.list_objects_v2(Bucket="clv-warehouse-bucket")["Contents"]]
+    assert key.startswith("prod/publish/clv_scores/") and key.endswith(".csv.gz")
+    body = gzip.decompress(s3.get_object(Bucket="clv-warehouse-bucket", Key=key)["Body"].read()).decode()
+    assert body.splitlines() == ["c1,2024-03-01,10.5,2024-03-02 06:00:00.000000",
+                                 "c2,2024-03-01,0.0,2024-03-02 06:00:00.000000"]
+    assert sql[1:] == [
+        "drop table if exists clv_scores__next",
+        'create table clv_scores__next ("customer_id" varchar(65535), "cutoff_date" date, '
+        '"predicted_clv_12m" double precision, "scored_at" timestamp)',
+        f"copy clv_scores__next from 's3://clv-warehouse-bucket/{key}' iam_role '{SETTINGS.iam_role}' "
+        "format as csv gzip timeformat 'auto' emptyasnull",
+        "drop table if exists clv_scores",
+        "alter table clv_scores__next rename to clv_scores",
+        'create table clv_scores_history ("customer_id" varchar(65535), "cutoff_date" date, '
+        '"predicted_clv_12m" double precision, "scored_at" timestamp)',
+        'insert into clv_scores_history ("customer_id", "cutoff_date", "predicted_clv_12m", "scored_at") '
+        'select "customer_id", "cutoff_date", "predicted_clv_12m", "scored_at" from clv_scores',
+        "commit"]

@@ -1,0 +1,125 @@
+"""PostgreSQL and Redshift as the weekly flow's warehouse: reading dbt's tables into DataFrames and
+publishing `clv_scores` atomically (readers see the old table or the new one: the new rows are loaded
+into `clv_scores__next`, then drop, rename and the history append happen in one transaction).
+
+Bulk paths: PostgreSQL `COPY FROM STDIN`; Redshift `COPY FROM 's3://...'` (gzipped CSV under the
+storage URL, read with the cluster's IAM role).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import gzip
+import io
+
+import pandas as pd
+
+SERVER_TARGETS = ("postgres", "redshift")
+
+
+def connect(target: str):
+    if target == "postgres":
+        from clv.postgres import PostgresSettings
+
+        return PostgresSettings.from_env().connect()
+    if target == "redshift":
+        from clv.redshift import RedshiftSettings
+
+        return RedshiftSettings.from_env().connect()
+    raise ValueError(f"unknown warehouse target {target!r}: use duckdb, postgres or redshift")
+
+
+def read_relation(target: str, relation: str, where: str = "", params=None, connection=None) -> pd.DataFrame:
+    """A table as a DataFrame with the dtypes the DuckDB path gives (floats, datetimes)."""
+    conn = connection or connect(target)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"select * from {relation}" + (f" where {where.replace('?', '%s')}" if where else ""),
+                        list(params or []))
+            columns = [d[0] for d in cur.description]
+            frame = pd.DataFrame(cur.fetchall(), columns=columns)
+    finally:
+        if connection is None:
+            conn.close()
+    for column in frame.columns:
+        sample = frame[column].dropna()
+        if sample.empty:
+            continue
+        first = sample.iloc[0]
+        if isinstance(first, decimal.Decimal):
+            frame[column] = frame[column].astype(float)
+        elif isinstance(first, (dt.date, dt.datetime)):
+            frame[column] = pd.to_datetime(frame[column])
+    return frame
+
+
+def column_types(scores: pd.DataFrame, target: str) -> list[tuple[str, str]]:
+    text = "varchar(65535)" if target == "redshift" else "text"
+    types = []
+    for name, series in scores.items():
+        if pd.api.types.is_float_dtype(series) or pd.api.types.is_integer_dtype(series):
+            types.append((name, "double precision"))
+        elif pd.api.types.is_datetime64_any_dtype(series):
+            types.append((name, "timestamp"))
+        elif len(series.dropna()) and isinstance(series.dropna().iloc[0], dt.date):
+            types.append((name, "date"))
+        else:
+            types.append((name, text))
+    return types
+
+
+def publish_statements(table: str, history: str, types: list[tuple[str, str]], load_sql: str,
+                       existing_history_columns: set[str] | None) -> list[str]:
+    """The transaction that swaps in the new scores and appends them to the history."""
+    columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in types)
+    names = ", ".join(f'"{name}"' for name, _ in types)
+    statements = [f"drop table if exists {table}__next",
+                  f"create table {table}__next ({columns})",
+                  load_sql,
+                  f"drop table if exists {table}",
+                  f"alter table {table}__next rename to {table}"]
+    if existing_history_columns is None:
+        statements.append(f"create table {history} ({columns})")
+    else:
+        statements += [f'alter table {history} add column "{name}" {sql_type}'
+                       for name, sql_type in types if name not in existing_history_columns]
+    statements.append(f"insert into {history} ({names}) select {names} from {table}")
+    return statements
+
+
+def publish_scores(target: str, scores: pd.DataFrame, table: str = "clv_scores",
+                   history: str = "clv_scores_history", connection=None, s3=None) -> None:
+    """Replace `table` with `scores` and append them to `history`, in one transaction."""
+    types = column_types(scores, target)
+    csv_text = scores.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f")
+    conn = connection or connect(target)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("select column_name from information_schema.columns where table_name = %s", [history])
+            existing = {row[0] for row in cur.fetchall()} or None
+            if target == "redshift":
+                load_sql = _stage_on_s3(csv_text, table, s3)
+            else:
+                load_sql = f"copy {table}__next from stdin with (format csv)"
+            for statement in publish_statements(table, history, types, load_sql, existing):
+                if statement.startswith("copy ") and target != "redshift":
+                    cur.copy_expert(statement, io.StringIO(csv_text))
+                else:
+                    cur.execute(statement)
+    finally:
+        if connection is None:
+            conn.close()
+
+
+def _stage_on_s3(csv_text: str, table: str, s3=None) -> str:
+    """Upload the rows as gzipped CSV under the storage URL; the Redshift COPY that loads them."""
+    from clv import storage
+    from clv.redshift import RedshiftSettings
+
+    settings = RedshiftSettings.from_env()
+    uri = f"{settings.storage_url}/publish/{table}/{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}.csv.gz"
+    bucket, key = storage.split_s3(uri)
+    (s3 or storage.s3_client()).put_object(Bucket=bucket, Key=key, Body=gzip.compress(csv_text.encode()))
+    return (f"copy {table}__next from '{uri}' iam_role '{settings.iam_role}' format as csv gzip "
+            "timeformat 'auto' emptyasnull")
