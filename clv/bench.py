@@ -291,7 +291,7 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
     clock.run("register", len(training_set), lambda: registry.log_and_register(
         result, training_set, config.MODEL_NAME, {"benchmark": "scale"}, config.CHAMPION_ALIAS))
-    del training_set
+    training_set = None  # free it before scoring
 
     def score():
         model, version, _ = registry.load_model_by_alias(config.MODEL_NAME, config.CHAMPION_ALIAS)
@@ -313,7 +313,7 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     publish()  # writing clv_scores counts as scoring
     clock.stages["score"]["seconds"] = round(clock.stages["score"]["seconds"] + time.perf_counter() - start, 2)
     scored = len(features)
-    del features, predictions, btyd, reasons
+    features = predictions = btyd = reasons = None  # free them before monitoring
     clock.run("monitor", scored, lambda: monitor(warehouse, home / "monitor.json"))
 
     scan_total = scans["orders"] + scans["events"]

@@ -224,16 +224,18 @@ def _stage(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[
     rule_reason = (" ".join(f"when {predicate} then {_quote(reason)}" for reason, predicate in rules))
     rule_case = f"case {rule_reason} end" if rules else "null"
     key_parts = ", ".join(f"coalesce(cast({c} as varchar), '\\N')" for c in names)
+    hash_columns = "".join(f"{c}_hash, " for c in entity.pii_columns)
+    any_type_failure = " or ".join(
+        f"(_raw_{c.name} is not null and try_cast(_raw_{c.name} as {c.sql_type}) is null)" for c in entity.columns)
     con.execute(f"""
         create or replace temp table {table} as
         with source_rows as (
             select {raw_cols}{hashed} from {relation}
         ),
         typed as (
-            select {typed}, {', '.join(f'{c}_hash' for c in entity.pii_columns) + ', ' if entity.pii_columns else ''}
+            select {typed}, {hash_columns}
                    case {type_reason} end as type_reason,
-                   case when ({' or '.join(f'(_raw_{c.name} is not null and try_cast(_raw_{c.name} as {c.sql_type}) is null)' for c in entity.columns)})
-                        then {raw_record} end as raw_record
+                   case when {any_type_failure} then {raw_record} end as raw_record
             from source_rows
         ),
         checked as (

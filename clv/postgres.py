@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg2
 
-from clv.contract import ENTITIES, Entity
+from clv.contract import ENTITIES
 from clv.landing import LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
 
 _PG_TYPES = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "DOUBLE": "double precision", "BIGINT": "bigint"}

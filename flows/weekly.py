@@ -68,6 +68,9 @@ def land_inputs(warehouse: str, orders: str | None, customers: str | None, event
     return [asdict(result) for result in loaded]
 
 
+WAREHOUSE_SETTINGS = {"postgres": "CLV_PG_*", "redshift": "CLV_REDSHIFT_*"}
+
+
 def raw_sink(con, target: str):
     """Where landed rows go: the DuckDB file itself, or PostgreSQL (COPY) or Redshift (COPY from S3)."""
     if target == "postgres":
@@ -114,7 +117,8 @@ def build_features(warehouse: str, cutoff: date | None, horizon_days: int, train
 
 
 @task(cache_policy=NO_CACHE)
-def train_model(warehouse: str, horizon_days: int = 365, target: str = "duckdb") -> tuple[TrainingResult, pd.DataFrame]:
+def train_model(warehouse: str, horizon_days: int = 365,
+                target: str = "duckdb") -> tuple[TrainingResult, pd.DataFrame]:
     """Fit the champion model type on the labelled snapshots, with an out-of-time holdout (here, or as
     a SageMaker training job when CLV_TRAINING_BACKEND=sagemaker)."""
     training_set = read_warehouse(target, warehouse, "customer_training_set")
@@ -218,7 +222,8 @@ def weekly_clv_pipeline(
     target: str | None = None,
 ) -> dict:
     """Land the inputs (files given directly, or the sources listed in a sources file; the bundled
-    Online Retail II orders when neither is given), build features and labels in dbt, train and register a model, score customers."""
+    Online Retail II orders when neither is given), build features and labels in dbt, train and register
+    a model, score customers. `target` picks the warehouse (default CLV_DBT_TARGET, else duckdb)."""
     target = target or os.environ.get("CLV_DBT_TARGET", "duckdb")
     if target not in ("duckdb", *server_warehouse.SERVER_TARGETS):
         raise ValueError(f"unknown warehouse target {target!r}: use duckdb, postgres or redshift")
@@ -243,7 +248,7 @@ def weekly_clv_pipeline(
         "holdout_cutoff": result.holdout_cutoff,
         "holdout_metrics": result.holdout_metrics,
         "baseline_metrics": result.baseline_metrics,
-        "warehouse": warehouse if target == "duckdb" else f"{target} (CLV_{'PG' if target == 'postgres' else 'REDSHIFT'}_* settings)",
+        "warehouse": warehouse if target == "duckdb" else f"{target} ({WAREHOUSE_SETTINGS[target]} settings)",
         "mlflow_tracking_uri": config.default_tracking_uri(),
         **scored,
     }
