@@ -21,7 +21,7 @@ import pandas as pd
 from clv.landing import land_file
 from clv.synth import SynthConfig, write_synthetic
 from clv.transform import dbt_vars, run_dbt
-from clv.warehouse import DEFAULT_DUCKDB_MEMORY_LIMIT
+from clv.warehouse import DEFAULT_DUCKDB_MEMORY_LIMIT, connect
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def bench_features(customers: int, json_path: Path, workdir: Path, data_dir: Pat
         _, generate_seconds = _timed("generate", lambda: write_synthetic(SynthConfig(customers, seed=seed), data_dir))
     warehouse = workdir / f"bench-{customers}.duckdb"
     warehouse.unlink(missing_ok=True)
-    with duckdb.connect(str(warehouse)) as con:
+    with connect(warehouse) as con:  # with the configured DuckDB memory limit
         def land_all():
             for entity in ("customers", "orders", "events"):
                 land_file(con, entity, data_dir / f"{entity}.parquet")
@@ -237,7 +237,7 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     from clv import config
     from clv.landing import DuckDBRawSink, land_staged, stage_file
     from clv.monitoring import monitor
-    from clv.warehouse import connect, publish_scores, read_table, scoring_cutoff
+    from clv.warehouse import publish_scores, read_table, scoring_cutoff
     from models_ml import registry
     from models_ml.btyd import BgNbdGammaGamma
     from models_ml.gradient_boosting import train_with_temporal_holdout
