@@ -43,6 +43,9 @@ ORDERS = Entity(
         Column("product_id", "VARCHAR", False, "product (SKU) on the line"),
         Column("quantity", "DOUBLE", True, "units on the line; negative = return"),
         Column("unit_price", "DOUBLE", True, "price per unit in the shop currency"),
+        Column("line_id", "VARCHAR", False, "the source's id of the line, when it has one (OLTP tables): "
+                                            "a line landed again with other values is a new version, and "
+                                            "staging keeps the latest version of each line"),
     ),
 )
 

@@ -138,13 +138,18 @@ def _column_expressions(entity: Entity, source: str, columns: list[str],
         return exprs, None, {s for s in mapping.values() if s in present}
     adapter = None if column_map else find_adapter(entity.name, present)
     if adapter:
-        return adapter.expressions, adapter, set(adapter.needs)
+        exprs = {c.name: adapter.expressions.get(c.name, "null") for c in entity.columns}
+        return exprs, adapter, set(adapter.needs)
     missing = [f"{name}" + (f" (mapped from {mapping[name]})" if mapping[name] != name else "")
                for name in entity.required if mapping[name] not in present]
     raise ContractError(
         f"{entity.name} file {source}: missing required column(s) {', '.join(missing)} "
         f"(rule: required by the input contract; found columns: {', '.join(columns)})"
     )
+
+
+# Contract columns added after the first release: raw tables of older warehouses gain them.
+ADDED_COLUMNS = ("line_id",)
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -157,6 +162,9 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             f"create table if not exists raw.{entity.name} "
             f"(row_key VARCHAR, {cols}{pii}, load_id VARCHAR, loaded_at TIMESTAMP)"
         )
+        for column in entity.columns:
+            if column.name in ADDED_COLUMNS:
+                con.execute(f"alter table raw.{entity.name} add column if not exists {column.name} {column.sql_type}")
     con.execute(f"create table if not exists raw.quarantine ({QUARANTINE_COLUMNS_SQL})")
     con.execute(
         """create table if not exists raw.loads (
@@ -223,7 +231,10 @@ def _stage(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[
     rules = validation.quarantine_rules(entity.name, parameters)
     rule_reason = (" ".join(f"when {predicate} then {_quote(reason)}" for reason, predicate in rules))
     rule_case = f"case {rule_reason} end" if rules else "null"
-    key_parts = ", ".join(f"coalesce(cast({c} as varchar), '\\N')" for c in names)
+    # Optional columns added to the contract later (VERSIONED_COLUMNS) join the key only when present,
+    # so rows without them keep the keys they had before (concat_ws skips NULLs).
+    key_parts = ", ".join(f"coalesce(cast({c} as varchar), '\\N')" if c not in ADDED_COLUMNS else c
+                          for c in names)
     hash_columns = "".join(f"{c}_hash, " for c in entity.pii_columns)
     any_type_failure = " or ".join(
         f"(_raw_{c.name} is not null and try_cast(_raw_{c.name} as {c.sql_type}) is null)" for c in entity.columns)

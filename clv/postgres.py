@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg2
 
 from clv.contract import ENTITIES
-from clv.landing import LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+from clv.landing import ADDED_COLUMNS, LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
 
 _PG_TYPES = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "DOUBLE": "double precision", "BIGINT": "bigint"}
 QUARANTINE_COLUMNS = "row_key, entity, reason, record"
@@ -51,6 +51,10 @@ def ensure_raw_tables(cur) -> None:
             + [f"{c}_hash text" for c in entity.pii_columns]
         )
         cur.execute(f"create table if not exists raw.{entity.name} ({columns}, load_id text, loaded_at timestamp)")
+        for column in entity.columns:
+            if column.name in ADDED_COLUMNS:
+                cur.execute(f"alter table raw.{entity.name} add column if not exists {column.name} "
+                            f"{_PG_TYPES[column.sql_type]}")
         # concurrent loads of the same rows fail instead of duplicating them
         cur.execute(f"create unique index if not exists {entity.name}_row_key on raw.{entity.name} (row_key)")
     cur.execute("""create table if not exists raw.quarantine (row_key text, entity text, reason text, record text,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from clv import storage
 from clv.contract import ENTITIES
-from clv.landing import LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+from clv.landing import ADDED_COLUMNS, LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
 
 _TYPES = {"VARCHAR": "varchar(65535)", "TIMESTAMP": "timestamp", "DOUBLE": "double precision", "BIGINT": "bigint"}
 QUARANTINE_COLUMNS = "row_key, entity, reason, record"
@@ -63,6 +63,13 @@ def ensure_raw_tables(cur) -> None:
                             + [f"{c}_hash varchar(64)" for c in entity.pii_columns])
         cur.execute(f"create table if not exists raw.{entity.name} ({columns}, load_id varchar(36), "
                     "loaded_at timestamp) distkey(row_key) sortkey(row_key)")
+    for entity in ENTITIES.values():
+        cur.execute("select column_name from information_schema.columns where table_schema = 'raw' "
+                    "and table_name = %s", [entity.name])
+        present = {row[0] for row in cur.fetchall()}
+        for column in entity.columns:
+            if column.name in ADDED_COLUMNS and present and column.name not in present:
+                cur.execute(f"alter table raw.{entity.name} add column {column.name} {_TYPES[column.sql_type]}")
     cur.execute("create table if not exists raw.quarantine (row_key varchar(32), entity varchar(16), "
                 "reason varchar(256), record varchar(65535), source varchar(1024), load_id varchar(36), "
                 "quarantined_at timestamp)")

@@ -111,3 +111,20 @@ def assert_no_clear_text(con, values) -> None:
                 f'select count(*) from "{schema}"."{table}" where ' + " or ".join(
                     f'contains(lower("{column}"), lower(?))' for _ in values), list(values)).fetchall()[0][0]
             assert hits == 0, f"clear-text personal data in {schema}.{table}.{column}"
+
+
+@pytest.fixture(autouse=True)
+def prefect_console_follows_the_real_stderr():
+    """Prefect's console log handler keeps the stream it was created with; when that was a test's
+    captured stream (capsys), later flow logs would write to a closed file. Point it back after each test."""
+    import logging
+    import sys
+
+    yield
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in [logging.getLogger(), *[logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and getattr(handler.stream, "closed", False):
+                handler.stream = sys.stderr  # (setStream would flush the closed one)
+                handler.console.file = sys.stderr

@@ -79,7 +79,7 @@ sources:
     watermark_column: updated_at
     dsn_env: SHOP_DB_DSN
     columns: {customer_id: customer_ref, order_id: order_number, order_ts: ordered_at, product_id: sku,
-              quantity: qty, unit_price: price}
+              quantity: qty, unit_price: price, line_id: line_id}
   - name: shop_accounts
     kind: postgres
     entity: customers
@@ -137,6 +137,28 @@ def test_postgres_and_event_sources_land_idempotently(shop_database, tmp_path, m
     assert_no_clear_pii(con)
     hashes = con.execute("select email_hash, name_hash, phone_hash, address_hash from raw.customers").fetchall()
     assert all(len(h) == 64 for row in hashes for h in row)
+
+
+def test_an_edited_oltp_line_lands_as_a_new_version_and_staging_keeps_the_latest(shop_database, tmp_path, clv_home):
+    from clv.transform import run_dbt
+
+    (tmp_path / "sources.yml").write_text(SOURCES_YML)
+    write_events(tmp_path / "events", date(2024, 3, 1), 1)
+    sources = load_sources(tmp_path / "sources.yml")
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        land_sources(con, DuckDBRawSink(con), sources, tmp_path / "cache")
+    with shop_database, shop_database.cursor() as cur:  # the shop corrects a quantity a week later
+        cur.execute("update public.order_lines set qty = 7, updated_at = '2024-03-08' where line_id = 5")
+    with duckdb.connect(str(warehouse)) as con:
+        [orders, _] = land_sources(con, DuckDBRawSink(con), sources, tmp_path / "cache")[0]
+        assert (orders.entity, orders.rows_read, orders.rows_inserted) == ("orders", 1, 1)
+        assert con.execute("select count(*), count(distinct line_id) from raw.orders").fetchall() == [(61, 60)]
+    run_dbt(["run", "--select", "stg_shop__orders"], warehouse=warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        staged = con.execute("select count(*), sum(quantity) filter (where order_id = 'N1' and product_id = 'sku0') "
+                             "from stg_shop__orders").fetchall()
+    assert staged == [(60, 7.0)]  # one row per line, the corrected quantity
 
 
 def test_a_failing_source_lands_nothing_and_keeps_the_watermark(shop_database, tmp_path):

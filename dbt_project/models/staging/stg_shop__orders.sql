@@ -2,8 +2,28 @@
 --   * lines without a customer id are dropped (they cannot be attributed to anyone);
 --   * a line is a return when its quantity is negative (Online Retail's C invoices carry negative quantities);
 --   * lines with a zero or negative unit price are kept for counts but carry no revenue.
-with source as (
+--   * a line the source identifies (line_id) may arrive again with other values (an OLTP row edited
+--     after an earlier extraction): the latest landed version of each line is kept.
+with landed as (
     select * from {{ source('shop', 'orders') }}
+),
+
+line_versions as (
+    select
+        *,
+        row_number() over (partition by line_id order by loaded_at desc, row_key) as version_rank
+    from landed
+    where line_id is not null
+),
+
+source as (
+    select row_key, customer_id, order_id, product_id, quantity, unit_price, order_ts
+    from landed
+    where line_id is null
+    union all
+    select row_key, customer_id, order_id, product_id, quantity, unit_price, order_ts
+    from line_versions
+    where version_rank = 1
 ),
 
 cleaned as (
