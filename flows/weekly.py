@@ -19,7 +19,7 @@ from prefect.cache_policies import NONE as NO_CACHE
 
 from clv import config, sagemaker_jobs, server_warehouse
 from clv.storage import Storage
-from clv.landing import DuckDBRawSink
+from clv.landing import DuckDBRawSink, ensure_raw_tables
 from clv.sources import FileSource, PostgresSource, land_sources, load_sources
 from clv.validation import InputValidationError, reports_markdown, write_report
 from clv.postgres import PostgresRawSink
@@ -112,6 +112,9 @@ def build_features(warehouse: str, cutoff: date | None, horizon_days: int, train
                    order_value_cap_percentile: float | None = 0.999) -> date:
     """`dbt build`: staging, features at the scoring and training cutoffs, labels, and their tests."""
     variables = dbt_vars(cutoff, horizon_days, training_snapshots, snapshot_spacing_days, order_value_cap_percentile)
+    if dbt_target == "duckdb":  # raw tables of an older warehouse gain the columns dbt now reads
+        with connect(warehouse) as con:
+            ensure_raw_tables(con)
     run_dbt(["build"], warehouse=warehouse, variables=variables, target=dbt_target)
     return scoring_cutoff(dbt_target, warehouse)
 
