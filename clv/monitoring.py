@@ -19,39 +19,54 @@ HISTORY_TABLE = "drift_history"
 PROXY_DAYS = 30
 
 
-def latest_scoring(con) -> tuple[pd.DataFrame, object, str, str]:
+class _Reader:
+    """Read queries on the DuckDB file or on a PostgreSQL/Redshift warehouse, as DataFrames."""
+
+    def __init__(self, target: str, warehouse):
+        self.target, self.warehouse = target, warehouse
+
+    def frame(self, sql: str, params=None) -> pd.DataFrame:
+        if self.target == "duckdb":
+            with connect(self.warehouse, read_only=True) as con:
+                return con.execute(sql, params or []).df()
+        from clv import server_warehouse
+
+        return server_warehouse.read_query(self.target, sql, params)
+
+
+def latest_scoring(reader: _Reader) -> tuple[pd.DataFrame, object, str, str]:
     """Scores of the latest run (by scored_at) with their features, the cutoff, model name and version."""
-    rows = con.execute("select cutoff_date, model_name, model_version, max(scored_at) from clv_scores "
-                       "group by 1, 2, 3 order by 4 desc limit 1").fetchall()
-    if not rows:
+    rows = reader.frame("select cutoff_date, model_name, model_version, max(scored_at) as scored_at "
+                        "from clv_scores group by 1, 2, 3 order by 4 desc limit 1")
+    if rows.empty:
         raise LookupError("clv_scores is empty: run `clv run` before `clv monitor`")
-    cutoff, model_name, version, _ = rows[0]
-    frame = con.execute(
+    cutoff, model_name, version = rows.iloc[0]["cutoff_date"], rows.iloc[0]["model_name"], rows.iloc[0]["model_version"]
+    frame = reader.frame(
         """select f.*, s.predicted_clv_12m from clv_scores s
-           join customer_features f on f.customer_id = s.customer_id and f.cutoff_date = s.cutoff_date""").df()
-    return frame, cutoff, model_name, version
+           join customer_features f on f.customer_id = s.customer_id and f.cutoff_date = s.cutoff_date""")
+    return frame, pd.Timestamp(cutoff).date(), model_name, version
 
 
-def proxy_rank_correlation(con, cutoff, scores: pd.DataFrame) -> float | None:
+def proxy_rank_correlation(reader: _Reader, cutoff, scores: pd.DataFrame) -> float | None:
     """Spearman correlation of predicted value with actual spend in the 30 days after the cutoff, once
     those days are in the warehouse (None before)."""
-    last = con.execute("select max(order_date) from int_orders").fetchall()[0][0]
-    if last is None or pd.Timestamp(last) < pd.Timestamp(cutoff) + pd.Timedelta(days=PROXY_DAYS):
+    last = reader.frame("select max(order_date) as last_day from int_orders").iloc[0]["last_day"]
+    if last is None or pd.isna(last) or pd.Timestamp(last) < pd.Timestamp(cutoff) + pd.Timedelta(days=PROXY_DAYS):
         return None
-    spend = con.execute(
+    spend = reader.frame(
         """select customer_id, sum(purchase_value - returned_value) as spend from int_orders
             where order_date > ? and order_date <= ? group by 1""",
-        [cutoff, (pd.Timestamp(cutoff) + pd.Timedelta(days=PROXY_DAYS)).date()]).df()
+        [cutoff, (pd.Timestamp(cutoff) + pd.Timedelta(days=PROXY_DAYS)).date()])
     actual = scores["customer_id"].map(spend.set_index("customer_id")["spend"]).fillna(0)
     return float(spearmanr(scores["predicted_clv_12m"], actual).statistic)
 
 
-def monitor(warehouse: Path | str, json_path: Path | None = None) -> dict:
+def monitor(warehouse: Path | str | None, json_path: Path | None = None, target: str = "duckdb") -> dict:
     """Compare the latest scoring population with the champion's baseline; write the JSON report and
-    append a row to `drift_history`."""
-    with connect(warehouse) as con:
-        current, cutoff, model_name, version = latest_scoring(con)
-        proxy = proxy_rank_correlation(con, cutoff, current)
+    append a row to `drift_history` (in the DuckDB file, or on PostgreSQL/Redshift)."""
+    reader = _Reader(target, warehouse)
+    current, cutoff, model_name, version = latest_scoring(reader)
+    proxy = proxy_rank_correlation(reader, cutoff, current)
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
     baseline = registry.load_drift_baseline(model_name, version)
     features = [c for c in baseline.columns if c != "predicted" and c in current.columns
@@ -69,6 +84,11 @@ def monitor(warehouse: Path | str, json_path: Path | None = None) -> dict:
         "prediction_psi": report["prediction"]["psi"], "drifted_features": ",".join(report["drifted_features"]),
         "proxy_spearman_30d": proxy, "report_json": json.dumps(report, default=_finite),
     }])
+    if target != "duckdb":
+        from clv import server_warehouse
+
+        server_warehouse.append_rows(target, HISTORY_TABLE, history)
+        return report
     with connect(warehouse) as con:
         con.register("new_history", history)
         con.execute(f"create table if not exists {HISTORY_TABLE} as select * from new_history where false")

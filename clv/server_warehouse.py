@@ -32,11 +32,15 @@ def connect(target: str):
 
 def read_relation(target: str, relation: str, where: str = "", params=None, connection=None) -> pd.DataFrame:
     """A table as a DataFrame with the dtypes the DuckDB path gives (floats, datetimes)."""
+    return read_query(target, f"select * from {relation}" + (f" where {where}" if where else ""), params, connection)
+
+
+def read_query(target: str, sql: str, params=None, connection=None) -> pd.DataFrame:
+    """A query (with DuckDB-style `?` parameters) as a DataFrame, numbers as floats and dates as datetimes."""
     conn = connection or connect(target)
     try:
         with conn.cursor() as cur:
-            cur.execute(f"select * from {relation}" + (f" where {where.replace('?', '%s')}" if where else ""),
-                        list(params or []))
+            cur.execute(sql.replace("?", "%s"), list(params or []))
             columns = [d[0] for d in cur.description]
             frame = pd.DataFrame(cur.fetchall(), columns=columns)
     finally:
@@ -52,6 +56,24 @@ def read_relation(target: str, relation: str, where: str = "", params=None, conn
         elif isinstance(first, (dt.date, dt.datetime)):
             frame[column] = pd.to_datetime(frame[column])
     return frame
+
+
+def append_rows(target: str, table: str, frame: pd.DataFrame, connection=None) -> None:
+    """Insert a few rows (a monitoring record), creating the table from the frame's columns if absent."""
+    types = column_types(frame, target)
+    names = ", ".join(f'"{name}"' for name, _ in types)
+    conn = connection or connect(target)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(f"create table if not exists {table} ("
+                        + ", ".join(f'"{name}" {sql_type}' for name, sql_type in types) + ")")
+            for row in frame.itertuples(index=False):
+                values = [None if pd.isna(v) else (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v)
+                          for v in row]
+                cur.execute(f"insert into {table} ({names}) values ({', '.join(['%s'] * len(values))})", values)
+    finally:
+        if connection is None:
+            conn.close()
 
 
 def column_types(scores: pd.DataFrame, target: str) -> list[tuple[str, str]]:

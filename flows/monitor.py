@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -16,10 +17,12 @@ DRIFT_EVENT = "clv.drift.detected"
 
 
 @flow(name="monitor-drift", log_prints=True)
-def monitor_flow(warehouse: str | None = None, json_path: str | None = None) -> dict:
-    """PSI/KS of every model feature and of the predictions against the champion's training baseline."""
+def monitor_flow(warehouse: str | None = None, json_path: str | None = None, target: str | None = None) -> dict:
+    """PSI/KS of every model feature and of the predictions against the champion's training baseline.
+    `target`: the warehouse engine (default CLV_DBT_TARGET, else duckdb)."""
+    target = target or os.environ.get("CLV_DBT_TARGET", "duckdb")
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
-    report = monitor(warehouse, Path(json_path) if json_path else None)
+    report = monitor(warehouse, Path(json_path) if json_path else None, target)
     rows = "\n".join(f"| {name} | {f['psi']:.3f} | {f['ks_stat']:.3f} | {f['status']} |"
                      for name, f in sorted(report["features"].items(), key=lambda kv: -kv[1]["psi"]))
     create_markdown_artifact(

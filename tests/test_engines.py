@@ -131,3 +131,12 @@ def test_weekly_flow_on_postgres(prefect_server, both_engines, retail_sample, cl
     history = read_postgres(settings, "clv_scores_history", ["customer_id"])
     assert len(history) == 2 * len(expected)
     assert len(read_postgres(settings, "clv_scores", ["customer_id"])) == len(expected)  # replaced, not appended
+
+    # drift monitoring reads and records on the same warehouse
+    from flows.monitor import monitor_flow
+
+    report = monitor_flow(target="postgres")
+    assert report["customers"] == len(expected) and report["model_version"] == "1"
+    assert set(report["features"]) and report["prediction"]["psi"] >= 0
+    drift = read_postgres(settings, "drift_history", ["monitored_at"])
+    assert len(drift) == 1 and drift["status"].item() == report["status"]
