@@ -80,7 +80,8 @@ def _cmd_features(args) -> int:
 def _cmd_monitor(args) -> int:
     from flows.monitor import monitor_flow
 
-    report = monitor_flow(warehouse=str(args.warehouse) if args.warehouse else None, json_path=args.json)
+    report = monitor_flow(warehouse=str(args.warehouse) if args.warehouse else None, json_path=args.json,
+                          target=args.target)
     print(f"\nDrift status: {report['status']} (model {report['model_name']} v{report['model_version']}, "
           f"cutoff {report['cutoff']}); prediction PSI {report['prediction']['psi']:.3f}")
     for name in report["drifted_features"]:
@@ -269,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     monitor = sub.add_parser("monitor", help="drift of the latest scoring run against the champion's baseline")
     monitor.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
     monitor.add_argument("--json", required=True, help="where to write the JSON report")
+    monitor.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
+                         default=os.environ.get("CLV_DBT_TARGET", "duckdb"),
+                         help="warehouse engine (default CLV_DBT_TARGET or duckdb)")
     monitor.set_defaults(func=_cmd_monitor)
 
     bench = sub.add_parser("bench", help="benchmarks that write JSON")
