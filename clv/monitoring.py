@@ -19,13 +19,16 @@ HISTORY_TABLE = "drift_history"
 PROXY_DAYS = 30
 
 
-class _Reader:
-    """Read queries on the DuckDB file or on a PostgreSQL/Redshift warehouse, as DataFrames."""
+class WarehouseReader:
+    """Read queries, as DataFrames, on the DuckDB file (or an open DuckDB connection) or on a
+    PostgreSQL/Redshift warehouse."""
 
-    def __init__(self, target: str, warehouse):
-        self.target, self.warehouse = target, warehouse
+    def __init__(self, target: str = "duckdb", warehouse=None, connection=None):
+        self.target, self.warehouse, self.connection = target, warehouse, connection
 
     def frame(self, sql: str, params=None) -> pd.DataFrame:
+        if self.connection is not None:
+            return self.connection.execute(sql, params or []).df()
         if self.target == "duckdb":
             with connect(self.warehouse, read_only=True) as con:
                 return con.execute(sql, params or []).df()
@@ -34,7 +37,7 @@ class _Reader:
         return server_warehouse.read_query(self.target, sql, params)
 
 
-def latest_scoring(reader: _Reader) -> tuple[pd.DataFrame, object, str, str]:
+def latest_scoring(reader: WarehouseReader) -> tuple[pd.DataFrame, object, str, str]:
     """Scores of the latest run (by scored_at) with their features, the cutoff, model name and version."""
     rows = reader.frame("select cutoff_date, model_name, model_version, max(scored_at) as scored_at "
                         "from clv_scores group by 1, 2, 3 order by 4 desc limit 1")
@@ -47,7 +50,7 @@ def latest_scoring(reader: _Reader) -> tuple[pd.DataFrame, object, str, str]:
     return frame, pd.Timestamp(cutoff).date(), model_name, version
 
 
-def proxy_rank_correlation(reader: _Reader, cutoff, scores: pd.DataFrame) -> float | None:
+def proxy_rank_correlation(reader: WarehouseReader, cutoff, scores: pd.DataFrame) -> float | None:
     """Spearman correlation of predicted value with actual spend in the 30 days after the cutoff, once
     those days are in the warehouse (None before)."""
     last = reader.frame("select max(order_date) as last_day from int_orders").iloc[0]["last_day"]
@@ -64,7 +67,7 @@ def proxy_rank_correlation(reader: _Reader, cutoff, scores: pd.DataFrame) -> flo
 def monitor(warehouse: Path | str | None, json_path: Path | None = None, target: str = "duckdb") -> dict:
     """Compare the latest scoring population with the champion's baseline; write the JSON report and
     append a row to `drift_history` (in the DuckDB file, or on PostgreSQL/Redshift)."""
-    reader = _Reader(target, warehouse)
+    reader = WarehouseReader(target, warehouse)
     current, cutoff, model_name, version = latest_scoring(reader)
     proxy = proxy_rank_correlation(reader, cutoff, current)
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())

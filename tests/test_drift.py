@@ -50,12 +50,13 @@ def test_report_names_the_drifted_feature():
 def test_proxy_rank_correlation_waits_for_thirty_days():
     import duckdb
 
-    from clv.monitoring import proxy_rank_correlation
+    from clv.monitoring import WarehouseReader, proxy_rank_correlation
 
     con = duckdb.connect()
     con.execute("""create table int_orders as select * from (values
         ('a', date '2024-01-05', 100.0, 0.0), ('b', date '2024-01-10', 50.0, 0.0), ('c', date '2024-01-20', 10.0, 0.0),
         ('a', date '2024-03-01', 1.0, 0.0)) t(customer_id, order_date, purchase_value, returned_value)""")
     scores = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "predicted_clv_12m": [9.0, 5.0, 1.0, 0.0]})
-    assert proxy_rank_correlation(con, date_(2024, 1, 1), scores) == pytest.approx(1.0)  # a > b > c > d
-    assert proxy_rank_correlation(con, date_(2024, 2, 15), scores) is None  # 30 days not yet observed
+    reader = WarehouseReader(connection=con)
+    assert proxy_rank_correlation(reader, date_(2024, 1, 1), scores) == pytest.approx(1.0)  # a > b > c > d
+    assert proxy_rank_correlation(reader, date_(2024, 2, 15), scores) is None  # 30 days not yet observed
