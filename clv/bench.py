@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from clv.landing import land_file
+from clv.snapshots import plan_for_warehouse
 from clv.synth import SynthConfig, write_synthetic
 from clv.transform import dbt_vars, run_dbt
-from clv.warehouse import DEFAULT_DUCKDB_MEMORY_LIMIT, connect
+from clv.warehouse import DEFAULT_DUCKDB_MEMORY_LIMIT, WarehouseReader, connect
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def bench_features(customers: int, json_path: Path, workdir: Path, data_dir: Pat
                 f"create or replace table scan_{table} as select customer_id, count(*) as n, sum({value}) as total "
                 f"from raw.{table} group by customer_id"))
             con.execute(f"drop table scan_{table}")
-    variables = dbt_vars(training_snapshots=training_snapshots)
+    plan = plan_for_warehouse(WarehouseReader("duckdb", warehouse), None, 365, max_training_cutoffs=training_snapshots)
+    variables = dbt_vars(None, 365, plan.training_cutoffs, plan.label_horizons)
     _, build_seconds = _timed("dbt run +customer_features", lambda: run_dbt(
         ["run", "--select", "+customer_features"], warehouse=warehouse, variables=variables))
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -239,9 +241,9 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     from clv.monitoring import monitor
     from clv.warehouse import publish_scores, read_table, scoring_cutoff
     from models_ml import registry
-    from models_ml.btyd import BgNbdGammaGamma
-    from models_ml.gradient_boosting import train_with_temporal_holdout
+    from models_ml.btyd import AliveModel
     from models_ml.scoring import build_score_table, reasons_in_batches
+    from models_ml.training import train_and_evaluate
 
     workdir.mkdir(parents=True, exist_ok=True)
     home = workdir / f"scale-{customers}-home"
@@ -275,7 +277,9 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
                 f"from raw.{table} group by customer_id"))
             con.execute(f"drop table scan_{table}")
 
-    variables = dbt_vars(None, horizon_days, training_snapshots, snapshot_spacing_days)
+    plan = plan_for_warehouse(WarehouseReader("duckdb", warehouse), None, horizon_days,
+                              max_training_cutoffs=training_snapshots)
+    variables = dbt_vars(None, horizon_days, plan.training_cutoffs, plan.label_horizons)
     build = clock.run("features", counts["orders"] + counts["events"],
                       lambda: run_dbt(["build"], warehouse=warehouse, variables=variables))
     feature_build_seconds = _feature_build_seconds(build)
@@ -285,20 +289,23 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
 
     def train():
         with connect(warehouse, read_only=True) as con:
-            training_set = read_table(con, "customer_training_set")
-        return train_with_temporal_holdout(training_set, horizon_days), training_set
+            training_set = read_table(con, "customer_training_set", "true order by cutoff_date, customer_id, horizon_days")
+        return train_and_evaluate(training_set, plan, resamples=50), training_set
     result, training_set = clock.run("train", None, train, rows_after=lambda r: len(r[1]))
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
-    clock.run("register", len(training_set), lambda: registry.log_and_register(
-        result, training_set, config.MODEL_NAME, {"benchmark": "scale"}, config.CHAMPION_ALIAS))
+
+    def register():
+        registered = registry.log_and_register(result, training_set, config.MODEL_NAME, {"benchmark": "scale"})
+        registry.make_champion(config.MODEL_NAME, registered.version, "clv bench", "benchmark")
+    clock.run("register", len(training_set), register)
     training_set = None  # free it before scoring
 
     def score():
         model, version, _ = registry.load_model_by_alias(config.MODEL_NAME, config.CHAMPION_ALIAS)
         with connect(warehouse, read_only=True) as con:
-            features = read_table(con, "customer_features", "cutoff_date = ?", [cutoff])
+            features = read_table(con, "customer_features", "cutoff_date = ? order by customer_id", [cutoff])
         predictions = model.predict(features)
-        btyd = BgNbdGammaGamma(horizon_days).components(features)
+        btyd = AliveModel(horizon_days).components(features)
         return model, version, features, predictions, btyd
     model, version, features, predictions, btyd = clock.run("score", None, score, rows_after=lambda v: len(v[2]))
     reasons = clock.run("reasons", len(features), lambda: reasons_in_batches(model, features))

@@ -51,13 +51,24 @@ def _cmd_run(args) -> int:
 
     summary = weekly_clv_pipeline(
         orders=args.orders, customers=args.customers, events=args.events, sources=args.sources,
-        cutoff=args.cutoff, horizon_days=args.horizon_days, training_snapshots=args.training_snapshots,
-        snapshot_spacing_days=args.snapshot_spacing_days,
+        cutoff=args.cutoff, horizon_days=args.horizon_days,
         warehouse=str(args.warehouse) if args.warehouse else None,
         order_value_cap_percentile=args.order_value_cap_percentile,
         high_tier_share=args.high_tier_share, medium_tier_share=args.medium_tier_share, target=args.target,
+        settings_file=args.settings, retrain=args.retrain,
+        # the bundled demo data only when nothing names any input (`make run`)
+        demo=not (args.orders or args.sources or args.settings),
     )
     print("\n" + format_summary(summary))
+    return 0
+
+
+def _cmd_retrain(args) -> int:
+    from flows.retrain import retrain_flow
+
+    result = retrain_flow(settings_file=args.settings, warehouse=str(args.warehouse) if args.warehouse else None,
+                          target=args.target, reason=args.reason)
+    print(f"\nRetrain: {result['outcome']} ({result['reason']})")
     return 0
 
 
@@ -65,8 +76,7 @@ def _cmd_features(args) -> int:
     from flows.features import feature_build_flow
 
     result = feature_build_flow(
-        cutoff=args.cutoff, horizon_days=args.horizon_days, training_snapshots=args.training_snapshots,
-        snapshot_spacing_days=args.snapshot_spacing_days, target=args.target,
+        cutoff=args.cutoff, horizon_days=args.horizon_days or 365, target=args.target,
         warehouse=str(args.warehouse) if args.warehouse else None,
         orders=args.orders, customers=args.customers, events=args.events, sources=args.sources,
         order_value_cap_percentile=args.order_value_cap_percentile,
@@ -158,7 +168,9 @@ def _cmd_synth(args) -> int:
     from clv.synth import SynthConfig, write_synthetic
 
     paths = write_synthetic(SynthConfig(customers=args.customers, seed=args.seed, start=args.start,
-                                        days=args.days, rate_multiplier=args.rate_multiplier), Path(args.out))
+                                        days=args.days, rate_multiplier=args.rate_multiplier,
+                                        shift_day=args.shift_day, shift_rate=args.shift_rate,
+                                        shift_value=args.shift_value), Path(args.out))
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
@@ -206,27 +218,33 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--customers", type=_existing_path, help="customers file (optional)")
         command.add_argument("--events", type=_existing_path, help="web/app events file (optional)")
         command.add_argument("--cutoff", type=_date, help="scoring cutoff date (default: the last order date)")
-        command.add_argument("--horizon-days", type=int, default=365, help="prediction horizon in days (default 365)")
-        command.add_argument("--training-snapshots", type=int, default=3,
-                             help="historical cutoffs stacked into the training set (default 3)")
-        command.add_argument("--snapshot-spacing-days", type=int, default=91,
-                             help="days between training cutoffs (default 91)")
+        command.add_argument("--horizon-days", type=int, help="prediction horizon in days (default 365)")
         command.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
-        command.add_argument("--order-value-cap-percentile", type=_cap_percentile, default=0.999,
+        command.add_argument("--order-value-cap-percentile", type=_cap_percentile,
                              help="cap purchase order values at this percentile of orders up to each cutoff "
                                   "(default 0.999; 'none' disables the cap)")
 
-    run = sub.add_parser("run", help="run the weekly pipeline: land, dbt build, train, register, score")
+    run = sub.add_parser("run", help="run the weekly pipeline: land, dbt build, (train + gates), score")
     add_build_options(run, True)
     run.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
-                     default=os.environ.get("CLV_DBT_TARGET", "duckdb"),
                      help="warehouse engine (default CLV_DBT_TARGET or duckdb; postgres: CLV_PG_* settings, "
                           "redshift: CLV_REDSHIFT_* and CLV_STORAGE_URL)")
-    run.add_argument("--high-tier-share", type=float, default=0.2,
+    run.add_argument("--high-tier-share", type=float,
                      help="share of customers (by predicted value) in the high tier (default 0.2)")
-    run.add_argument("--medium-tier-share", type=float, default=0.3,
+    run.add_argument("--medium-tier-share", type=float,
                      help="share of customers in the medium tier, after the high tier (default 0.3)")
+    run.add_argument("--settings", type=_existing_path,
+                     help="settings file (YAML, see clv-settings.example.yml): inputs, warehouse, options")
+    run.add_argument("--retrain", action="store_true",
+                     help="train and gate a new version even though a champion exists")
     run.set_defaults(func=_cmd_run)
+
+    retrain = sub.add_parser("retrain", help="train and gate a new version on the landed data, if anything is new")
+    retrain.add_argument("--settings", type=_existing_path, help="settings file (YAML)")
+    retrain.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+    retrain.add_argument("--target", choices=["duckdb", "postgres", "redshift"])
+    retrain.add_argument("--reason", default="manual", help="why (a performance trigger always retrains)")
+    retrain.set_defaults(func=_cmd_retrain)
 
     features = sub.add_parser("features", help="build the feature and label tables only (dbt build)")
     add_build_options(features, False)
@@ -309,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--days", type=int, default=730, help="length of the period in days (default 730)")
     synth.add_argument("--rate-multiplier", type=float, default=1.0,
                        help="multiply every purchase rate (e.g. 3 for a shifted population in drift demos)")
+    synth.add_argument("--shift-day", type=int,
+                       help="day of the period from which --shift-rate and --shift-value apply (a shop that changes)")
+    synth.add_argument("--shift-rate", type=float, default=1.0, help="purchase-rate multiplier from --shift-day on")
+    synth.add_argument("--shift-value", type=float, default=1.0, help="order-value multiplier from --shift-day on")
     synth.set_defaults(func=_cmd_synth)
     return parser
 
@@ -319,10 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
     args = build_parser().parse_args(argv)
-    if getattr(args, "horizon_days", 1) < 1:
+    if (getattr(args, "horizon_days", 1) or 1) < 1:
         print("clv: --horizon-days must be at least 1", file=sys.stderr)
         return 2
-    shares = (getattr(args, "high_tier_share", 0.2), getattr(args, "medium_tier_share", 0.3))
+    shares = (getattr(args, "high_tier_share", None) or 0.2, getattr(args, "medium_tier_share", None) or 0.3)
     if not (all(0 <= share <= 1 for share in shares) and sum(shares) <= 1):
         print("clv: tier shares must lie in [0, 1] and add up to at most 1", file=sys.stderr)
         return 2
@@ -330,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     from psycopg2 import Error as PostgresError
 
     from clv.contract import ContractError
+    from clv.settings import SettingsError  # noqa: F401 - a ValueError, caught below
     from clv.transform import DbtBuildError
 
     try:

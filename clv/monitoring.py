@@ -1,4 +1,17 @@
-"""Drift monitoring of the latest scoring run in a warehouse against the champion's training baseline."""
+"""Monitoring after a scoring run: drift of the latest scoring population against the champion's own
+scoring population (stored when the version was trained, so both are populations at a scoring cutoff),
+the week's activity against the champion's week, and performance from matured labels of earlier runs.
+
+- Feature and prediction drift: PSI/KS of every model input and of the predictions (models_ml/drift.py).
+- Activity of the 7 days up to the cutoff: orders per known customer (ratio and Poisson z) and mean order
+  value (ratio of geometric means, with a z on the log values). A shop whose purchase rate or order values
+  change alerts in the week it happens, before any 30- or 365-day feature can move far.
+- Performance from matured labels: every run in `clv_scores_history` whose 30 days (proxy) or whole horizon
+  has passed is compared with what its customers spent (rank correlation, calibration, MAE, normalized
+  Gini); kept in `performance_history`. A real drop (Gini below the backtest's by more than 0.1, calibration
+  outside 0.67-1.5, or the 30-day rank correlation 0.1 below the model's earlier runs) is what asks for
+  retraining; drift alone only reports.
+"""
 
 from __future__ import annotations
 
@@ -11,30 +24,18 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from clv import config
-from clv.warehouse import connect
+from clv.warehouse import WarehouseReader, connect  # noqa: F401 - WarehouseReader re-exported
 from models_ml import registry
 from models_ml.drift import drift_report
+from models_ml.metrics import calibration_ratio, mae, normalized_gini
 
 HISTORY_TABLE = "drift_history"
+PERFORMANCE_TABLE = "performance_history"
 PROXY_DAYS = 30
-
-
-class WarehouseReader:
-    """Read queries, as DataFrames, on the DuckDB file (or an open DuckDB connection) or on a
-    PostgreSQL/Redshift warehouse."""
-
-    def __init__(self, target: str = "duckdb", warehouse=None, connection=None):
-        self.target, self.warehouse, self.connection = target, warehouse, connection
-
-    def frame(self, sql: str, params=None) -> pd.DataFrame:
-        if self.connection is not None:
-            return self.connection.execute(sql, params or []).df()
-        if self.target == "duckdb":
-            with connect(self.warehouse, read_only=True) as con:
-                return con.execute(sql, params or []).df()
-        from clv import server_warehouse
-
-        return server_warehouse.read_query(self.target, sql, params)
+ACTIVITY_DAYS = 7
+RATIO_WARN, RATIO_ALERT = 1.2, 1.5
+GINI_DROP, PROXY_DROP, CALIBRATION_BAND = 0.1, 0.1, (0.67, 1.5)
+RANK = {"ok": 0, "warn": 1, "alert": 2}
 
 
 def latest_scoring(reader: WarehouseReader) -> tuple[pd.DataFrame, object, str, str]:
@@ -46,60 +47,202 @@ def latest_scoring(reader: WarehouseReader) -> tuple[pd.DataFrame, object, str, 
     cutoff, model_name, version = rows.iloc[0]["cutoff_date"], rows.iloc[0]["model_name"], rows.iloc[0]["model_version"]
     frame = reader.frame(
         """select f.*, s.predicted_clv_12m from clv_scores s
-           join customer_features f on f.customer_id = s.customer_id and f.cutoff_date = s.cutoff_date""")
+           join customer_features f on f.customer_id = s.customer_id and f.cutoff_date = s.cutoff_date
+           order by f.customer_id""")
     return frame, pd.Timestamp(cutoff).date(), model_name, version
 
 
-def proxy_rank_correlation(reader: WarehouseReader, cutoff, scores: pd.DataFrame) -> float | None:
-    """Spearman correlation of predicted value with actual spend in the 30 days after the cutoff, once
-    those days are in the warehouse (None before)."""
-    last = reader.frame("select max(order_date) as last_day from int_orders").iloc[0]["last_day"]
-    if last is None or pd.isna(last) or pd.Timestamp(last) < pd.Timestamp(cutoff) + pd.Timedelta(days=PROXY_DAYS):
-        return None
-    spend = reader.frame(
-        """select customer_id, sum(purchase_value - returned_value) as spend from int_orders
-            where order_date > ? and order_date <= ? group by 1""",
-        [cutoff, (pd.Timestamp(cutoff) + pd.Timedelta(days=PROXY_DAYS)).date()])
-    actual = scores["customer_id"].map(spend.set_index("customer_id")["spend"]).fillna(0)
-    return float(spearmanr(scores["predicted_clv_12m"], actual).statistic)
+def week_orders(reader: WarehouseReader, cutoff, days: int = ACTIVITY_DAYS) -> pd.DataFrame:
+    start = (pd.Timestamp(cutoff) - pd.Timedelta(days=days)).date()
+    return reader.frame("select customer_id, order_date, purchase_value from int_orders "
+                        "where order_date > ? and order_date <= ? order by customer_id, order_date", [start, cutoff])
 
 
-def monitor(warehouse: Path | str | None, json_path: Path | None = None, target: str = "duckdb") -> dict:
-    """Compare the latest scoring population with the champion's baseline; write the JSON report and
-    append a row to `drift_history` (in the DuckDB file, or on PostgreSQL/Redshift)."""
-    reader = WarehouseReader(target, warehouse)
-    current, cutoff, model_name, version = latest_scoring(reader)
-    proxy = proxy_rank_correlation(reader, cutoff, current)
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
-    baseline = registry.load_drift_baseline(model_name, version)
+def _ratio_status(ratio: float, z: float) -> str:
+    if not np.isfinite(ratio) or ratio <= 0:
+        return "ok"
+    size = abs(np.log(ratio))
+    if size > np.log(RATIO_ALERT) and abs(z) > 3:
+        return "alert"
+    return "warn" if size > np.log(RATIO_WARN) and abs(z) > 2 else "ok"
+
+
+def activity_drift(baseline_orders: pd.DataFrame, baseline_customers: int, current_orders: pd.DataFrame,
+                   current_customers: int) -> dict:
+    """The week's purchase rate and order value against the champion's week."""
+    base_n, cur_n = len(baseline_orders), len(current_orders)
+    expected = base_n * current_customers / max(baseline_customers, 1)
+    rate_ratio = (cur_n / max(current_customers, 1)) / (base_n / max(baseline_customers, 1)) if base_n else np.nan
+    rate_z = (cur_n - expected) / np.sqrt(expected) if expected > 0 else 0.0
+    base_values = np.log(baseline_orders["purchase_value"][baseline_orders["purchase_value"] > 0].to_numpy(float))
+    cur_values = np.log(current_orders["purchase_value"][current_orders["purchase_value"] > 0].to_numpy(float))
+    if len(base_values) > 1 and len(cur_values) > 1:
+        diff = cur_values.mean() - base_values.mean()
+        se = np.sqrt(base_values.var(ddof=1) / len(base_values) + cur_values.var(ddof=1) / len(cur_values))
+        value_ratio, value_z = float(np.exp(diff)), float(diff / se) if se > 0 else 0.0
+    else:
+        value_ratio, value_z = np.nan, 0.0
+    return {
+        "orders_per_customer_7d": {"baseline": base_n / max(baseline_customers, 1),
+                                   "current": cur_n / max(current_customers, 1), "ratio": rate_ratio,
+                                   "z": float(rate_z), "status": _ratio_status(rate_ratio, rate_z)},
+        "order_value_7d": {"baseline": float(np.exp(base_values.mean())) if len(base_values) else None,
+                           "current": float(np.exp(cur_values.mean())) if len(cur_values) else None,
+                           "ratio": value_ratio, "z": value_z, "status": _ratio_status(value_ratio, value_z)},
+    }
+
+
+def drift_against_champion(reader: WarehouseReader, current: pd.DataFrame, cutoff, model_name: str) -> dict:
+    """Feature, prediction and activity drift of the current population against the champion's own."""
+    champion = registry.champion_version(model_name)
+    if champion is None:
+        return {"status": "ok", "monitored": False, "model_version": None, "features": {}, "prediction": {},
+                "activity": {}, "drifted_features": [],
+                "note": "no champion: last year's spend is served; there is no model baseline to compare with"}
+    baseline, baseline_orders = registry.load_drift_baseline(model_name, champion)
     features = [c for c in baseline.columns if c != "predicted" and c in current.columns
                 and pd.api.types.is_numeric_dtype(baseline[c])]
     report = drift_report(baseline, current, features, baseline["predicted"], current["predicted_clv_12m"])
-    report.update({"model_name": model_name, "model_version": version, "cutoff": str(cutoff),
-                   "customers": len(current), "baseline_rows": len(baseline), "proxy_spearman_30d": proxy,
-                   "monitored_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2, default=_finite) + "\n")
-    history = pd.DataFrame([{
-        "monitored_at": pd.Timestamp(report["monitored_at"]).tz_localize(None), "cutoff_date": cutoff,
-        "model_name": model_name, "model_version": version, "status": report["status"],
-        "prediction_psi": report["prediction"]["psi"], "drifted_features": ",".join(report["drifted_features"]),
-        "proxy_spearman_30d": proxy, "report_json": json.dumps(report, default=_finite),
-    }])
-    if target != "duckdb":
-        from clv import server_warehouse
-
-        server_warehouse.append_rows(target, HISTORY_TABLE, history)
-        return report
-    with connect(warehouse) as con:
-        con.register("new_history", history)
-        con.execute(f"create table if not exists {HISTORY_TABLE} as select * from new_history where false")
-        con.execute(f"insert into {HISTORY_TABLE} by name select * from new_history")
-        con.unregister("new_history")
+    report.update({"monitored": True, "model_version": champion, "baseline_rows": len(baseline)})
+    if baseline_orders is not None:
+        known = int(baseline_orders["customers_known"].iloc[0]) if len(baseline_orders) else len(baseline)
+        report["activity"] = activity_drift(baseline_orders, known, week_orders(reader, cutoff), len(current))
+        for name, signal in report["activity"].items():
+            if signal["status"] == "alert":
+                report["drifted_features"] = sorted({*report["drifted_features"], name})
+            if RANK[signal["status"]] > RANK[report["status"]]:
+                report["status"] = signal["status"]
     return report
 
 
+def matured_performance(reader: WarehouseReader, horizon_days: int = 365, done: set | None = None) -> list[dict]:
+    """Runs in clv_scores_history whose proxy window (30 days) or whole horizon has passed, compared with
+    what their customers spent. `done` holds (cutoff, model, version, window) already measured."""
+    if not reader.exists("clv_scores_history"):
+        return []
+    last = reader.frame("select max(order_date) as last_day from int_orders").iloc[0]["last_day"]
+    if last is None or pd.isna(last):
+        return []
+    last = pd.Timestamp(last)
+    runs = reader.frame("select distinct cutoff_date, model_name, model_version from clv_scores_history "
+                        "order by cutoff_date, model_name, model_version")
+    rows = []
+    for run in runs.itertuples(index=False):
+        cutoff = pd.Timestamp(run.cutoff_date)
+        for window in (PROXY_DAYS, horizon_days):
+            key = (str(cutoff.date()), run.model_name, str(run.model_version), window)
+            if cutoff + pd.Timedelta(days=window) > last or (done and key in done):
+                continue
+            scores = reader.frame("select customer_id, predicted_clv_12m from clv_scores_history where cutoff_date = ? "
+                                  "and model_name = ? and model_version = ? order by customer_id",
+                                  [cutoff.date(), run.model_name, run.model_version])
+            spend = reader.frame("select customer_id, sum(purchase_value - returned_value) as spend from int_orders "
+                                 "where order_date > ? and order_date <= ? group by 1",
+                                 [cutoff.date(), (cutoff + pd.Timedelta(days=window)).date()])
+            actual = scores["customer_id"].map(spend.set_index("customer_id")["spend"]).fillna(0).clip(lower=0)
+            predicted = scores["predicted_clv_12m"].to_numpy(float) * window / horizon_days
+            y = actual.to_numpy(float)
+            rows.append({"cutoff_date": cutoff.date(), "model_name": run.model_name,
+                         "model_version": str(run.model_version), "window_days": window, "customers": len(scores),
+                         "spearman": float(spearmanr(predicted, y).statistic) if np.ptp(y) > 0 else None,
+                         "calibration_ratio": calibration_ratio(y, predicted), "mae": mae(y, predicted),
+                         "normalized_gini": normalized_gini(y, predicted)})
+    return rows
+
+
+def performance_status(history: pd.DataFrame, model_name: str, champion: str | None) -> dict:
+    """Whether matured labels show a real performance drop of the champion."""
+    if champion is None or history.empty:
+        return {"degraded": False, "reasons": [], "measured_runs": 0}
+    mine = history[(history["model_name"] == model_name) & (history["model_version"].astype(str) == str(champion))]
+    mine = mine.sort_values("cutoff_date")
+    reasons = []
+    full = mine[mine["window_days"] != PROXY_DAYS]
+    if not full.empty:
+        latest = full.iloc[-1]
+        tags = registry.version_tags(model_name, champion)
+        expected = float(tags.get("backtest_normalized_gini", "nan"))
+        if np.isfinite(expected) and latest["normalized_gini"] < expected - GINI_DROP:
+            reasons.append(f"normalized Gini {latest['normalized_gini']:.3f} at cutoff {latest['cutoff_date']} vs "
+                           f"{expected:.3f} in the backtest")
+        if not CALIBRATION_BAND[0] <= latest["calibration_ratio"] <= CALIBRATION_BAND[1]:
+            reasons.append(f"calibration {latest['calibration_ratio']:.3f} at cutoff {latest['cutoff_date']} "
+                           f"(band {CALIBRATION_BAND[0]}-{CALIBRATION_BAND[1]})")
+    proxy = mine[mine["window_days"] == PROXY_DAYS].dropna(subset=["spearman"])
+    if len(proxy) >= 3:
+        earlier, latest = proxy.iloc[:-1]["spearman"].median(), proxy.iloc[-1]["spearman"]
+        if latest < earlier - PROXY_DROP:
+            reasons.append(f"30-day rank correlation {latest:.3f} at cutoff {proxy.iloc[-1]['cutoff_date']} vs "
+                           f"{earlier:.3f} for the model's earlier runs")
+    return {"degraded": bool(reasons), "reasons": reasons, "measured_runs": int(len(mine))}
+
+
+def _stored_performance(reader: WarehouseReader) -> pd.DataFrame:
+    if not reader.exists(PERFORMANCE_TABLE):
+        return pd.DataFrame(columns=["cutoff_date", "model_name", "model_version", "window_days"])
+    return reader.frame(f"select * from {PERFORMANCE_TABLE} order by cutoff_date, model_name, model_version, window_days")
+
+
+def monitor(warehouse: Path | str | None, json_path: Path | None = None, target: str = "duckdb",
+            model_name: str = config.MODEL_NAME, horizon_days: int = 365) -> dict:
+    """Drift of the latest scoring run and performance of matured runs; writes the JSON report and appends
+    to `drift_history` and `performance_history` (in the DuckDB file, or on PostgreSQL/Redshift)."""
+    reader = WarehouseReader(target, warehouse)
+    current, cutoff, served, served_version = latest_scoring(reader)
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    report = drift_against_champion(reader, current, cutoff, model_name)
+    stored = _stored_performance(reader)
+    done = {(str(pd.Timestamp(r.cutoff_date).date()), r.model_name, str(r.model_version), int(r.window_days))
+            for r in stored.itertuples(index=False)}
+    new_rows = pd.DataFrame(matured_performance(reader, horizon_days, done))
+    history = pd.concat([stored, new_rows], ignore_index=True) if not new_rows.empty else stored
+    performance = performance_status(history, model_name, registry.champion_version(model_name))
+    latest_proxy = new_rows[new_rows["window_days"] == PROXY_DAYS] if not new_rows.empty else new_rows
+    report.update({
+        "model_name": model_name, "served_model": served, "served_version": served_version, "cutoff": str(cutoff),
+        "customers": len(current), "performance": performance,
+        "performance_measured": new_rows.to_dict(orient="records") if not new_rows.empty else [],
+        "proxy_spearman_30d": (float(latest_proxy.iloc[-1]["spearman"]) if not latest_proxy.empty
+                               and latest_proxy.iloc[-1]["spearman"] is not None else None),
+        "monitored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2, default=_finite) + "\n")
+    drift_row = pd.DataFrame([{
+        "monitored_at": pd.Timestamp(report["monitored_at"]).tz_localize(None), "cutoff_date": cutoff,
+        "model_name": model_name, "model_version": report["model_version"], "status": report["status"],
+        "prediction_psi": report.get("prediction", {}).get("psi"),
+        "drifted_features": ",".join(report["drifted_features"]),
+        "performance_degraded": performance["degraded"], "report_json": json.dumps(report, default=_finite),
+    }])
+    _append(target, warehouse, HISTORY_TABLE, drift_row)
+    if not new_rows.empty:
+        new_rows["measured_at"] = pd.Timestamp(report["monitored_at"]).tz_localize(None)
+        _append(target, warehouse, PERFORMANCE_TABLE, new_rows)
+    return report
+
+
+def _append(target: str, warehouse, table: str, rows: pd.DataFrame) -> None:
+    if target != "duckdb":
+        from clv import server_warehouse
+
+        server_warehouse.append_rows(target, table, rows)
+        return
+    with connect(warehouse) as con:
+        con.register("new_rows", rows)
+        con.execute(f"create table if not exists {table} as select * from new_rows where false")
+        existing = {r[0] for r in con.execute(f"describe {table}").fetchall()}
+        for name, column_type, *_ in con.execute("describe new_rows").fetchall():
+            if name not in existing:
+                con.execute(f'alter table {table} add column "{name}" {column_type}')
+        con.execute(f"insert into {table} by name select * from new_rows")
+        con.unregister("new_rows")
+
+
 def _finite(value):
-    value = float(value)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
     return value if np.isfinite(value) else None

@@ -15,6 +15,7 @@ so they can be checked offline; boto3 sends them. Settings come from the environ
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import pickle
@@ -100,14 +101,16 @@ def job_name(kind: str, now: datetime | None = None) -> str:
     return f"clv-{kind}-{now:%Y%m%d-%H%M%S-%f}"[:63]
 
 
-def training_job_request(settings: SageMakerSettings, name: str, train_uri: str, horizon_days: int) -> dict:
+def training_job_request(settings: SageMakerSettings, name: str, train_uri: str, horizon_days: int,
+                         spec: dict | None = None) -> dict:
     """CreateTrainingJob request: the CLV image, the training set as the `train` channel, the model
     written under models/ of the storage URL."""
     return {
         "TrainingJobName": name,
         "RoleArn": settings.role_arn,
         "AlgorithmSpecification": {"TrainingImage": settings.image_uri, "TrainingInputMode": "File"},
-        "HyperParameters": {"horizon_days": str(horizon_days)},
+        "HyperParameters": {"horizon_days": str(horizon_days),
+                            **({"model_spec": json.dumps(spec, sort_keys=True)} if spec else {})},
         "InputDataConfig": [{
             "ChannelName": "train",
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": train_uri,
@@ -179,14 +182,21 @@ def wait_for_job(client, kind: str, name: str, settings: SageMakerSettings) -> d
         time.sleep(settings.poll_seconds)
 
 
-def train_on_sagemaker(training_set: pd.DataFrame, horizon_days: int, settings: SageMakerSettings | None = None):
-    """Fit the champion model in a SageMaker training job; returns its TrainingResult."""
+def fit_on_sagemaker(rows: pd.DataFrame, spec: dict, horizon_days: int):
+    """`models_ml.training.train_and_evaluate`'s fit step as a SageMaker training job: the served model fit
+    on the snapshots labelled at the horizon (the backtest itself runs where the flow runs)."""
+    return train_on_sagemaker(rows, horizon_days, spec=spec)
+
+
+def train_on_sagemaker(training_set: pd.DataFrame, horizon_days: int, settings: SageMakerSettings | None = None,
+                       spec: dict | None = None):
+    """Fit a model in a SageMaker training job on the given snapshots; returns the fitted model."""
     settings = settings or SageMakerSettings.from_env()
     client, s3 = sagemaker_client(settings), storage.s3_client()
     name = job_name("train")
     train_uri = settings.uri("training", name) + "/"
     _put_parquet(s3, training_set, train_uri + "training_set.parquet")
-    request = training_job_request(settings, name, train_uri, horizon_days)
+    request = training_job_request(settings, name, train_uri, horizon_days, spec)
     client.create_training_job(**request)
     description = wait_for_job(client, "training", name, settings)
     artifact = description.get("ModelArtifacts", {}).get("S3ModelArtifacts") or \

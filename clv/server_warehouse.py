@@ -93,7 +93,8 @@ def column_types(scores: pd.DataFrame, target: str) -> list[tuple[str, str]]:
 
 def publish_statements(table: str, history: str, types: list[tuple[str, str]], load_sql: str,
                        existing_history_columns: set[str] | None) -> list[str]:
-    """The transaction that swaps in the new scores and appends them to the history."""
+    """The transaction that swaps in the new scores and appends them to the history (a run scoring the
+    same cutoff with the same model again replaces its earlier history rows instead of duplicating them)."""
     columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in types)
     names = ", ".join(f'"{name}"' for name, _ in types)
     statements = [f"drop table if exists {table}__next",
@@ -106,6 +107,9 @@ def publish_statements(table: str, history: str, types: list[tuple[str, str]], l
     else:
         statements += [f'alter table {history} add column "{name}" {sql_type}'
                        for name, sql_type in types if name not in existing_history_columns]
+        statements.append(f"delete from {history} where exists (select 1 from {table} as new "
+                          f"where new.cutoff_date = {history}.cutoff_date and new.model_name = {history}.model_name "
+                          f"and new.model_version = {history}.model_version)")
     statements.append(f"insert into {history} ({names}) select {names} from {table}")
     return statements
 

@@ -14,7 +14,8 @@ Per customer i (all draws seeded, vectorised, written in blocks of customers so 
   (Poisson(0.4) when browsing, 1 + Poisson(0.5) before a purchase) and a purchase event when it bought.
 
 So frequency, spend and browsing all share the latent lambda_i and activity: behavioural features
-carry signal about future value. PII columns (email, name) are fake and exist to test PII handling.
+carry signal about future value. `shift_day` with `shift_rate`/`shift_value` makes a shop that changes from
+a given day (purchase rate or order values multiplied), for drift tests. PII columns (email, name) are fake and exist to test PII handling.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ class SynthConfig:
     days: int = 730
     # Multiplies every purchase rate: >1 makes a "shifted" population for drift demos.
     rate_multiplier: float = 1.0
+    # A shop that changes: from day `shift_day` of the period on, purchase rates are multiplied by
+    # `shift_rate` and order values by `shift_value` (None: no change).
+    shift_day: int | None = None
+    shift_rate: float = 1.0
+    shift_value: float = 1.0
 
 
 def _customers_block(rng, ids: np.ndarray, cfg: SynthConfig) -> dict[str, np.ndarray]:
@@ -65,12 +71,14 @@ def _customers_block(rng, ids: np.ndarray, cfg: SynthConfig) -> dict[str, np.nda
     }
 
 
-def _purchase_times(rng, c: dict, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _purchase_times(rng, c: dict, days: int, shift_day: int | None = None,
+                    shift_rate: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Purchase times (fractional days since the period start) per customer: (owner index, time, end of
-    activity per customer)."""
+    activity per customer). From `shift_day` on the purchase rate is `shift_rate` times higher: the
+    process is time-warped after that day (a Poisson process compressed by k has k times the rate)."""
     remaining = days - c["signup_day"]
     purchases_before_dropout = rng.geometric(c["dropout"])  # first purchase included
-    cap = np.ceil(c["rate"] * remaining * 3 + 5).astype(np.int64)
+    cap = np.ceil(c["rate"] * remaining * 3 * max(shift_rate, 1.0) + 5).astype(np.int64)
     n_repeat = np.minimum(purchases_before_dropout - 1, cap)
     owner = np.repeat(np.arange(len(remaining)), n_repeat)
     gaps = rng.exponential(1 / np.maximum(c["rate"][owner], 1e-9))
@@ -79,6 +87,9 @@ def _purchase_times(rng, c: dict, days: int) -> tuple[np.ndarray, np.ndarray, np
     starts = np.repeat(np.cumsum(n_repeat) - n_repeat, n_repeat)
     offsets = cumulative - np.concatenate([[0.0], cumulative])[starts]
     times = c["signup_day"][owner] + c["signup_second"][owner] / 86400 + offsets
+    if shift_day is not None and shift_rate != 1.0:
+        start = np.maximum(float(shift_day), (c["signup_day"] + c["signup_second"] / 86400)[owner])
+        times = np.where(times > start, start + (times - start) / shift_rate, times)
     keep = times < days
     first = c["signup_day"] + c["signup_second"] / 86400
     all_owner = np.concatenate([np.arange(len(remaining)), owner[keep]])
@@ -92,10 +103,13 @@ def _purchase_times(rng, c: dict, days: int) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _orders_block(rng, c: dict, owner: np.ndarray, times: np.ndarray, start_ts: np.datetime64,
-                  days: int, first_order_no: int) -> dict[str, np.ndarray]:
+                  days: int, first_order_no: int, shift_day: int | None = None,
+                  shift_value: float = 1.0) -> dict[str, np.ndarray]:
     n_orders = len(owner)
     order_no = first_order_no + np.arange(n_orders)
     value = rng.gamma(4, c["spend_mean"][owner] / 4)
+    if shift_day is not None:
+        value = value * np.where(times >= shift_day, shift_value, 1.0)
     n_lines = 1 + rng.poisson(1.5, n_orders)
     line_order = np.repeat(np.arange(n_orders), n_lines)
     product = np.minimum(rng.zipf(1.3, len(line_order)), N_PRODUCTS) - 1
@@ -174,8 +188,8 @@ def write_synthetic(cfg: SynthConfig, out_dir: Path) -> dict[str, Path]:
         for block_start in range(0, cfg.customers, BLOCK):
             ids = np.arange(block_start, min(block_start + BLOCK, cfg.customers), dtype=np.int64) + 1
             c = _customers_block(rng, ids, cfg)
-            owner, times, active_until = _purchase_times(rng, c, cfg.days)
-            orders = _orders_block(rng, c, owner, times, start_ts, cfg.days, order_no)
+            owner, times, active_until = _purchase_times(rng, c, cfg.days, cfg.shift_day, cfg.shift_rate)
+            orders = _orders_block(rng, c, owner, times, start_ts, cfg.days, order_no, cfg.shift_day, cfg.shift_value)
             events = _events_block(rng, c, owner, times, active_until, start_ts, session_no)
             order_no += len(owner)
             session_no += int(events["session_id"].max(initial=session_no - 1) - session_no + 1)

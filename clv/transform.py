@@ -16,14 +16,15 @@ class DbtBuildError(RuntimeError):
     """dbt reported failing models or tests; the message lists them."""
 
 
-def dbt_vars(cutoff=None, horizon_days: int = 365, training_snapshots: int = 3,
-             snapshot_spacing_days: int = 91, order_value_cap_percentile: float | None = 0.999) -> dict:
-    """The dbt project's vars (see dbt_project.yml); a None cutoff means the last order date."""
+def dbt_vars(cutoff=None, horizon_days: int = 365, training_cutoffs=(), label_horizons=None,
+             order_value_cap_percentile: float | None = 0.999) -> dict:
+    """The dbt project's vars (see dbt_project.yml); a None cutoff means the last order date.
+    `training_cutoffs` come from the snapshot calendar (clv/snapshots.py)."""
     return {
         "cutoff_date": str(cutoff) if cutoff else None,
         "horizon_days": int(horizon_days),
-        "training_snapshots": int(training_snapshots),
-        "snapshot_spacing_days": int(snapshot_spacing_days),
+        "training_cutoffs": [str(c) for c in training_cutoffs],
+        "label_horizons": [int(h) for h in label_horizons] if label_horizons else None,
         "order_value_cap_percentile": order_value_cap_percentile,
     }
 

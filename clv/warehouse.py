@@ -77,13 +77,18 @@ def scoring_cutoff(target: str = "duckdb", warehouse: Path | str | None = None):
 
 def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
     """Replace `clv_scores` and append to `clv_scores_history` in one transaction: readers see the
-    previous table or the new one, never a half-written one."""
+    previous table or the new one, never a half-written one. Scoring the same cutoff with the same model
+    version again replaces that run's history rows (a re-run adds no duplicates)."""
     con.register("new_scores", scores)
     con.execute("begin transaction")
     try:
         con.execute(f"create or replace table {SCORES_TABLE} as select * from new_scores")
         con.execute(f"create table if not exists {SCORES_HISTORY_TABLE} as select * from new_scores where false")
         _add_missing_columns(con, SCORES_HISTORY_TABLE, SCORES_TABLE)
+        con.execute(f"""delete from {SCORES_HISTORY_TABLE} as history where exists (
+                          select 1 from new_scores where new_scores.cutoff_date = history.cutoff_date
+                          and new_scores.model_name = history.model_name
+                          and new_scores.model_version = history.model_version)""")
         con.execute(f"insert into {SCORES_HISTORY_TABLE} by name select * from new_scores")
         con.execute("commit")
     except Exception:
@@ -99,3 +104,31 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, like: str) 
     for name, column_type, *_ in con.execute(f"describe {like}").fetchall():
         if name not in existing:
             con.execute(f'alter table {table} add column "{name}" {column_type}')
+
+
+class WarehouseReader:
+    """Read queries, as DataFrames, on the DuckDB file (or an open DuckDB connection) or on a
+    PostgreSQL/Redshift warehouse."""
+
+    def __init__(self, target: str = "duckdb", warehouse=None, connection=None):
+        self.target, self.warehouse, self.connection = target, warehouse, connection
+
+    def frame(self, sql: str, params=None) -> pd.DataFrame:
+        if self.connection is not None:
+            return self.connection.execute(sql, params or []).df()
+        if self.target == "duckdb":
+            with connect(self.warehouse, read_only=True) as con:
+                return con.execute(sql, params or []).df()
+        from clv import server_warehouse
+
+        return server_warehouse.read_query(self.target, sql, params)
+
+    def exists(self, relation: str) -> bool:
+        """Whether a table or view exists (schema-qualified names allowed)."""
+        schema, _, name = relation.rpartition(".")
+        sql = "select count(*) as n from information_schema.tables where table_name = ?"
+        params = [name]
+        if schema:
+            sql += " and table_schema = ?"
+            params.append(schema)
+        return int(self.frame(sql, params).iloc[0]["n"]) > 0

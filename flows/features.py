@@ -16,8 +16,6 @@ from flows.weekly import build_features, land_inputs
 def feature_build_flow(
     cutoff: date | None = None,
     horizon_days: int = 365,
-    training_snapshots: int = 3,
-    snapshot_spacing_days: int = 91,
     target: str = "duckdb",
     warehouse: str | None = None,
     orders: str | None = None,
@@ -32,10 +30,10 @@ def feature_build_flow(
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
     loads = (land_inputs(warehouse, orders, customers, events, target, sources)
              if (orders or customers or events or sources) else [])
-    scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days, target,
-                                  order_value_cap_percentile)
+    scoring_date, plan = build_features(warehouse, cutoff, horizon_days, target,
+                                        order_value_cap_percentile if order_value_cap_percentile is not None else None)
     rows = query(target, warehouse, "select cast(cutoff_date as varchar), count(*) from customer_features "
                                     "group by 1 order by 1")
-    return {"target": target, "cutoff": str(scoring_date), "loads": loads,
+    return {"target": target, "cutoff": str(scoring_date), "loads": loads, "plan": plan.as_dict(),
             "feature_rows_by_cutoff": {cutoff_date: int(n) for cutoff_date, n in rows},
             "warehouse": warehouse if target == "duckdb" else "postgres (CLV_PG_* settings)"}

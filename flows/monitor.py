@@ -1,5 +1,6 @@
-"""Drift monitoring after a scoring run: report, history row, Prefect artifact, and the event
-`clv.drift.detected` when the status is alert (an automation can trigger retraining on it)."""
+"""Monitoring after a scoring run: report, history rows, Prefect artifact, and two events an automation
+can act on: `clv.drift.detected` (drift alert: reported, and a retrain runs only if there is new data)
+and `clv.performance.degraded` (matured labels show a real drop: retrain)."""
 
 from __future__ import annotations
 
@@ -12,34 +13,59 @@ from prefect.events import emit_event
 
 from clv import config
 from clv.monitoring import monitor
+from clv.settings import load_settings
 
 DRIFT_EVENT = "clv.drift.detected"
+PERFORMANCE_EVENT = "clv.performance.degraded"
 
 
 @flow(name="monitor-drift", log_prints=True)
-def monitor_flow(warehouse: str | None = None, json_path: str | None = None, target: str | None = None) -> dict:
-    """PSI/KS of every model feature and of the predictions against the champion's training baseline.
-    `target`: the warehouse engine (default CLV_DBT_TARGET, else duckdb)."""
-    target = target or os.environ.get("CLV_DBT_TARGET", "duckdb")
-    warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
-    report = monitor(warehouse, Path(json_path) if json_path else None, target)
-    rows = "\n".join(f"| {name} | {f['psi']:.3f} | {f['ks_stat']:.3f} | {f['status']} |"
-                     for name, f in sorted(report["features"].items(), key=lambda kv: -kv[1]["psi"]))
-    create_markdown_artifact(
-        key="clv-drift",
-        markdown=(f"# Drift: {report['status']}\n\nModel {report['model_name']} v{report['model_version']}, "
-                  f"cutoff {report['cutoff']}, {report['customers']:,} customers. Prediction PSI "
-                  f"{report['prediction']['psi']:.3f}. Drifted: {', '.join(report['drifted_features']) or 'none'}.\n\n"
-                  f"| feature | PSI | KS | status |\n|---|---|---|---|\n{rows}\n"),
-        description="Drift of the latest scoring run",
-    )
+def monitor_flow(warehouse: str | None = None, json_path: str | None = None, target: str | None = None,
+                 settings_file: str | None = None) -> dict:
+    """Drift of the latest scoring run against the champion's own scoring population, and performance of
+    matured runs. Warehouse and target from the parameters, else the settings file, else the defaults."""
+    settings = load_settings(settings_file, warehouse=warehouse, target=target)
+    target = settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
+    warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
+    report = monitor(warehouse, Path(json_path) if json_path else None, target, settings.model_name,
+                     settings.horizon_days)
+    create_markdown_artifact(key="clv-drift", markdown=report_markdown(report),
+                             description="Drift and matured performance of the latest scoring run")
+    resource = {"prefect.resource.id": f"clv.model.{report['model_name']}"}
+    logger = get_run_logger()
     if report["status"] == "alert":
-        emit_event(
-            event=DRIFT_EVENT,
-            resource={"prefect.resource.id": f"clv.model.{report['model_name']}"},
-            payload={"model_version": report["model_version"], "cutoff": report["cutoff"],
-                     "prediction_psi": report["prediction"]["psi"],
-                     "drifted_features": {n: report["features"][n]["psi"] for n in report["drifted_features"]}},
-        )
-        get_run_logger().warning("drift alert: %s", ", ".join(report["drifted_features"]) or "predictions")
+        emit_event(event=DRIFT_EVENT, resource=resource, payload={
+            "model_version": report["model_version"], "cutoff": report["cutoff"],
+            "prediction_psi": report["prediction"]["psi"],
+            "drifted_features": {n: _size(report, n) for n in report["drifted_features"]}})
+        logger.warning("drift alert: %s", ", ".join(report["drifted_features"]) or "predictions")
+    if report["performance"]["degraded"]:
+        emit_event(event=PERFORMANCE_EVENT, resource=resource, payload={
+            "model_version": report["model_version"], "cutoff": report["cutoff"],
+            "reasons": report["performance"]["reasons"]})
+        logger.warning("performance degraded: %s", "; ".join(report["performance"]["reasons"]))
     return report
+
+
+def _size(report: dict, name: str) -> float:
+    if name in report["features"]:
+        return report["features"][name]["psi"]
+    return report["activity"][name]["ratio"]
+
+
+def report_markdown(report: dict) -> str:
+    if not report.get("monitored"):
+        head = f"# Drift: not monitored\n\n{report.get('note', '')}\n"
+    else:
+        head = (f"# Drift: {report['status']}\n\nChampion {report['model_name']} v{report['model_version']}, cutoff "
+                f"{report['cutoff']}, {report['customers']:,} customers. Prediction PSI "
+                f"{report['prediction']['psi']:.3f}. Drifted: {', '.join(report['drifted_features']) or 'none'}.\n")
+    rows = "\n".join(f"| {name} | {f['psi']:.3f} | {f['ks_stat']:.3f} | {f['status']} |"
+                     for name, f in sorted(report.get("features", {}).items(), key=lambda kv: -kv[1]["psi"]))
+    activity = "\n".join(f"| {name} | {a['ratio']:.3f} | {a['z']:.1f} | {a['status']} |"
+                         for name, a in report.get("activity", {}).items())
+    performance = report["performance"]
+    return (head + f"\n| feature | PSI | KS | status |\n|---|---|---|---|\n{rows}\n"
+            f"\n| activity (7 days) | ratio | z | status |\n|---|---|---|---|\n{activity}\n"
+            f"\nPerformance from matured labels: {'DEGRADED: ' + '; '.join(performance['reasons']) if performance['degraded'] else 'no drop'}"
+            f" ({performance['measured_runs']} measured runs of the champion).\n")

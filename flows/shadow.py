@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from clv import config
+from clv.settings import load_settings
 from clv.warehouse import connect, read_table
 from models_ml import registry
 from models_ml.shadow import compare_shadow
@@ -26,22 +27,26 @@ def _timed_predict(model, frame: pd.DataFrame):
 
 @flow(name="shadow-run", log_prints=True)
 def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAME,
-                max_mean_shift: float = 0.15, max_runtime_ratio: float = 3.0) -> dict:
+                max_mean_shift: float = 0.15, max_runtime_ratio: float = 3.0, settings_file: str | None = None) -> dict:
     """Champion vs challenger on the customers of the latest scoring cutoff; results in `shadow_runs`
-    (one row per run), `shadow_scores` (per customer, latest run) and a Prefect artifact."""
-    warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
+    (one row per run), `shadow_scores` (per customer, latest run) and a Prefect artifact. The warehouse
+    comes from the parameter, else the settings file, else the default."""
+    settings = load_settings(settings_file, warehouse=warehouse)
+    warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
-    champion, champion_version, _ = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
-    if registry.champion_version(model_name, "challenger") is None:
-        reason = f"{model_name} has no challenger: the latest retraining did not pass the promotion gates"
+    champion_version = registry.champion_version(model_name)
+    if champion_version is None or registry.champion_version(model_name, "challenger") is None:
+        reason = (f"{model_name} has no challenger: the latest retraining did not pass the promotion gates"
+                  if champion_version else f"{model_name} has no champion yet")
         get_run_logger().info("shadow run skipped: %s", reason)
         return {"skipped": True, "reason": reason, "passed": None, "champion_version": champion_version}
+    champion, champion_version, _ = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
     challenger, challenger_version, _ = registry.load_model_by_alias(model_name, "challenger")
     with connect(warehouse) as con:
         cutoff = con.execute("select max(cutoff_date) from clv_scores").fetchall()[0][0]
         if cutoff is None:
             raise LookupError("clv_scores is empty: run `clv run` before a shadow run")
-        features = read_table(con, "customer_features", "cutoff_date = ?", [cutoff])
+        features = read_table(con, "customer_features", "cutoff_date = ? order by customer_id", [cutoff])
     champion_predictions, champion_seconds = _timed_predict(champion, features)
     challenger_predictions, challenger_seconds = _timed_predict(challenger, features)
     result = compare_shadow(champion_predictions, challenger_predictions, champion_seconds, challenger_seconds,

@@ -1,4 +1,4 @@
-"""The weekly CLV cycle: land -> dbt build -> train -> register -> score.
+"""The weekly CLV cycle: land -> dbt build -> (train -> gates, when there is no champion yet) -> score.
 
 Each step is a Prefect task that calls library code in `clv/` and `models_ml/`; the flow reads like
 the runbook. Run it with `clv run` (no Prefect server needed) or as the `weekly-clv` deployment.
@@ -12,6 +12,7 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -24,21 +25,21 @@ from clv.sources import FileSource, PostgresSource, land_sources, load_sources
 from clv.validation import InputValidationError, reports_markdown, write_report
 from clv.postgres import PostgresRawSink
 from clv.transform import dbt_vars, run_dbt
-from clv.warehouse import connect, connect_in_memory, publish_scores, read_table, scoring_cutoff
-from models_ml import registry
-from models_ml.gradient_boosting import TrainingResult, train_with_temporal_holdout
-from models_ml.btyd import BgNbdGammaGamma
-from models_ml.gates import GateConfig, as_dicts, evaluate_gates, gates_passed
+from clv import model_decisions
+from clv.settings import RunSettings, SettingsError, load_settings
+from clv.snapshots import SnapshotPlan, plan_for_warehouse
+from clv.warehouse import WarehouseReader, connect, connect_in_memory, publish_scores, scoring_cutoff
+from models_ml import registry, zoo
+from models_ml.btyd import AliveModel
+from models_ml.protocol import BASELINE
 from models_ml.scoring import build_score_table, reasons_in_batches
+from models_ml.training import serving_rows, train_and_evaluate
 
 
 def input_sources(orders: str | None, customers: str | None, events: str | None,
                   sources: str | None) -> list[FileSource | PostgresSource]:
-    """The sources of a run: a sources file, plus any input files given directly; the bundled Online
-    Retail II orders when neither is given."""
+    """The sources of a run: a sources file, plus any input files given directly."""
     listed = load_sources(sources) if sources else []
-    if not sources and not orders:
-        orders = str(config.BUNDLED_ORDERS)
     listed += [FileSource(entity, entity, str(path)) for entity, path in
                (("orders", orders), ("customers", customers), ("events", events)) if path]
     return listed
@@ -82,13 +83,6 @@ def raw_sink(con, target: str):
     return DuckDBRawSink(con)
 
 
-def read_warehouse(target: str, warehouse: str, relation: str, where: str = "", params=None) -> pd.DataFrame:
-    if target == "duckdb":
-        with connect(warehouse, read_only=True) as con:
-            return read_table(con, relation, where, params)
-    return server_warehouse.read_relation(target, relation, where, params)
-
-
 def _publish_validation(reports, logger) -> None:
     if not reports:
         return
@@ -106,82 +100,107 @@ def _publish_validation(reports, logger) -> None:
     logger.info("validation report: %s", path)
 
 
+def read_frame(target: str, warehouse: str, sql: str, params=None) -> pd.DataFrame:
+    """A query on the warehouse (DuckDB file, PostgreSQL or Redshift) as a DataFrame."""
+    return WarehouseReader(target, warehouse).frame(sql, params)
+
+
 @task(cache_policy=NO_CACHE)
-def build_features(warehouse: str, cutoff: date | None, horizon_days: int, training_snapshots: int,
-                   snapshot_spacing_days: int, dbt_target: str = "duckdb",
-                   order_value_cap_percentile: float | None = 0.999) -> date:
-    """`dbt build`: staging, features at the scoring and training cutoffs, labels, and their tests."""
-    variables = dbt_vars(cutoff, horizon_days, training_snapshots, snapshot_spacing_days, order_value_cap_percentile)
+def build_features(warehouse: str, cutoff: date | None, horizon_days: int, dbt_target: str = "duckdb",
+                   order_value_cap_percentile: float | None = 0.999, min_history_days: int = 90,
+                   snapshot_grid_months: int = 1, backtest_origins: int = 3,
+                   max_training_cutoffs: int | None = None) -> tuple[date, SnapshotPlan]:
+    """The snapshot calendar of the landed data, then `dbt build`: staging, features at the scoring and
+    calendar cutoffs, labels at the prediction (and evaluation) horizons, and their tests."""
     if dbt_target == "duckdb":  # raw tables of an older warehouse gain the columns dbt now reads
         with connect(warehouse) as con:
             ensure_raw_tables(con)
+    plan = plan_for_warehouse(WarehouseReader(dbt_target, warehouse), cutoff, horizon_days,
+                              min_history_days=min_history_days, grid_months=snapshot_grid_months,
+                              origins_wanted=backtest_origins, max_training_cutoffs=max_training_cutoffs)
+    logger = get_run_logger()
+    logger.info("snapshot calendar: %d training cutoffs (%s .. %s); backtest at %d days, origins %s%s",
+                len(plan.training_cutoffs), plan.training_cutoffs[0] if plan.training_cutoffs else "-",
+                plan.training_cutoffs[-1] if plan.training_cutoffs else "-", plan.backtest.horizon_days,
+                ", ".join(plan.backtest.origins) or "none", f" ({plan.backtest.note})" if plan.backtest.note else "")
+    variables = dbt_vars(cutoff, horizon_days, plan.training_cutoffs, plan.label_horizons, order_value_cap_percentile)
     run_dbt(["build"], warehouse=warehouse, variables=variables, target=dbt_target)
-    return scoring_cutoff(dbt_target, warehouse)
+    return scoring_cutoff(dbt_target, warehouse), plan
 
 
 @task(cache_policy=NO_CACHE)
-def train_model(warehouse: str, horizon_days: int = 365,
-                target: str = "duckdb") -> tuple[TrainingResult, pd.DataFrame]:
-    """Fit the champion model type on the labelled snapshots, with an out-of-time holdout (here, or as
-    a SageMaker training job when CLV_TRAINING_BACKEND=sagemaker)."""
-    training_set = read_warehouse(target, warehouse, "customer_training_set")
-    if sagemaker_jobs.training_backend() == "sagemaker":
-        result = sagemaker_jobs.train_on_sagemaker(training_set, horizon_days)
-    else:
-        result = train_with_temporal_holdout(training_set, horizon_days)
-    get_run_logger().info("trained on %d rows (cutoffs %s); holdout %s: %s", result.rows_trained,
-                          ", ".join(result.train_cutoffs), result.holdout_cutoff, result.holdout_metrics)
-    return result, training_set
+def train_model(warehouse: str, plan: SnapshotPlan, model_name: str, target: str = "duckdb",
+                spec: dict | None = None, resamples: int = 200) -> dict:
+    """Backtest the configuration against last year's spend and the champion's configuration on the
+    strict protocol, then fit it on the snapshots labelled at the prediction horizon (here, or as a
+    SageMaker training job when CLV_TRAINING_BACKEND=sagemaker). Nothing is trained when a version with
+    this configuration was already trained on exactly these snapshots ("no change")."""
+    logger = get_run_logger()
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    spec = spec or zoo.default_spec()
+    training_set = read_frame(target, warehouse, "select * from customer_training_set "
+                                                 "order by cutoff_date, customer_id, horizon_days")
+    rows = serving_rows(training_set, plan.horizon_days, plan.serving_cutoffs or None)
+    same = model_decisions.existing_version(model_name, rows, spec)
+    if same is not None:
+        logger.info("no change: version %s was trained with this configuration on exactly these %d snapshots rows",
+                    same, len(rows))
+        return {"no_change": True, "version": same}
+    champion, champion_spec = model_decisions.champion_spec(model_name)
+    fit = sagemaker_jobs.fit_on_sagemaker if sagemaker_jobs.training_backend() == "sagemaker" else None
+    result = train_and_evaluate(training_set, plan, spec, champion_spec, resamples, fit=fit)
+    logger.info("trained %s on %d rows (cutoffs %s .. %s)", spec["type"], result.rows_trained,
+                result.train_cutoffs[0], result.train_cutoffs[-1])
+    return {"no_change": False, "result": result, "serving_rows": rows, "champion": champion}
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def register_model(result: TrainingResult, training_set: pd.DataFrame, model_name: str,
-                   run_params: dict) -> registry.RegisteredModel:
-    """Log the run to MLflow, register a version, make it champion when there is none."""
+def register_and_gate(trained: dict, model_name: str, run_params: dict, scoring_population: pd.DataFrame,
+                      recent_orders: pd.DataFrame, gate_config: dict | None = None) -> dict:
+    """Register the new version in MLflow (with its drift baseline: its own scoring population) and run
+    the promotion gates: champion (first version), challenger, not served, or rejected."""
+    if trained["no_change"]:
+        return {"version": trained["version"], "outcome": "no_change", "passed": None, "gates": [],
+                "reason": f"version {trained['version']} was trained with the same configuration on the same data"}
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
-    return registry.log_and_register(result, training_set, model_name, run_params, config.CHAMPION_ALIAS)
-
-
-@task(cache_policy=NO_CACHE)
-def gate_challenger(result: TrainingResult, training_set: pd.DataFrame, registered: registry.RegisteredModel,
-                    gate_config: dict | None = None) -> dict:
-    """A new version that is not the champion becomes `challenger` when it passes every promotion gate."""
-    if registered.is_champion or result.holdout is None:
-        return {"evaluated": False, "passed": None, "gates": []}
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
-    champion, champion_version, _ = registry.load_model_by_alias(registered.name, config.CHAMPION_ALIAS)
-    ordered = training_set.sort_values(["cutoff_date", "customer_id"], kind="mergesort", ignore_index=True)
-    holdout_rows = ordered[ordered["cutoff_date"].astype(str) == result.holdout_cutoff]
-    results = evaluate_gates(result.holdout, champion.predict(holdout_rows), GateConfig(**(gate_config or {})))
-    passed = gates_passed(results)
-    registry.record_gates(registered.name, registered.version, registered.run_id, as_dicts(results), passed)
+    result = trained["result"]
+    registered = registry.log_and_register(result, trained["serving_rows"], model_name, run_params,
+                                           scoring_population, recent_orders)
+    decision = model_decisions.decide(result, registered, trained["champion"], gate_config)
     logger = get_run_logger()
-    for gate in results:
-        logger.info("gate %s: %s (%s)", gate.gate, "pass" if gate.passed else "FAIL", gate.detail)
-    return {"evaluated": True, "passed": passed, "champion_version": champion_version,
-            "gates": [{"gate": g.gate, "passed": g.passed, "detail": g.detail} for g in results]}
+    for gate in decision["gates"]:
+        logger.info("gate %s: %s (%s)", gate["gate"], "pass" if gate["passed"] else "FAIL", gate["detail"])
+    create_markdown_artifact(key="clv-gates", markdown=gates_markdown(decision, result),
+                             description="Promotion gates of the version trained in this run")
+    return decision
 
 
 @task(cache_policy=NO_CACHE)
-def score_customers(warehouse: str, cutoff: date, model_name: str, horizon_days: int = 365,
+def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_name: str, horizon_days: int = 365,
                     high_share: float = 0.2, medium_share: float = 0.3, target: str = "duckdb") -> dict:
-    """Score every customer known at the cutoff with the champion, add BG/NBD's P(alive) and expected
-    orders and the three strongest SHAP reasons, and publish `clv_scores`."""
+    """Score every customer known at the cutoff with the champion (last year's spend while no model has
+    passed the gates), add P(alive) and expected orders and the three strongest reasons, and publish
+    `clv_scores`."""
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
-    model, version, columns = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
-    features = read_warehouse(target, warehouse, "customer_features", "cutoff_date = ?", [cutoff])
     if features.empty:
         raise ValueError(f"no customers known at cutoff {cutoff}: nothing to score")
-    missing = [c for c in columns if c not in features.columns]
-    if missing:
-        raise KeyError(f"customer_features lacks column(s) the champion needs: {', '.join(missing)}")
-    if sagemaker_jobs.scoring_backend() == "sagemaker":
-        remote = sagemaker_jobs.batch_score_on_sagemaker(model, version, features)
-        predictions, reasons = remote["predicted_clv_12m"].to_numpy(float), remote["top_reasons"].to_numpy(object)
+    if registry.champion_version(model_name) is None:
+        served_name, version = BASELINE, "baseline"
+        predictions = zoo.build_model({"type": BASELINE}, horizon_days).predict(features)
+        reasons = baseline_reasons(features, horizon_days)
     else:
-        predictions, reasons = model.predict(features), reasons_in_batches(model, features)
-    btyd = BgNbdGammaGamma(horizon_days).components(features)
-    scores = build_score_table(features["customer_id"], cutoff, predictions, model_name, version,
+        served_name = model_name
+        model, version, columns = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
+        missing = [c for c in columns if c not in features.columns]
+        if missing:
+            raise KeyError(f"customer_features lacks column(s) the champion needs: {', '.join(missing)}")
+        if sagemaker_jobs.scoring_backend() == "sagemaker":
+            remote = sagemaker_jobs.batch_score_on_sagemaker(model, version, features)
+            predictions, reasons = remote["predicted_clv_12m"].to_numpy(float), remote["top_reasons"].to_numpy(object)
+        else:
+            predictions, reasons = model.predict(features), reasons_in_batches(model, features)
+    btyd = AliveModel(horizon_days).components(features)
+    scores = build_score_table(features["customer_id"], cutoff, predictions, served_name, version,
                                pd.Timestamp.now(tz="UTC").tz_localize(None), high_share, medium_share,
                                p_alive=btyd["p_alive"], expected_orders=btyd["expected_orders"],
                                reasons=reasons)
@@ -192,7 +211,7 @@ def score_customers(warehouse: str, cutoff: date, model_name: str, horizon_days:
         server_warehouse.publish_scores(target, scores)
     export = export_scores(scores, cutoff)
     tiers = scores["clv_tier"].value_counts().to_dict()
-    return {"customers_scored": len(scores), "model_version": version, "tiers": tiers,
+    return {"customers_scored": len(scores), "served_model": served_name, "model_version": version, "tiers": tiers,
             "predicted_total": float(predictions.sum()), "scores_export": export}
 
 
@@ -206,51 +225,93 @@ def export_scores(scores: pd.DataFrame, cutoff) -> str:
         return target.put(local, f"clv_scores/cutoff={pd.Timestamp(cutoff).date()}/clv_scores.parquet")
 
 
+def scoring_population(target: str, warehouse: str, cutoff) -> pd.DataFrame:
+    """customer_features at the scoring cutoff, in customer order (a deterministic read)."""
+    return read_frame(target, warehouse, "select * from customer_features where cutoff_date = ? order by customer_id",
+                      [cutoff])
+
+
+def recent_orders(target: str, warehouse: str, cutoff, days: int = 7) -> pd.DataFrame:
+    """Orders of the `days` days up to the cutoff (the drift monitor's activity baseline)."""
+    start = (pd.Timestamp(cutoff) - pd.Timedelta(days=days)).date()
+    return read_frame(target, warehouse, "select customer_id, order_date, purchase_value from int_orders "
+                      "where order_date > ? and order_date <= ? order by customer_id, order_date", [start, cutoff])
+
+
+def resolve_settings(settings_file: str | None, demo: bool, **params) -> RunSettings:
+    """The run's settings: explicit parameters, then the settings file, then defaults. Without inputs a
+    run stops, unless it is the demo (`make run`), which lands the bundled Online Retail II orders."""
+    settings = load_settings(settings_file, **params)
+    if not settings.has_inputs:
+        if not demo:
+            raise SettingsError("no inputs: give a sources file or orders file (parameters `sources`/`orders`, or "
+                                "the settings file); the bundled demo data are only used with demo=True "
+                                "(`make run`, `clv run` without inputs)")
+        settings.orders = str(config.BUNDLED_ORDERS)
+    return settings
+
+
 @flow(name="weekly-clv", log_prints=True)
 def weekly_clv_pipeline(
     orders: str | None = None,
     customers: str | None = None,
     events: str | None = None,
     cutoff: date | None = None,
-    horizon_days: int = 365,
-    training_snapshots: int = 3,
-    snapshot_spacing_days: int = 91,
+    horizon_days: int | None = None,
     warehouse: str | None = None,
-    model_name: str = config.MODEL_NAME,
-    order_value_cap_percentile: float | None = 0.999,
-    high_tier_share: float = 0.2,
-    medium_tier_share: float = 0.3,
+    model_name: str | None = None,
+    order_value_cap_percentile: float | None = None,
+    high_tier_share: float | None = None,
+    medium_tier_share: float | None = None,
     gate_config: dict | None = None,
     sources: str | None = None,
     target: str | None = None,
+    settings_file: str | None = None,
+    demo: bool = False,
+    retrain: bool = False,
+    model_spec: dict | None = None,
 ) -> dict:
-    """Land the inputs (files given directly, or the sources listed in a sources file; the bundled
-    Online Retail II orders when neither is given), build features and labels in dbt, train and register
-    a model, score customers. `target` picks the warehouse (default CLV_DBT_TARGET, else duckdb)."""
-    target = target or os.environ.get("CLV_DBT_TARGET", "duckdb")
+    """Land the inputs, build features and labels in dbt, train and gate a model when there is no
+    champion yet (or `retrain`), and score every customer with the champion.
+
+    Inputs come from the parameters or the settings file (`settings_file`, see clv-settings.example.yml);
+    `demo=True` lands the bundled Online Retail II orders when neither names any. `target` picks the
+    warehouse (default CLV_DBT_TARGET, else duckdb)."""
+    settings = resolve_settings(settings_file, demo, orders=orders, customers=customers, events=events,
+                                cutoff=str(cutoff) if cutoff else None, horizon_days=horizon_days,
+                                warehouse=warehouse, model_name=model_name,
+                                order_value_cap_percentile=order_value_cap_percentile,
+                                high_tier_share=high_tier_share, medium_tier_share=medium_tier_share,
+                                gate_config=gate_config, sources=sources, target=target, model_spec=model_spec)
+    target = settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
     if target not in ("duckdb", *server_warehouse.SERVER_TARGETS):
         raise ValueError(f"unknown warehouse target {target!r}: use duckdb, postgres or redshift")
-    warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
-    loads = land_inputs(warehouse, orders, customers, events, target, sources)
-    scoring_date = build_features(warehouse, cutoff, horizon_days, training_snapshots, snapshot_spacing_days,
-                                  target, order_value_cap_percentile)
-    result, training_set = train_model(warehouse, horizon_days, target)
-    registered = register_model(result, training_set, model_name, {
-        "scoring_cutoff": str(scoring_date), "horizon_days": horizon_days,
-        "orders_input": orders or sources or str(config.BUNDLED_ORDERS)})
-    gates = gate_challenger(result, training_set, registered, gate_config)
-    scored = score_customers(warehouse, scoring_date, model_name, horizon_days, high_tier_share, medium_tier_share,
-                             target)
+    warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
+    loads = land_inputs(warehouse, settings.orders, settings.customers, settings.events, target, settings.sources)
+    scoring_date, plan = build_features(warehouse, settings.cutoff, settings.horizon_days, target,
+                                        settings.order_value_cap_percentile, settings.min_history_days,
+                                        settings.snapshot_grid_months, settings.backtest_origins)
+    population = scoring_population(target, warehouse, scoring_date)
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    decision = None
+    if retrain or registry.champion_version(settings.model_name) is None:
+        trained = train_model(warehouse, plan, settings.model_name, target, settings.model_spec,
+                              settings.bootstrap_resamples)
+        decision = register_and_gate(trained, settings.model_name, {
+            "scoring_cutoff": str(scoring_date), "horizon_days": settings.horizon_days,
+            "inputs": settings.sources or settings.orders}, population,
+            recent_orders(target, warehouse, scoring_date).assign(customers_known=len(population)),
+            settings.gate_config)
+        decision["backtest"] = (trained["result"].backtest.summary() if not trained["no_change"]
+                                and trained["result"].backtest is not None else None)
+    scored = score_customers(population, warehouse, scoring_date, settings.model_name, settings.horizon_days,
+                             settings.high_tier_share, settings.medium_tier_share, target)
     summary = {
         "cutoff": str(scoring_date),
-        "horizon_days": horizon_days,
+        "horizon_days": settings.horizon_days,
         "loads": loads,
-        "trained_version": registered.version,
-        "trained_is_champion": registered.is_champion,
-        "gates": gates,
-        "holdout_cutoff": result.holdout_cutoff,
-        "holdout_metrics": result.holdout_metrics,
-        "baseline_metrics": result.baseline_metrics,
+        "plan": plan.as_dict(),
+        "decision": decision,
         "warehouse": warehouse if target == "duckdb" else f"{target} ({WAREHOUSE_SETTINGS[target]} settings)",
         "mlflow_tracking_uri": config.default_tracking_uri(),
         **scored,
@@ -260,29 +321,72 @@ def weekly_clv_pipeline(
     return summary
 
 
+def baseline_reasons(features: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """The reason text while last year's spend is served: the only input."""
+    spend = features["revenue_sum_365d"].clip(lower=0).fillna(0).to_numpy(float) * horizon_days / 365.0
+    return np.char.mod("last year's spend (%.2f); no model has passed the gates yet", spend).astype(object)
+
+
+def _metric_line(name: str, metrics: dict, ci: dict, reference: str | None = None) -> str:
+    parts = []
+    for key, label, fmt in (("mae", "MAE", "{:,.1f}"), ("normalized_gini", "Gini", "{:.3f}"),
+                            ("calibration_ratio", "calibration", "{:.3f}")):
+        value = fmt.format(metrics[key])
+        low, high = ci.get(key, [float("nan")] * 2)
+        text = f"{label} {value} [{fmt.format(low)}, {fmt.format(high)}]"
+        diff = ci.get(f"{key}_diff_vs_{reference}") if reference else None
+        if diff:
+            text += f" (vs {reference}: [{fmt.format(diff[0])}, {fmt.format(diff[1])}])"
+        parts.append(text)
+    return f"  - {name}: " + "; ".join(parts)
+
+
+OUTCOME_TEXT = {
+    "champion": "passed every gate: now champion",
+    "not_served": "did not beat last year's spend: NOT served; last year's spend is served until a model passes",
+    "challenger": "passed every gate: now challenger (promotion: clv promote)",
+    "rejected": "failed the gates: registered, not challenger",
+    "no_change": "no change",
+}
+
+
 def format_summary(summary: dict) -> str:
     """The run summary printed by `clv run` and shown as a Prefect artifact."""
-    def metrics(values: dict) -> str:
-        shown = ("mae", "rmse", "normalized_gini")
-        return ", ".join(f"{k} {values[k]:,.3f}" for k in shown if k in values) or "n/a (needs two training cutoffs)"
-
-    gates = summary.get("gates") or {}
-    if summary["trained_is_champion"]:
-        champion_note = "now champion"
-    elif gates.get("evaluated"):
-        failed = [g["gate"] for g in gates["gates"] if not g["passed"]]
-        champion_note = ("passed every gate: now challenger" if gates["passed"]
-                         else f"registered; failed gates: {', '.join(failed)}")
-    else:
-        champion_note = "registered; champion unchanged"
+    plan = summary["plan"]
     lines = [
         f"Weekly CLV run, cutoff {summary['cutoff']} (horizon {summary['horizon_days']} days)",
-        f"- customers scored: {summary['customers_scored']:,} with model version {summary['model_version']}"
-        f" (tiers: {', '.join(f'{k} {v:,}' for k, v in sorted(summary['tiers'].items()))})",
-        f"- trained version {summary['trained_version']} ({champion_note})",
-        f"- holdout at cutoff {summary['holdout_cutoff']}: {metrics(summary['holdout_metrics'])}",
-        f"- baseline (last year's spend) on the same holdout: {metrics(summary['baseline_metrics'])}",
+        f"- customers scored: {summary['customers_scored']:,} by {summary['served_model']} version "
+        f"{summary['model_version']} (tiers: {', '.join(f'{k} {v:,}' for k, v in sorted(summary['tiers'].items()))})",
+    ]
+    decision = summary.get("decision")
+    if decision is None:
+        lines.append("- no training this run: a champion serves (retraining runs on a drift alert or performance "
+                     "drop, or with --retrain)")
+    else:
+        lines.append(f"- trained version {decision['version']}: {OUTCOME_TEXT[decision['outcome']]}"
+                     + (f" ({decision['reason']})" if decision["outcome"] in ("no_change", "not_served", "rejected") else ""))
+        backtest = decision.get("backtest")
+        if backtest:
+            lines.append(f"- strict backtest at {backtest['horizon_days']} days, origins {', '.join(backtest['origins'])}, "
+                         f"{backtest['rows']:,} customer rows; mean over origins [95% paired bootstrap]:")
+            if backtest.get("note"):
+                lines.append(f"  ({backtest['note']})")
+            for name in backtest["metrics"]:
+                reference = BASELINE if name != BASELINE else None
+                lines.append(_metric_line(name, backtest["metrics"][name], backtest["ci"][name], reference))
+        for gate in decision.get("gates", []):
+            lines.append(f"  - gate {gate['gate']}: {'pass' if gate['passed'] else 'FAIL'} ({gate['detail']})")
+    lines += [
+        f"- training snapshots: {len(plan['serving_cutoffs'])} month-end cutoffs with a full {plan['horizon_days']}-day "
+        f"label ({plan['serving_cutoffs'][0] if plan['serving_cutoffs'] else '-'} .. "
+        f"{plan['serving_cutoffs'][-1] if plan['serving_cutoffs'] else '-'})",
         f"- warehouse: {summary['warehouse']} (table clv_scores); export: {summary.get('scores_export')}",
         f"- MLflow store: {summary['mlflow_tracking_uri']}",
     ]
     return "\n".join(lines)
+
+
+def gates_markdown(decision: dict, result) -> str:
+    rows = "\n".join(f"| {g['gate']} | {'pass' if g['passed'] else 'FAIL'} | {g['detail']} |" for g in decision["gates"])
+    return (f"# Version {decision['version']}: {decision['outcome']}\n\n{decision['reason']}\n\n"
+            f"| gate | result | numbers |\n|---|---|---|\n{rows}\n")

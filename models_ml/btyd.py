@@ -104,3 +104,49 @@ class BgNbdGammaGamma:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return self.components(frame)["btyd_clv"].to_numpy(float)
+
+
+def fit_pareto_nbd(frequency, recency, T, penalizer: float = 0.0):
+    """Pareto/NBD (Schmittlein, Morrison & Colombo 1987) by maximum likelihood (lifetimes)."""
+    from lifetimes import ParetoNBDFitter
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return ParetoNBDFitter(penalizer_coef=penalizer).fit(frequency, recency, T)
+
+
+class AliveModel:
+    """P(alive) and expected orders in the horizon for the score table, from Pareto/NBD fitted per
+    cutoff (on a seeded sample of at most `max_fit_rows` customers; predictions for everyone).
+
+    Unlike BG/NBD, where a customer can only drop out right after a repeat purchase (so every one-time
+    buyer has P(alive) = 1), Pareto/NBD lets customers leave at any time: a one-time buyer silent for a
+    year is probably gone. Values the model cannot evaluate (non-finite) are left NULL, never set to 1."""
+
+    def __init__(self, horizon_days: int = 365, max_fit_rows: int = 50_000, penalizer: float = 0.001):
+        self.horizon_days, self.max_fit_rows, self.penalizer = horizon_days, max_fit_rows, penalizer
+
+    def components(self, frame: pd.DataFrame) -> pd.DataFrame:
+        parts = [self._one_cutoff(group) for _, group in frame.groupby("cutoff_date", sort=False)]
+        return pd.concat(parts).loc[frame.index] if parts else pd.DataFrame(index=frame.index)
+
+    def _one_cutoff(self, frame: pd.DataFrame) -> pd.DataFrame:
+        x = frame["btyd_frequency"].to_numpy(float)
+        t_x = frame["btyd_recency"].to_numpy(float) / DAYS_PER_WEEK
+        T = frame["btyd_t"].to_numpy(float) / DAYS_PER_WEEK
+        fit_rows = np.arange(len(frame))
+        if len(fit_rows) > self.max_fit_rows:
+            fit_rows = np.sort(np.random.default_rng(0).choice(len(frame), self.max_fit_rows, replace=False))
+        try:
+            model = fit_pareto_nbd(x[fit_rows], t_x[fit_rows], T[fit_rows], self.penalizer)
+        except Exception as exc:  # noqa: BLE001 - lifetimes raises several kinds; the columns stay NULL
+            log.warning("Pareto/NBD did not fit at cutoff %s (%s): p_alive and expected_orders left NULL",
+                        frame["cutoff_date"].iloc[0], exc)
+            return pd.DataFrame({"p_alive": np.nan, "expected_orders": np.nan}, index=frame.index)
+        with np.errstate(all="ignore"):
+            p_alive = np.asarray(model.conditional_probability_alive(x, t_x, T), float)
+            expected = np.asarray(model.conditional_expected_number_of_purchases_up_to_time(
+                np.full(len(x), self.horizon_days / DAYS_PER_WEEK), x, t_x, T), float)
+        p_alive = np.where(np.isfinite(p_alive), np.clip(p_alive, 0, 1), np.nan)
+        expected = np.where(np.isfinite(expected) & (expected >= 0), expected, np.nan)
+        return pd.DataFrame({"p_alive": p_alive, "expected_orders": expected}, index=frame.index)

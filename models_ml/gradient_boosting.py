@@ -6,14 +6,11 @@ Poisson-gamma: a point mass at zero plus a skewed positive part).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
 from models_ml.features import TARGET, feature_matrix, numeric_feature_columns
-from models_ml.metrics import full_report
 
 DEFAULT_PARAMS = {
     "objective": "reg:tweedie",
@@ -34,73 +31,6 @@ BASELINE_FEATURE = "revenue_sum_365d"
 OFFSET_MODEL_PARAMS = {"max_depth": 3, "n_estimators": 200}
 
 
-@dataclass
-class TrainingResult:
-    model: "XGBoostCLV"
-    feature_columns: list[str]
-    params: dict
-    train_cutoffs: list[str]
-    holdout_cutoff: str | None
-    holdout_metrics: dict[str, float] = field(default_factory=dict)
-    baseline_metrics: dict[str, float] = field(default_factory=dict)
-    rows_trained: int = 0
-    rows_holdout: int = 0
-    # holdout rows with truth, prediction and slice columns, for plots and the model card
-    holdout: pd.DataFrame | None = None
-
-
-def champion_model(horizon_days: int = 365) -> "XGBoostCLV":
-    """The model the weekly flow trains and registers: XGBoost correcting last year's spend (the one
-    that beat the baselines on the strict holdouts; see the README's accuracy tables)."""
-    return XGBoostCLV(OFFSET_MODEL_PARAMS, horizon_days=horizon_days, offset="last_period")
-
-
-def train_with_temporal_holdout(training_set: pd.DataFrame, horizon_days: int = 365,
-                                model_factory=None) -> TrainingResult:
-    """Evaluate on the latest training cutoff with a model fit on the earlier ones, then refit on all.
-
-    With a single cutoff there is no out-of-time holdout, and no holdout metrics are reported.
-    """
-    if training_set.empty:
-        raise ValueError("the training set is empty: no customer has a full label window before the cutoff")
-    make_model = model_factory or (lambda: champion_model(horizon_days))
-    # A fixed row order makes the fit reproducible (warehouse scans return rows in any order).
-    training_set = training_set.sort_values(["cutoff_date", "customer_id"], kind="mergesort", ignore_index=True)
-    cutoffs = sorted(training_set["cutoff_date"].astype(str).unique())
-    holdout_metrics: dict[str, float] = {}
-    baseline_metrics: dict[str, float] = {}
-    holdout_cutoff = None
-    holdout_view = None
-    rows_holdout = 0
-    if len(cutoffs) >= 2:
-        holdout_cutoff = cutoffs[-1]
-        is_holdout = training_set["cutoff_date"].astype(str) == holdout_cutoff
-        earlier, holdout = training_set[~is_holdout], training_set[is_holdout]
-        y_true = holdout[TARGET].to_numpy(float)
-        holdout_predictions = make_model().fit(earlier).predict(holdout)
-        holdout_metrics = full_report(y_true, holdout_predictions)
-        holdout_view = pd.DataFrame({"actual": y_true, "predicted": holdout_predictions})
-        for column in ("country", "acquisition_channel"):
-            if column in holdout:
-                holdout_view[column] = holdout[column].fillna("unknown").to_numpy()
-        baseline = holdout[BASELINE_FEATURE].clip(lower=0).fillna(0).to_numpy(float) * horizon_days / 365.0
-        baseline_metrics = full_report(y_true, baseline)
-        rows_holdout = len(holdout)
-    model = make_model().fit(training_set)
-    return TrainingResult(
-        model=model,
-        feature_columns=model.columns_,
-        params={**DEFAULT_PARAMS, **(model.params or {}), "model": model.name},
-        train_cutoffs=cutoffs,
-        holdout_cutoff=holdout_cutoff,
-        holdout_metrics=holdout_metrics,
-        baseline_metrics=baseline_metrics,
-        rows_trained=len(training_set),
-        rows_holdout=rows_holdout,
-        holdout=holdout_view,
-    )
-
-
 # Totals that grow with the history available before the cutoff: early training cutoffs see less
 # history than the scoring cutoff, so these shift between training and scoring.
 HISTORY_LENGTH_DEPENDENT = [
@@ -111,9 +41,15 @@ HISTORY_LENGTH_DEPENDENT = [
 
 
 def last_period_offset(frame: pd.DataFrame, horizon_days: int, floor: float = 20.0) -> np.ndarray:
-    """log of last-365-day net spend scaled to the horizon (floored): the Tweedie model's log-link offset."""
-    spend = frame["revenue_sum_365d"].clip(lower=0).fillna(0).to_numpy(float) * horizon_days / 365.0
-    return np.log(np.maximum(spend, floor))
+    """log of last-365-day net spend scaled to the horizon (floored): the Tweedie model's log-link offset.
+    Where the shop's data cover less than the 365 days (`observable_history_days`, early training
+    cutoffs), the window's spend is scaled up to a year first, so the offset means the same thing at every
+    cutoff and the trees do not learn an inflated multiplier from short windows."""
+    spend = frame["revenue_sum_365d"].clip(lower=0).fillna(0).to_numpy(float)
+    if "observable_history_days" in frame:
+        seen = frame["observable_history_days"].fillna(365).clip(lower=30, upper=365).to_numpy(float)
+        spend = spend * 365.0 / seen
+    return np.log(np.maximum(spend * horizon_days / 365.0, floor))
 
 
 class XGBoostCLV:
@@ -166,7 +102,9 @@ class XGBoostCLV:
         if len(X) == 0:
             raise ValueError("no training rows: the training set is empty (is there a full horizon of history?)")
         self.model_ = xgb.XGBRegressor(**{**DEFAULT_PARAMS, **(self.params or {})})
-        self.model_.fit(X, np.clip(np.asarray(target, float), 0, None), **self._margin(frame))
+        margin = self._margin(frame)
+        self.offset_mean_ = float(np.mean(margin["base_margin"])) if margin else 0.0
+        self.model_.fit(X, np.clip(np.asarray(target, float), 0, None), **margin)
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
@@ -178,3 +116,26 @@ class XGBoostCLV:
         matrix = xgb.DMatrix(X, **self._margin(frame))
         contribs = self.model_.get_booster().predict(matrix, pred_contribs=True)
         return pd.DataFrame(contribs[:, :-1], columns=X.columns, index=frame.index)
+
+    def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Each input's contribution to the prediction in currency, relative to the average customer (the
+        model's prediction for a customer at the training average): exact TreeSHAP values in the log
+        margin, plus last year's spend as its own term for the offset model (its offset minus the
+        training average), scaled so that a row's contributions sum to its prediction minus the average
+        customer's."""
+        X = self.inputs(frame)
+        margin = self._margin(frame)
+        contribs = self.model_.get_booster().predict(xgb.DMatrix(X, **margin), pred_contribs=True)
+        logs = pd.DataFrame(contribs[:, :-1], columns=X.columns, index=frame.index)
+        bias = contribs[:, -1].astype(float)
+        if margin:
+            offset = np.asarray(margin["base_margin"], float)
+            mean_offset = getattr(self, "offset_mean_", float(offset.mean()))
+            logs.insert(0, "last_year_spend", offset - mean_offset)
+            log_reference = bias - offset + mean_offset
+        else:
+            log_reference = bias
+        total = logs.to_numpy(float).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.exp(log_reference) * np.where(np.abs(total) > 1e-9, np.expm1(total) / total, 1.0)
+        return logs.mul(scale, axis=0)

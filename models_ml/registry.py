@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from models_ml.gradient_boosting import TrainingResult
+from models_ml.training import TrainingResult
+from models_ml.zoo import spec_key
 from models_ml.metrics import decile_table
 from models_ml.model_card import model_card
 from models_ml.report import decile_chart, lorenz_chart
@@ -59,32 +61,40 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
 
 
 def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_name: str,
-                     run_params: dict, champion_alias: str = "champion") -> RegisteredModel:
-    """Log params, metrics and the model (with signature) to MLflow, register a new version, and point
-    the champion alias at it when the model has no champion yet."""
+                     run_params: dict, scoring_population: pd.DataFrame | None = None,
+                     recent_orders: pd.DataFrame | None = None) -> RegisteredModel:
+    """Log params, backtest metrics with their intervals, the model (with signature) and its drift
+    baseline to MLflow and register a new version. Aliases are left to the gates (`record_gates`)."""
     example = training_set[result.model.required_columns()].head(5)
     # numbers as float64: integer columns in a signature reject NULLs at serving time
     example = example.apply(lambda c: c.astype("float64") if pd.api.types.is_numeric_dtype(c) else c)
     signature = infer_signature(example, result.model.predict(example))
+    fingerprint = data_fingerprint(training_set)
     with mlflow.start_run(run_name=f"train-{run_params.get('scoring_cutoff', '')}") as run:
         mlflow.log_params({**{f"xgb_{k}": v for k, v in result.params.items()}, **run_params})
         mlflow.log_params({
             "train_cutoffs": ",".join(result.train_cutoffs),
-            "holdout_cutoff": result.holdout_cutoff or "none",
+            "backtest_origins": result.holdout_cutoff or "none",
+            "backtest_horizon_days": result.backtest.horizon_days if result.backtest else "none",
             "feature_count": len(result.feature_columns),
         })
-        mlflow.log_metrics({f"holdout_{k}": v for k, v in result.holdout_metrics.items()})
-        mlflow.log_metrics({f"baseline_last_year_{k}": v for k, v in result.baseline_metrics.items()})
-        mlflow.log_metrics({"rows_trained": result.rows_trained, "rows_holdout": result.rows_holdout})
-        mlflow.set_tags({"training_data_hash": data_fingerprint(training_set),
-                         "holdout_protocol": "fit on earlier training cutoffs, scored on the latest one; "
-                                             "label windows of earlier cutoffs overlap the holdout's"})
+        mlflow.log_metrics({f"backtest_{k}": v for k, v in result.holdout_metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({f"baseline_last_year_{k}": v for k, v in result.baseline_metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({"rows_trained": result.rows_trained, "rows_backtest": result.rows_holdout})
+        mlflow.set_tags({"training_data_hash": fingerprint, "model_spec": spec_key(result.spec),
+                         "data_through": str(run_params.get("scoring_cutoff", "")),
+                         "evaluation_protocol": (f"rolling-origin backtest, strictly out of time, origins "
+                                                 f"{result.holdout_cutoff}, horizon {result.backtest.horizon_days} days"
+                                                 if result.backtest else "none: data too short")})
         mlflow.log_dict({"features": result.feature_columns}, "feature_columns.json")
-        log_drift_baseline(result, training_set)
+        if result.backtest is not None:
+            mlflow.log_dict(json_safe(result.backtest.summary()), "backtest.json")
+        if scoring_population is not None:
+            log_drift_baseline(result.model, scoring_population, recent_orders)
         commit = git_commit()
         mlflow.set_tag("git_commit", commit)
-        mlflow.log_text(model_card(result, model_name, int(run_params.get("horizon_days", 365)), commit,
-                                   data_fingerprint(training_set)), "model_card.md")
+        mlflow.log_text(model_card(result, model_name, int(run_params.get("horizon_days", 365)), commit, fingerprint),
+                        "model_card.md")
         if result.holdout is not None:
             holdout = result.holdout
             mlflow.log_text(lorenz_chart(holdout["actual"].to_numpy(float), {"model": holdout["predicted"].to_numpy(float)}),
@@ -95,37 +105,81 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
                                        signature=signature, input_example=example)
         version = mlflow.register_model(info.model_uri, model_name)
     client = MlflowClient()
+    for key, value in {"training_data_hash": fingerprint, "model_spec": spec_key(result.spec),
+                       "data_through": str(run_params.get("scoring_cutoff", ""))}.items():
+        client.set_model_version_tag(model_name, version.version, key, value)
     for key, value in result.holdout_metrics.items():
-        client.set_model_version_tag(model_name, version.version, f"holdout_{key}", f"{value:.6g}")
-    is_champion = False
-    if champion_version(model_name, champion_alias) is None:
-        client.set_registered_model_alias(model_name, champion_alias, version.version)
-        client.set_registered_model_tag(model_name, HISTORY_TAG, str(version.version))
-        is_champion = True
-        log.info("%s version %s is the first model: alias %s set", model_name, version.version, champion_alias)
-    return RegisteredModel(model_name, str(version.version), run.info.run_id, is_champion)
+        client.set_model_version_tag(model_name, version.version, f"backtest_{key}", f"{value:.6g}")
+    return RegisteredModel(model_name, str(version.version), run.info.run_id, False)
 
 
-BASELINE_ARTIFACT = "baseline/features.parquet"
+def json_safe(value):
+    """Plain JSON types (numpy numbers, NaN -> None) for MLflow dicts and reports."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
-def log_drift_baseline(result: TrainingResult, training_set: pd.DataFrame, max_rows: int = 50_000) -> None:
-    """A sample of the latest training cutoff's features with the model's predictions: what drift
-    monitoring compares the scoring population against."""
-    latest = training_set[training_set["cutoff_date"] == training_set["cutoff_date"].max()]
-    sample = latest.sample(min(len(latest), max_rows), random_state=0)
-    baseline = sample[result.model.required_columns()].copy()
-    baseline["predicted"] = result.model.predict(sample)
+def find_version(model_name: str, data_hash: str, spec: dict) -> str | None:
+    """The latest version trained on exactly this data with this configuration, if any."""
+    try:
+        versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        return None
+    key = spec_key(spec)
+    matches = [int(v.version) for v in versions
+               if v.tags.get("training_data_hash") == data_hash and v.tags.get("model_spec") == key]
+    return str(max(matches)) if matches else None
+
+
+def version_tags(model_name: str, version: str) -> dict:
+    return dict(MlflowClient().get_model_version(model_name, version).tags)
+
+
+def make_champion(model_name: str, version: str, who: str = "clv (gates)", reason: str = "first version passing the gates",
+                  alias: str = "champion") -> None:
+    """Point the champion alias at a version (the first one that passed the gates)."""
+    promote(model_name, version, who, reason, alias)
+
+
+BASELINE_ARTIFACT = "baseline/scoring_population.parquet"
+RECENT_ORDERS_ARTIFACT = "baseline/recent_orders.parquet"
+
+
+def log_drift_baseline(model, scoring_population: pd.DataFrame, recent_orders: pd.DataFrame | None = None,
+                       max_rows: int = 50_000) -> None:
+    """What drift monitoring compares against once this version is champion: a seeded sample of its own
+    scoring population (features at its scoring cutoff) with its out-of-sample predictions, and the
+    orders of the week before that cutoff."""
+    sample = scoring_population.sample(min(len(scoring_population), max_rows), random_state=0)
+    sample = sample.sort_values("customer_id", kind="mergesort")
+    baseline = sample[model.required_columns()].copy()
+    baseline["predicted"] = model.predict(sample)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "features.parquet"
+        path = Path(tmp) / "scoring_population.parquet"
         baseline.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path="baseline")
+        if recent_orders is not None:
+            path = Path(tmp) / "recent_orders.parquet"
+            recent_orders.to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path="baseline")
 
 
-def load_drift_baseline(model_name: str, version: str) -> pd.DataFrame:
-    """The drift baseline logged by the run that registered this model version."""
+def load_drift_baseline(model_name: str, version: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The drift baseline (scoring population, recent orders) logged by the run that registered a version."""
     run_id = MlflowClient().get_model_version(model_name, version).run_id
-    return pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=BASELINE_ARTIFACT))
+    population = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=BASELINE_ARTIFACT))
+    try:
+        orders = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=RECENT_ORDERS_ARTIFACT))
+    except (MlflowException, OSError):
+        orders = None
+    return population, orders
 
 
 def champion_version(model_name: str, alias: str = "champion") -> str | None:
@@ -196,14 +250,15 @@ def rollback(model_name: str, who: str, reason: str, alias: str = "champion") ->
     return restored
 
 
-def record_gates(model_name: str, version: str, run_id: str, gates: list[dict], passed: bool,
+def record_gates(model_name: str, version: str, run_id: str, gates: list[dict], passed: bool, outcome: str,
                  challenger_alias: str = "challenger") -> None:
-    """Store the gate results on the version (tags) and the run (gates.json); point the challenger alias
-    at the version when every gate passed."""
+    """Store the gate results on the version (tags) and the run (gates.json); point the challenger alias at
+    the version when `outcome` is "challenger"."""
     client = MlflowClient()
     for gate in gates:
         client.set_model_version_tag(model_name, version, f"gate_{gate['gate']}", "pass" if gate["passed"] else "fail")
     client.set_model_version_tag(model_name, version, "gates", "pass" if passed else "fail")
-    client.log_dict(run_id, {"passed": passed, "gates": gates}, "gates.json")
-    if passed:
+    client.set_model_version_tag(model_name, version, "gate_outcome", outcome)
+    client.log_dict(run_id, json_safe({"passed": passed, "outcome": outcome, "gates": gates}), "gates.json")
+    if outcome == "challenger":
         client.set_registered_model_alias(model_name, challenger_alias, version)

@@ -10,11 +10,12 @@ TIERS = ("low", "medium", "high")
 
 def assign_tiers(values, high_share: float = 0.2, medium_share: float = 0.3) -> np.ndarray:
     """Tier by rank of predicted value: the top `high_share` of customers are high, the next
-    `medium_share` medium, the rest low. Ties are broken by position, so shares are exact."""
+    `medium_share` medium, the rest low. Equal predictions share a tier (the tier of the best-ranked
+    of them), so the tier never depends on row order; shares are exact when there are no ties."""
     if not (0 <= high_share <= 1 and 0 <= medium_share <= 1 and high_share + medium_share <= 1):
         raise ValueError(f"tier shares must be in [0, 1] and sum to at most 1 (got {high_share}, {medium_share})")
     values = pd.Series(np.asarray(values, float))
-    top_fraction = values.rank(method="first", ascending=False) / max(len(values), 1)
+    top_fraction = values.rank(method="min", ascending=False) / max(len(values), 1)
     tiers = np.where(top_fraction <= high_share, "high", np.where(top_fraction <= high_share + medium_share, "medium", "low"))
     return tiers.astype(object)
 
@@ -29,6 +30,7 @@ def build_score_table(customer_ids, cutoff_date, predictions, model_name: str, m
     n = len(predictions)
 
     def optional(values, dtype):
+        # NaN (undefined, e.g. P(alive) where the model cannot be evaluated) lands as NULL
         return np.full(n, None, dtype=object) if values is None else np.asarray(values, dtype)
 
     return pd.DataFrame(
@@ -47,10 +49,10 @@ def build_score_table(customer_ids, cutoff_date, predictions, model_name: str, m
     )
 
 
-def top_reasons(contributions: np.ndarray, feature_names: list[str], k: int = 3) -> np.ndarray:
-    """The k features that move each row's score most (largest |SHAP value|), as text such as
-    "revenue_sum_365d (+0.52), days_since_last_order (-0.31), ..."; signs are in the model's margin
-    (log revenue for the Tweedie objective). Vectorised: no Python loop over rows."""
+def top_reasons(contributions: np.ndarray, feature_names: list[str], k: int = 3, fmt: str = "%+.2f") -> np.ndarray:
+    """The k inputs that move each row's score most (largest |contribution|), as text such as
+    "last_year_spend (+1234), days_since_last_order (-310), ..." (currency relative to the average
+    customer for models with `explain`). Vectorised: no Python loop over rows."""
     contributions = np.asarray(contributions, float)
     if contributions.size == 0:
         return np.array([], dtype=object)
@@ -58,7 +60,7 @@ def top_reasons(contributions: np.ndarray, feature_names: list[str], k: int = 3)
     top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
     names = np.asarray(feature_names, dtype=object)
     values = np.take_along_axis(contributions, top, axis=1)
-    parts = [pd.Series(names[top[:, j]]) + " (" + pd.Series(np.char.mod("%+.2f", values[:, j])) + ")"
+    parts = [pd.Series(names[top[:, j]]) + " (" + pd.Series(np.char.mod(fmt, values[:, j])) + ")"
              for j in range(k)]
     text = parts[0]
     for part in parts[1:]:
@@ -67,11 +69,14 @@ def top_reasons(contributions: np.ndarray, feature_names: list[str], k: int = 3)
 
 
 def reasons_in_batches(model, features: pd.DataFrame, batch_size: int = 200_000, k: int = 3) -> np.ndarray:
-    """Top-k reasons per customer from the model's exact TreeSHAP contributions, computed batch by batch
-    so memory stays bounded (one batch of contributions at a time)."""
+    """Top-k reasons per customer, computed batch by batch so memory stays bounded: contributions in
+    currency relative to the average customer (`explain`, exact TreeSHAP with last year's spend as its own
+    term), or the raw SHAP margin for models without it."""
     out = np.empty(len(features), dtype=object)
+    in_currency = hasattr(model, "explain")
     for start in range(0, len(features), batch_size):
         batch = features.iloc[start:start + batch_size]
-        contributions = model.contributions(batch)
-        out[start:start + len(batch)] = top_reasons(contributions.to_numpy(), list(contributions.columns), k)
+        contributions = model.explain(batch) if in_currency else model.contributions(batch)
+        out[start:start + len(batch)] = top_reasons(contributions.to_numpy(), list(contributions.columns), k,
+                                                    "%+.0f" if in_currency else "%+.2f")
     return out

@@ -1,8 +1,11 @@
--- Label window check: purchase orders dated in (cutoff, cutoff + horizon_days] and nothing else.
--- Recomputed from the order lines; every customer whose label count disagrees fails the test.
-with cutoffs as (
-    select * from {{ ref('int_cutoffs') }}
-    where cutoff_role = 'training'
+-- Label window check: purchase orders dated in (cutoff, cutoff + horizon_days] and nothing else, for
+-- every label horizon. Recomputed from the order lines; every customer whose label count disagrees fails.
+with labels as (
+    select * from {{ ref('customer_labels') }}
+),
+
+windows as (
+    select distinct cutoff_date, horizon_days from labels
 ),
 
 purchase_lines as (
@@ -10,21 +13,18 @@ purchase_lines as (
     where not is_return and line_revenue > 0
 ),
 
-labels as (
-    select * from {{ ref('customer_labels') }}
-),
-
 in_window as (
     select
-        cutoffs.cutoff_date,
+        windows.cutoff_date,
+        windows.horizon_days,
         purchase_lines.customer_id,
         count(distinct purchase_lines.order_id) as orders_count
-    from cutoffs
+    from windows
     inner join purchase_lines
-        on purchase_lines.order_date > cutoffs.cutoff_date
+        on purchase_lines.order_date > windows.cutoff_date
         and purchase_lines.order_date
-            <= cast({{ dbt.dateadd('day', 'cutoffs.horizon_days', 'cutoffs.cutoff_date') }} as date)
-    group by 1, 2
+            <= cast({{ dbt.dateadd('day', 'windows.horizon_days', 'windows.cutoff_date') }} as date)
+    group by 1, 2, 3
 )
 
 select labels.*, in_window.orders_count as recomputed_orders_count
@@ -32,5 +32,6 @@ from labels
 left join in_window
     on in_window.customer_id = labels.customer_id
     and in_window.cutoff_date = labels.cutoff_date
+    and in_window.horizon_days = labels.horizon_days
 where labels.future_orders_count <> coalesce(in_window.orders_count, 0)
     or (coalesce(in_window.orders_count, 0) = 0 and labels.future_revenue > 0)

@@ -1,8 +1,9 @@
 -- The cutoff dates of this build: one scoring cutoff (features only) and the training cutoffs
--- (features + labels), spaced back from the scoring cutoff so that every training label window
--- [cutoff + 1 day, cutoff + horizon_days] ends on or before the scoring cutoff.
+-- (features + labels). Training cutoffs come from the snapshot calendar (`training_cutoffs`: month ends
+-- on a fixed grid, chosen by clv/snapshots.py) so they do not move with the scoring cutoff; a training
+-- cutoff is kept only when it lies before the scoring cutoff. Labels are built for each of
+-- `label_horizons` whose window ends on or before the scoring cutoff (see customer_labels).
 {% set horizon_days = var('horizon_days') | int %}
-{% set spacing_days = var('snapshot_spacing_days') | int %}
 
 with anchor as (
     {% if var('cutoff_date') %}
@@ -12,17 +13,29 @@ with anchor as (
     {% endif %}
 ),
 
+calendar as (
+    {% for day in var('training_cutoffs') %}
+    select cast('{{ day }}' as date) as cutoff_date
+    {% if not loop.last %}union all{% endif %}
+    {% else %}
+    select cast(null as date) as cutoff_date
+    {% endfor %}
+),
+
+training as (
+    select
+        calendar.cutoff_date,
+        'training' as cutoff_role,
+        cast(row_number() over (order by calendar.cutoff_date desc) as integer) as snapshot_index
+    from calendar
+    inner join anchor on calendar.cutoff_date < anchor.scoring_cutoff_date
+),
+
 cutoffs as (
     select scoring_cutoff_date as cutoff_date, 'scoring' as cutoff_role, 0 as snapshot_index
     from anchor
-    {% for k in range(var('training_snapshots') | int) %}
     union all
-    select
-        cast({{ dbt.dateadd('day', -(horizon_days + k * spacing_days), 'scoring_cutoff_date') }} as date),
-        'training',
-        {{ k + 1 }}
-    from anchor
-    {% endfor %}
+    select cutoff_date, cutoff_role, snapshot_index from training
 )
 
 select

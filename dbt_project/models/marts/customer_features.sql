@@ -32,6 +32,17 @@ customers as (
     select * from {{ ref('stg_shop__customers') }}
 ),
 
+-- How much shop history a 365-day window can see at each cutoff (early cutoffs see less than a year).
+shop_history as (
+    select
+        cutoffs.cutoff_date,
+        least({{ dbt.datediff('min(orders.order_date)', 'cutoffs.cutoff_date', 'day') }} + 1, 365)
+            as observable_history_days
+    from cutoffs
+    inner join orders on orders.order_date <= cutoffs.cutoff_date
+    group by cutoffs.cutoff_date
+),
+
 known_customers as (
     select distinct
         cutoffs.cutoff_date,
@@ -224,7 +235,10 @@ joined as (
         case
             when customers.signup_date <= known.cutoff_date
             then {{ dbt.datediff('customers.signup_date', 'known.cutoff_date', 'day') }}
-        end as days_since_signup
+        end as days_since_signup,
+
+        -- data coverage
+        shop_history.observable_history_days
 
     from known_customers as known
     inner join order_summary as orders
@@ -237,6 +251,8 @@ joined as (
         on products.cutoff_date = known.cutoff_date and products.customer_id = known.customer_id
     left join session_summary
         on session_summary.cutoff_date = known.cutoff_date and session_summary.customer_id = known.customer_id
+    inner join shop_history
+        on shop_history.cutoff_date = known.cutoff_date
     left join customers
         on customers.customer_id = known.customer_id
 )

@@ -1,9 +1,34 @@
 -- What each customer known at a training cutoff actually spent in the horizon after it:
 -- net revenue (purchases minus returns, floored at zero) of orders dated in (cutoff, cutoff + horizon_days],
--- order values capped at the cutoff's cap like the features.
-with cutoffs as (
-    select * from {{ ref('int_cutoffs') }}
-    where cutoff_role = 'training'
+-- order values capped at the cutoff's cap like the features. One row per customer, cutoff and label
+-- horizon (`label_horizons`, default [horizon_days]); a horizon is labelled only when its whole window
+-- ends on or before the scoring cutoff, so no label reads data the build does not have.
+{% set horizons = var('label_horizons') or [var('horizon_days')] %}
+
+with scoring as (
+    select cutoff_date as scoring_cutoff_date from {{ ref('int_cutoffs') }}
+    where cutoff_role = 'scoring'
+),
+
+label_horizons as (
+    {% for h in horizons %}
+    select {{ h | int }} as horizon_days
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+),
+
+cutoffs as (
+    select
+        int_cutoffs.cutoff_date,
+        label_horizons.horizon_days,
+        cast({{ dbt.dateadd('day', 'label_horizons.horizon_days', 'int_cutoffs.cutoff_date') }} as date)
+            as window_end_date
+    from {{ ref('int_cutoffs') }} as int_cutoffs
+    cross join label_horizons
+    cross join scoring
+    where int_cutoffs.cutoff_role = 'training'
+        and cast({{ dbt.dateadd('day', 'label_horizons.horizon_days', 'int_cutoffs.cutoff_date') }} as date)
+            <= scoring.scoring_cutoff_date
 ),
 
 features as (
@@ -21,6 +46,7 @@ order_value_caps as (
 future_orders as (
     select
         cutoffs.cutoff_date,
+        cutoffs.horizon_days,
         orders.customer_id,
         orders.purchase_value > 0 as is_purchase_order,
         {{ capped('orders.purchase_value', 'order_value_caps.order_value_cap') }}
@@ -29,17 +55,18 @@ future_orders as (
     inner join order_value_caps on order_value_caps.cutoff_date = cutoffs.cutoff_date
     inner join orders
         on orders.order_date > cutoffs.cutoff_date
-        and orders.order_date <= cast({{ dbt.dateadd('day', 'cutoffs.horizon_days', 'cutoffs.cutoff_date') }} as date)
+        and orders.order_date <= cutoffs.window_end_date
 ),
 
 future_activity as (
     select
         cutoff_date,
+        horizon_days,
         customer_id,
         sum(net_value) as net_revenue,
         count(case when is_purchase_order then 1 end) as orders_count
     from future_orders
-    group by 1, 2
+    group by 1, 2, 3
 ),
 
 labels as (
@@ -54,6 +81,7 @@ labels as (
     inner join cutoffs on cutoffs.cutoff_date = features.cutoff_date
     left join future_activity
         on future_activity.cutoff_date = features.cutoff_date
+        and future_activity.horizon_days = cutoffs.horizon_days
         and future_activity.customer_id = features.customer_id
 )
 

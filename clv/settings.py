@@ -1,0 +1,65 @@
+"""One settings file for a team's deployments (`clv-settings.yml`; see clv-settings.example.yml): where
+the inputs come from, which warehouse, and the run options. Flow parameters given explicitly win over
+the file; the file wins over the defaults. Deployed runs never fall back to the bundled demo data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+
+class SettingsError(ValueError):
+    """The settings file is missing, unreadable, or names an unknown option."""
+
+
+@dataclass
+class RunSettings:
+    sources: str | None = None
+    orders: str | None = None
+    customers: str | None = None
+    events: str | None = None
+    warehouse: str | None = None
+    target: str | None = None
+    cutoff: str | None = None
+    horizon_days: int = 365
+    model_name: str = "clv_xgboost"
+    order_value_cap_percentile: float | None = 0.999
+    high_tier_share: float = 0.2
+    medium_tier_share: float = 0.3
+    gate_config: dict | None = None
+    min_history_days: int = 90
+    snapshot_grid_months: int = 1
+    backtest_origins: int = 3
+    bootstrap_resamples: int = 200
+    model_spec: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def has_inputs(self) -> bool:
+        return bool(self.sources or self.orders)
+
+
+def load_settings(path: str | Path | None, **overrides) -> RunSettings:
+    """Settings from the file (paths in it are relative to the file's folder), then the overrides that
+    are not None."""
+    values: dict = {}
+    if path:
+        path = Path(path)
+        if not path.exists():
+            raise SettingsError(f"settings file {path} not found (copy clv-settings.example.yml and edit it)")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc
+        known = {f.name for f in fields(RunSettings)} - {"extra"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SettingsError(f"settings file {path}: unknown option(s) {', '.join(unknown)} "
+                                f"(known: {', '.join(sorted(known))})")
+        for key in ("sources", "orders", "customers", "events", "warehouse"):
+            if values.get(key) and "://" not in str(values[key]) and not Path(values[key]).is_absolute():
+                values[key] = str((path.parent / values[key]).resolve())
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return RunSettings(**values)

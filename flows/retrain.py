@@ -1,0 +1,70 @@
+"""Retraining on the team's own landed data, when there is something new: orders after the data the
+champion was trained on, or a performance trigger (matured labels show a real drop). It lands nothing and
+scores nothing (the weekly run does both), so it never touches demo data or the score history; it trains,
+registers and gates a version, or reports why it did not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger
+
+from clv import config
+from clv.settings import load_settings
+from clv.warehouse import WarehouseReader, scoring_cutoff
+from clv.snapshots import plan_for_warehouse
+from flows.weekly import recent_orders, register_and_gate, scoring_population, train_model
+from models_ml import registry
+
+PERFORMANCE_REASON = "clv.performance.degraded"
+
+
+def something_new(reader: WarehouseReader, model_name: str, reason: str) -> tuple[bool, str]:
+    """Whether retraining can learn anything: a performance trigger always counts; otherwise orders landed
+    after the latest data a registered version was trained on."""
+    if reason == PERFORMANCE_REASON:
+        return True, "performance trigger: matured labels show a drop"
+    last = reader.frame("select max(cast(order_ts as date)) as last_day from raw.orders "
+                        "where customer_id is not null").iloc[0]["last_day"]
+    champion = registry.champion_version(model_name)
+    if champion is None:
+        return True, "no champion yet"
+    through = registry.version_tags(model_name, champion).get("data_through")
+    if not through or last is None or pd.isna(last):
+        return True, "the champion does not record the data it was trained on"
+    if pd.Timestamp(last) > pd.Timestamp(through):
+        return True, f"orders up to {pd.Timestamp(last).date()} landed after the champion's data ({through})"
+    return False, f"nothing new: no orders after {through}, the data champion version {champion} was trained on"
+
+
+@flow(name="retrain-clv", log_prints=True)
+def retrain_flow(settings_file: str | None = None, warehouse: str | None = None, target: str | None = None,
+                 reason: str = "manual") -> dict:
+    """Train and gate a new version on the landed data when there is something new (see `something_new`).
+    `reason` is the triggering event's name when an automation runs it."""
+    settings = load_settings(settings_file, warehouse=warehouse, target=target)
+    target = settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
+    warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
+    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    reader = WarehouseReader(target, warehouse)
+    go, why = something_new(reader, settings.model_name, reason)
+    logger = get_run_logger()
+    if not go:
+        logger.info("no retraining: %s", why)
+        return {"outcome": "skipped", "reason": why, "trigger": reason}
+    # the weekly run built the features of the landed data; the same calendar is recomputed, not rebuilt
+    scoring_date = scoring_cutoff(target, warehouse)
+    plan = plan_for_warehouse(reader, scoring_date, settings.horizon_days, min_history_days=settings.min_history_days,
+                              grid_months=settings.snapshot_grid_months, origins_wanted=settings.backtest_origins)
+    population = scoring_population(target, warehouse, scoring_date)
+    trained = train_model(warehouse, plan, settings.model_name, target, settings.model_spec,
+                          settings.bootstrap_resamples)
+    decision = register_and_gate(trained, settings.model_name, {
+        "scoring_cutoff": str(scoring_date), "horizon_days": settings.horizon_days, "trigger": reason},
+        population, recent_orders(target, warehouse, scoring_date).assign(customers_known=len(population)),
+        settings.gate_config)
+    logger.info("retraining (%s): version %s %s (%s)", why, decision["version"], decision["outcome"],
+                decision["reason"])
+    return {**decision, "trigger": reason, "why": why}
