@@ -77,10 +77,11 @@ def backtest_at(cutoffs: list[date], horizon: int, scoring: date, origins_wanted
     """Origins (latest first, then every `spacing_months` back) among the cutoffs labelled at `horizon`,
     each with at least `min_training_cutoffs` cutoffs whose window ends on or before it."""
     labelled = _labelled(cutoffs, horizon, scoring)
-    eligible = [o for o in labelled
-                if len([c for c in cutoffs if c + timedelta(days=horizon) <= o]) >= min_training_cutoffs]
+    eligible = sorted((o for o in labelled
+                       if len([c for c in cutoffs if c + timedelta(days=horizon) <= o]) >= min_training_cutoffs),
+                      reverse=True)
     origins: list[date] = []
-    for origin in sorted(eligible, reverse=True):
+    for origin in eligible:
         if origins and (origins[-1].year - origin.year) * 12 + origins[-1].month - origin.month < spacing_months:
             continue
         origins.append(origin)
@@ -101,12 +102,17 @@ def plan_snapshots(first_order: date, scoring_cutoff: date, horizon_days: int = 
     horizons = [horizon_days, *[h for h in SHORTER_HORIZONS if h < horizon_days]]
     if max_training_cutoffs:  # benchmarks: only the latest few cutoffs
         candidates = _labelled(candidates, min(horizons), scoring_cutoff)[-max_training_cutoffs:]
+    # the longest horizon with all the origins wanted, spaced `spacing_months` apart (seasons differ);
+    # closer spacings only when no horizon allows that; else the horizon with the most origins
     backtest = None
-    for h in horizons:  # the longest horizon with all the origins wanted; else the one with the most
-        trial = backtest_at(candidates, h, scoring_cutoff, origins_wanted, spacing_months)
-        if backtest is None or len(trial.origins) > len(backtest.origins):
-            backtest = trial
-        if len(trial.origins) >= origins_wanted:
+    for spacing in range(spacing_months, 0, -1):
+        for h in horizons:
+            trial = backtest_at(candidates, h, scoring_cutoff, origins_wanted, spacing)
+            if backtest is None or len(trial.origins) > len(backtest.origins):
+                backtest = trial
+            if len(trial.origins) >= origins_wanted:
+                break
+        if len(backtest.origins) >= origins_wanted:
             break
     if backtest.horizon_days != horizon_days and backtest.feasible:
         backtest.note = (f"the data ({first_order} to {scoring_cutoff}) are too short for a strict backtest at "
@@ -137,3 +143,24 @@ def plan_for_warehouse(reader, cutoff=None, horizon_days: int = 365, **options) 
         raise LookupError("raw.orders holds no order with a customer id: land orders before building features")
     scoring = pd.Timestamp(cutoff).date() if cutoff else last
     return plan_snapshots(first, scoring, horizon_days, **options)
+
+
+def validation_backtest(plan: SnapshotPlan, origins_wanted: int = BACKTEST_ORIGINS,
+                        spacing_months: int = ORIGIN_SPACING_MONTHS) -> Backtest:
+    """A backtest whose origins and label windows all end on or before the plan's first test origin, at
+    the plan's evaluation horizon: where tuning may look without seeing the test windows."""
+    if not plan.backtest.feasible:
+        return Backtest(plan.backtest.horizon_days, note=plan.backtest.note)
+    first_test = pd.Timestamp(plan.backtest.origins[0]).date()
+    cutoffs = [pd.Timestamp(c).date() for c in plan.training_cutoffs]
+    best = Backtest(plan.backtest.horizon_days)
+    for spacing in range(spacing_months, 0, -1):
+        trial = backtest_at(cutoffs, plan.backtest.horizon_days, first_test, origins_wanted, spacing)
+        if len(trial.origins) > len(best.origins):
+            best = trial
+        if len(best.origins) >= origins_wanted:
+            break
+    if not best.feasible:
+        best.note = (f"no origin with a labelled training cutoff ends by the first test origin {first_test} at "
+                     f"{plan.backtest.horizon_days} days: too little data to tune without seeing the test windows")
+    return best

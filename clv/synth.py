@@ -71,6 +71,11 @@ def _customers_block(rng, ids: np.ndarray, cfg: SynthConfig) -> dict[str, np.nda
     }
 
 
+def _latent_block(c: dict, purchases_before_dropout: np.ndarray) -> dict[str, np.ndarray]:
+    return {"customer_id": c["customer_id"].astype(str), "rate": c["rate"], "dropout": c["dropout"],
+            "spend_mean": c["spend_mean"], "purchases_before_dropout": purchases_before_dropout}
+
+
 def _purchase_times(rng, c: dict, days: int, shift_day: int | None = None,
                     shift_rate: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Purchase times (fractional days since the period start) per customer: (owner index, time, end of
@@ -99,6 +104,7 @@ def _purchase_times(rng, c: dict, days: int, shift_day: int | None = None,
     # active until the purchase after which they dropped out, or the period end if that lies beyond it
     kept_repeats = np.bincount(owner[keep], minlength=len(remaining))
     active_until = np.where(kept_repeats + 1 < purchases_before_dropout, days, last_purchase)
+    c["purchases_before_dropout"] = purchases_before_dropout
     return all_owner[order], all_times[order], np.minimum(active_until, days)
 
 
@@ -174,12 +180,14 @@ def _events_block(rng, c: dict, owner: np.ndarray, times: np.ndarray, active_unt
 EVENT_TYPES = pa.array(["session_start", "page_view", "add_to_cart", "purchase"])
 
 
-def write_synthetic(cfg: SynthConfig, out_dir: Path) -> dict[str, Path]:
-    """Write customers.parquet, orders.parquet and events.parquet to out_dir; return their paths."""
+def write_synthetic(cfg: SynthConfig, out_dir: Path, latent: bool = False) -> dict[str, Path]:
+    """Write customers.parquet, orders.parquet and events.parquet to out_dir; return their paths. With
+    `latent`, also latent.parquet: each customer's true purchase rate, dropout probability, mean order value
+    and number of purchases before dropping out (what the oracle of `clv bench accuracy` knows)."""
     if cfg.customers < 1:
         raise ValueError("--customers must be at least 1")
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: out_dir / f"{name}.parquet" for name in ("customers", "orders", "events")}
+    paths = {name: out_dir / f"{name}.parquet" for name in ("customers", "orders", "events", *(["latent"] if latent else []))}
     rng = np.random.default_rng(cfg.seed)
     start_ts = np.datetime64(cfg.start.isoformat(), "s")
     writers: dict[str, pq.ParquetWriter] = {}
@@ -220,6 +228,8 @@ def write_synthetic(cfg: SynthConfig, out_dir: Path) -> dict[str, Path]:
                     "session_duration_s": pa.array(events["session_duration_s"]),
                 }),
             }
+            if latent:
+                tables["latent"] = pa.table(_latent_block(c, c["purchases_before_dropout"]))
             for name, table in tables.items():
                 if name not in writers:
                     writers[name] = pq.ParquetWriter(paths[name], table.schema, compression="zstd")
@@ -228,3 +238,29 @@ def write_synthetic(cfg: SynthConfig, out_dir: Path) -> dict[str, Path]:
         for writer in writers.values():
             writer.close()
     return paths
+
+
+RETURNED_SHARE = 0.04 * (1 - np.exp(-1.5)) / 1.5  # 4% of orders return one line; E[1/(1+Poisson(1.5))]
+
+
+def oracle_expected_revenue(latent, orders, customer_ids, cutoff, horizon_days: int, start: date = date(2023, 1, 1),
+                            shift_day: int | None = None, shift_rate: float = 1.0, shift_value: float = 1.0):
+    """Expected net revenue in (cutoff, cutoff + horizon] given each customer's true latent state: alive at
+    the cutoff (fewer purchases so far than the purchases before dropout), rate lambda, dropout p and mean
+    order value nu. For an alive BG/NBD customer E[purchases in t] = (1 - exp(-lambda p t)) / p; times nu,
+    less the expected returns. The best any model can do on average (the bench's ceiling)."""
+    import pandas as pd
+
+    latent = latent.set_index("customer_id")
+    cutoff_ts = pd.Timestamp(cutoff) + pd.Timedelta(days=1)
+    purchases = orders[(orders["quantity"] > 0) & (orders["order_ts"] < cutoff_ts)]
+    made = purchases.groupby("customer_id")["order_id"].nunique()
+    ids = pd.Index(pd.Series(customer_ids).astype(str))
+    state = latent.reindex(ids)
+    alive = made.reindex(ids).fillna(0).to_numpy() < state["purchases_before_dropout"].to_numpy()
+    rate, p, nu = (state[c].to_numpy(float) for c in ("rate", "dropout", "spend_mean"))
+    if shift_day is not None:
+        after = (cutoff_ts - pd.Timestamp(start)).days >= shift_day
+        rate, nu = rate * (shift_rate if after else 1.0), nu * (shift_value if after else 1.0)
+    expected_orders = (1 - np.exp(-rate * p * horizon_days)) / p
+    return np.where(alive, expected_orders * nu * (1 - RETURNED_SHARE), 0.0)

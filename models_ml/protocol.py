@@ -164,7 +164,8 @@ def evaluate(result: BacktestResult, resamples: int = 200, seed: int = 0, refere
             per_origin[origin] = point_metrics(result.rows["actual"].to_numpy(float)[mask], p[mask])
         result.per_origin[name] = per_origin
         result.metrics[name] = {m: float(np.nanmean([v[m] for v in per_origin.values()])) for m in HEADLINE_METRICS}
-    result.ci = paired_bootstrap(result.rows, result.predictions, reference, resamples, seed)
+    result.ci = paired_bootstrap(result.rows, result.predictions, reference, resamples, seed) if resamples else {
+        name: {} for name in result.predictions}
 
 
 def slice_table(result: BacktestResult, name: str, column: str, min_customers: int = 100) -> dict[str, dict]:

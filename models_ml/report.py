@@ -14,9 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from models_ml.features import TARGET  # noqa: E402
 
-METRIC_COLUMNS = ["mae", "rmse", "normalized_gini", "spearman", "decile_mape", "top10_capture", "calibration_ratio"]
 
 
 def _svg(fig) -> str:
@@ -50,11 +48,10 @@ def decile_chart(name: str, deciles: pd.DataFrame) -> str:
     return _svg(fig)
 
 
-def calibration_chart(results) -> str:
+def calibration_chart(deciles: dict[str, pd.DataFrame]) -> str:
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     top = 0.0
-    for name, result in results.items():
-        d = result.deciles
+    for name, d in deciles.items():
         ax.plot(d["predicted_mean"], d["actual_mean"], "o-", ms=3, label=name)
         top = max(top, d["predicted_mean"].max(), d["actual_mean"].max())
     ax.plot([0, top], [0, top], "k:", label="calibrated")
@@ -64,40 +61,70 @@ def calibration_chart(results) -> str:
 
 
 def shap_summary_chart(model, frame: pd.DataFrame, max_rows: int = 5000, top: int = 15) -> str:
+    """Mean |contribution| per input, in currency relative to the average customer (last year's spend as
+    its own term for the offset model)."""
     sample = frame.sample(min(len(frame), max_rows), random_state=0)
-    contributions = model.contributions(sample).abs().mean().sort_values().tail(top)
+    explained = model.explain(sample) if hasattr(model, "explain") else model.contributions(sample)
+    contributions = explained.abs().mean().sort_values().tail(top)
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(contributions) + 1))
     ax.barh(contributions.index, contributions.to_numpy())
-    ax.set(xlabel="mean |SHAP value| (log-revenue margin, Tweedie link)", title=f"SHAP summary: {model.name}")
+    ax.set(xlabel="mean |contribution| (currency, vs the average customer)", title=f"SHAP summary: {model.name} (champion)")
     return _svg(fig)
 
 
-def write_report(path: Path, summary: dict, results, test: pd.DataFrame) -> Path:
-    """Write the HTML report; a script marks `data-charts-drawn` once the browser has laid them out."""
-    y = test[TARGET].to_numpy(float)
-    charts = [("Lorenz curves", lorenz_chart(y, {n: r.predictions for n, r in results.items()})),
-              ("Calibration", calibration_chart(results))]
-    charts += [(f"Deciles: {n}", decile_chart(n, r.deciles)) for n, r in results.items()]
-    tree_model = next((r.model for n, r in results.items() if n in ("xgboost_offset", "hybrid", "xgboost")), None)
-    if tree_model is not None:
-        charts.append(("SHAP summary", shap_summary_chart(tree_model, test)))
+def _fmt(value, pattern: str) -> str:
+    return "" if value is None or (isinstance(value, float) and not np.isfinite(value)) else pattern.format(value)
+
+
+def _metric_cell(summary: dict, name: str, metric: str, pattern: str) -> str:
+    value = summary["models"][name].get(metric)
+    ci = summary["ci"].get(name, {}).get(metric)
+    diff = summary["ci"].get(name, {}).get(f"{metric}_diff_vs_last_period")
+    text = _fmt(value, pattern)
+    if ci:
+        text += f"<br><small>[{_fmt(ci[0], pattern)}, {_fmt(ci[1], pattern)}]</small>"
+    if diff:
+        cls = "better" if (diff[1] < 0 if metric == "mae" else diff[0] > 0) else (
+            "worse" if (diff[0] > 0 if metric == "mae" else diff[1] < 0) else "tie")
+        text += f'<br><small class="{cls}">vs last_period [{_fmt(diff[0], pattern)}, {_fmt(diff[1], pattern)}]</small>'
+    return f"<td>{text}</td>"
+
+
+def write_report(path: Path, summary: dict, result, champion_model, champion_test: pd.DataFrame) -> Path:
+    """Write the HTML report of a bench run (protocol.BacktestResult + the bench summary); a script marks
+    `data-charts-drawn` once the browser has laid the charts out."""
+    y = result.rows["actual"].to_numpy(float)
+    deciles = {n: pd.DataFrame(d) for n, d in summary["deciles"].items()}
+    charts = [("Lorenz curves", lorenz_chart(y, result.predictions)), ("Calibration", calibration_chart(deciles))]
+    charts += [(f"Deciles: {n}", decile_chart(n, d)) for n, d in deciles.items()]
+    charts.append(("SHAP summary", shap_summary_chart(champion_model, champion_test)))
+    metrics = (("mae", "{:,.1f}"), ("normalized_gini", "{:.3f}"), ("calibration_ratio", "{:.3f}"))
     rows = "".join(
-        f"<tr><th>{html.escape(name)}</th>" + "".join(
-            f"<td>{'' if metrics.get(c) is None else f'{metrics[c]:,.3f}'}</td>" for c in METRIC_COLUMNS) + "</tr>"
-        for name, metrics in summary["models"].items())
+        f"<tr><th>{html.escape(name)}{' &#9733; champion' if name == summary['champion'] else ''}</th>"
+        + "".join(_metric_cell(summary, name, m, p) for m, p in metrics) + "</tr>"
+        for name in summary["models"])
+    slice_rows = "".join(
+        f"<tr><td>{html.escape(column)}</td><td>{html.escape(value)}</td><td>{s['rows']:,}</td>"
+        f"<td>{s['calibration_ratio']:.3f}</td><td>{s['normalized_gini']:.3f}</td></tr>"
+        for column, table in summary["slices"].get(summary["champion"], {}).items() for value, s in table.items())
     figures = "".join(f'<figure class="chart" data-title="{html.escape(t)}">{svg}<figcaption>{html.escape(t)}</figcaption></figure>'
                       for t, svg in charts)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CLV accuracy: {html.escape(summary['dataset'])}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse}}
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} .charts{{display:flex;flex-wrap:wrap;gap:1em}}
-figure{{margin:0}} figure svg{{max-width:560px;height:auto}}</style></head>
+figure{{margin:0}} figure svg{{max-width:560px;height:auto}} .better{{color:#070}} .worse{{color:#a00}}</style></head>
 <body data-charts-expected="{len(charts)}">
 <h1>CLV model accuracy: {html.escape(summary['dataset'])}</h1>
-<p>Temporal holdout: trained on cutoffs {html.escape(', '.join(summary['train_cutoffs']) or 'none')},
-tested at {summary['test_cutoff']} on {summary['customers_test']:,} customers, horizon {summary['horizon_days']} days.
-{html.escape(summary['note'])}.</p>
-<table><tr><th>model</th>{''.join(f'<th>{c}</th>' for c in METRIC_COLUMNS)}</tr>{rows}</table>
+<p>{html.escape(summary['note'])}. Strict rolling-origin backtest at {summary['backtest_horizon_days']} days
+(prediction horizon {summary['horizon_days']} days{'; ' + html.escape(summary['protocol_note']) if summary['protocol_note'] else ''}):
+origins {html.escape(', '.join(summary['origins']))}, each model fit only on cutoffs whose label window ends by the
+origin; {summary['rows']:,} customer rows ({summary['customers']:,} customers). Metrics are the mean over origins;
+brackets: 95% paired bootstrap intervals (resampling customers, {summary['bootstrap_resamples']} resamples), and of
+the difference to last year's spend (green: better, red: worse, otherwise a tie).</p>
+<table><tr><th>model</th><th>MAE</th><th>normalized Gini</th><th>calibration (predicted / actual)</th></tr>{rows}</table>
+<h2>Champion ({html.escape(summary['champion'])}) by slice</h2>
+<table><tr><th>slice</th><th>value</th><th>rows</th><th>calibration</th><th>normalized Gini</th></tr>{slice_rows}</table>
 <div class="charts">{figures}</div>
 <script>
 window.addEventListener("load", () => {{

@@ -63,6 +63,7 @@ def train_and_evaluate(training_set: pd.DataFrame, plan, spec: dict | None = Non
     protocol, then fit `spec` on the serving snapshots (`fit(rows, spec, horizon)` may fit elsewhere,
     e.g. a SageMaker training job)."""
     spec = spec or zoo.default_spec()
+    rows = serving_rows(training_set, plan.horizon_days, plan.serving_cutoffs or None)
     backtest = None
     if plan.backtest.feasible:
         factories = {CANDIDATE: zoo.factory(spec), BASELINE: zoo.factory({"type": BASELINE})}
@@ -71,7 +72,6 @@ def train_and_evaluate(training_set: pd.DataFrame, plan, spec: dict | None = Non
         backtest = run_backtest(training_set, plan.backtest, factories, resamples=resamples)
     else:
         log.warning("no strict backtest: %s", plan.backtest.note)
-    rows = serving_rows(training_set, plan.horizon_days, plan.serving_cutoffs or None)
     model = (fit or fit_serving_model)(rows, spec, plan.horizon_days)
     holdout, metrics, baseline = None, {}, {}
     if backtest is not None:

@@ -1,5 +1,5 @@
-"""`clv bench accuracy`: every model on one strict temporal holdout, JSON and an HTML report that a
-real browser draws."""
+"""`clv bench accuracy`: every model on the one evaluation protocol (strict rolling origins, paired
+intervals), JSON and an HTML report that a real browser draws."""
 
 from __future__ import annotations
 
@@ -12,20 +12,9 @@ import pandas as pd
 import pytest
 
 from clv.bench import bench_accuracy
-from models_ml.evaluation import strict_temporal_split
 
-MODELS = {"heuristic", "last_period", "linear", "bgnbd_gg", "xgboost", "hybrid", "xgboost_offset"}
-METRICS = {"mae", "rmse", "normalized_gini", "spearman", "decile_mape", "top10_capture", "calibration_ratio"}
-
-
-def test_strict_split_keeps_training_labels_before_the_test_cutoff():
-    frame = pd.DataFrame({"cutoff_date": pd.to_datetime(["2020-01-01", "2020-04-01", "2020-07-01", "2021-01-01"])})
-    train, test = strict_temporal_split(frame, horizon_days=180)
-    assert test["cutoff_date"].tolist() == [pd.Timestamp("2021-01-01")]
-    assert train["cutoff_date"].tolist() == [pd.Timestamp("2020-01-01"), pd.Timestamp("2020-04-01"),
-                                              pd.Timestamp("2020-07-01")]
-    train, _ = strict_temporal_split(frame, horizon_days=200)  # 2020-07-01 + 200 days > 2021-01-01
-    assert len(train) == 2
+MODELS = {"heuristic", "last_period", "linear", "bgnbd_gg", "xgboost", "hybrid", "xgboost_offset", "oracle"}
+HEADLINE = {"mae", "normalized_gini", "calibration_ratio"}
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +23,34 @@ def synthetic_bench(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("accuracy")
     os.environ["CLV_HOME"] = str(work / "home")
-    summary = bench_accuracy("synthetic", work / "synthetic.json", work, customers=3000)
+    summary = bench_accuracy("synthetic", work / "synthetic.json", work, customers=3000, resamples=100)
     return summary, work
 
 
-def test_json_has_every_model_and_metric(synthetic_bench):
+def test_json_has_origins_intervals_champion_and_oracle(synthetic_bench):
     summary, work = synthetic_bench
     written = json.loads((work / "synthetic.json").read_text())
     assert written["dataset"] == "synthetic" and written["horizon_days"] == 365
-    assert pd.Timestamp(written["train_cutoff"]) + pd.Timedelta(days=365) <= pd.Timestamp(written["test_cutoff"])
+    assert len(written["origins"]) == 3 and written["champion"] == "xgboost_offset"
+    for origin, cutoffs in written["training_cutoffs"].items():  # strictly out of time
+        assert all(pd.Timestamp(c) + pd.Timedelta(days=written["backtest_horizon_days"]) <= pd.Timestamp(origin)
+                   for c in cutoffs)
     assert set(written["models"]) == MODELS
     for name, metrics in written["models"].items():
-        assert METRICS <= set(metrics), name
+        assert HEADLINE <= set(metrics), name
         assert 0 < metrics["mae"] and -1 <= metrics["normalized_gini"] <= 1
-    assert set(written["slices"]["xgboost"]) == {"country", "acquisition_channel"}
-    assert 0 < written["disparate_impact"]["xgboost"]["acquisition_channel"] <= 1
+        for metric in HEADLINE:
+            low, high = written["ci"][name][metric]
+            assert low <= metrics[metric] <= high, (name, metric)
+            if name != "last_period":
+                assert f"{metric}_diff_vs_last_period" in written["ci"][name]
+    # the oracle knows the latent state: no model ranks better than it
+    assert all(written["models"]["oracle"]["normalized_gini"] >= m["normalized_gini"]
+               for n, m in written["models"].items())
+    assert abs(written["models"]["oracle"]["calibration_ratio"] - 1) < 0.1
+    assert set(written["slices"]["xgboost_offset"]) == {"country", "acquisition_channel"}
     deciles = written["deciles"]["xgboost_offset"]
-    assert deciles["bin"] == list(range(1, 11)) and sum(deciles["customers"]) == written["customers_test"]
+    assert deciles["bin"] == list(range(1, 11)) and sum(deciles["customers"]) == written["rows"]
 
 
 def test_report_charts_are_drawn_in_headless_chromium(synthetic_bench, tmp_path):
@@ -68,25 +68,33 @@ def test_report_charts_are_drawn_in_headless_chromium(synthetic_bench, tmp_path)
     expected = int(re.search(r'data-charts-expected="(\d+)"', result.stdout).group(1))
     drawn = re.search(r'data-charts-drawn="(\d+)"', result.stdout)
     assert drawn is not None, result.stderr[-2000:]
-    # Lorenz, calibration, one decile chart per model, SHAP summary
+    # Lorenz, calibration, one decile chart per model, the champion's SHAP summary
     assert int(drawn.group(1)) == expected == 2 + len(MODELS) + 1
+    page = open(summary["report"]).read()
+    assert "&#9733; champion" in page and "vs last_period [" in page and "by slice" in page
 
 
-def test_tuning_logs_every_trial_and_returns_the_best(clv_home):
+def test_tuning_searches_before_the_test_origins_and_never_returns_worse_than_the_default(clv_home):
     import mlflow
 
     from clv.config import default_tracking_uri
-    from models_ml.tuning import tune_xgboost
+    from clv.snapshots import validation_backtest
+    from models_ml.tuning import tune
+    from clv.snapshots import plan_snapshots
     from tests.test_models import synthetic_snapshots
 
+    p = plan_snapshots("2022-12-01", "2024-06-30", 90, min_history_days=90)  # 18 months of month ends
+    validation = validation_backtest(p)
+    assert validation.feasible and max(validation.origins) < min(p.backtest.origins)
+    first_test = pd.Timestamp(min(p.backtest.origins))
+    assert all(pd.Timestamp(o) + pd.Timedelta(days=90) <= first_test for o in validation.origins)
     mlflow.set_tracking_uri(default_tracking_uri())
     mlflow.set_experiment("tuning-test")
-    best = tune_xgboost(synthetic_snapshots(400), horizon_days=90, n_trials=3)
+    result = tune(synthetic_snapshots(400, cutoffs=p.training_cutoffs), validation, n_trials=4)
     runs = mlflow.search_runs(experiment_names=["tuning-test"])
     trials = runs[runs["tags.mlflow.runName"].str.startswith("trial-")]
-    assert len(trials) == 3 and trials["metrics.validation_mae"].notna().all()
-    parent = runs[runs["tags.mlflow.runName"] == "xgboost-tuning"].iloc[0]
-    assert parent["params.validation_protocol"] == "strict"  # 90-day labels end before the last cutoff
-    assert float(parent["metrics.best_validation_mae"]) == pytest.approx(trials["metrics.validation_mae"].min())
-    assert set(best) == {"max_depth", "learning_rate", "n_estimators", "min_child_weight", "subsample",
-                         "colsample_bytree", "tweedie_variance_power"}
+    assert len(trials) == 4 and trials["metrics.validation_mae"].notna().all()
+    assert result["validation_mae"] <= result["default_validation_mae"]  # the default is trial 0
+    assert result["validation_mae"] == pytest.approx(trials["metrics.validation_mae"].min())
+    if not result["improved"]:
+        assert result["spec"]["params"] == {"max_depth": 3, "n_estimators": 200}

@@ -84,3 +84,33 @@ def test_spend_metrics_match_the_published_evaluation(calibration, holdout, bgnb
     assert mae(actual, predicted) == pytest.approx(30.42, abs=0.02)
     assert rmse(actual, predicted) == pytest.approx(72.30, abs=0.02)
     assert decile_mape(actual, predicted) == pytest.approx(0.266, abs=0.005)
+
+
+def test_pareto_nbd_matches_the_published_cdnow_fit(calibration):
+    """Schmittlein, Morrison & Colombo (1987) on CDNOW, as reported by Fader, Hardie & Lee (2005) and the
+    BTYD R package: r=0.553, alpha=10.578, s=0.606, beta=11.669; the single-customer checks too."""
+    from models_ml.btyd import fit_pareto_nbd
+
+    fitted = fit_pareto_nbd(calibration["x"], calibration["t_x"], calibration["T"])
+    for name, value in {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}.items():
+        assert fitted.params_[name] == pytest.approx(value, rel=0.005), name
+    x, t_x, T = np.array([26.0]), np.array([30.86]), np.array([31.0])
+    assert fitted.conditional_expected_number_of_purchases_up_to_time(np.array([52.0]), x, t_x, T)[0] == \
+        pytest.approx(25.46, abs=0.01)
+    assert fitted.conditional_probability_alive(x, t_x, T)[0] == pytest.approx(0.9979, abs=0.0005)
+
+
+def test_p_alive_of_one_time_buyers_falls_with_silence():
+    """BG/NBD gives every one-time buyer P(alive) = 1; the score table's Pareto/NBD does not: the longer a
+    one-time buyer has been silent, the less likely they are still a customer."""
+    from models_ml.btyd import AliveModel
+
+    summary = pd.read_parquet(CDNOW / "cdnow_customers_summary_with_transactions.parquet")
+    frame = pd.DataFrame({"cutoff_date": "1997-09-30", "btyd_frequency": summary["x"],
+                          "btyd_recency": summary["t_x"] * 7, "btyd_t": summary["T"] * 7})
+    silent = pd.DataFrame({"cutoff_date": "1997-09-30", "btyd_frequency": [0, 0, 0],
+                           "btyd_recency": [0, 0, 0], "btyd_t": [7.0, 90.0, 270.0]})
+    components = AliveModel(365).components(pd.concat([frame, silent], ignore_index=True)).tail(3)
+    p_alive = components["p_alive"].to_numpy()
+    assert p_alive[0] > p_alive[1] > p_alive[2] and p_alive[2] < 0.7
+    assert (components["expected_orders"].to_numpy() > 0).all()

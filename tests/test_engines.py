@@ -11,13 +11,16 @@ import pytest
 
 from clv.landing import land_file
 from clv.postgres import PostgresRawSink
+from clv.snapshots import plan_snapshots
 from clv.transform import dbt_vars, run_dbt
 
 pytestmark = pytest.mark.postgres
-VARS = dbt_vars(cutoff="2011-12-09", horizon_days=365, training_snapshots=3)
+PLAN = plan_snapshots("2009-12-01", "2011-12-09", 365)
+VARS = dbt_vars(cutoff="2011-12-09", horizon_days=365, training_cutoffs=PLAN.training_cutoffs,
+                label_horizons=PLAN.label_horizons)
 RELATIONS = {
     "customer_features": ["cutoff_date", "customer_id"],
-    "customer_labels": ["cutoff_date", "customer_id"],
+    "customer_labels": ["cutoff_date", "customer_id", "horizon_days"],
     "int_cutoffs": ["cutoff_date"],
     "cleaning_summary": ["rule", "cutoff_date"],
 }

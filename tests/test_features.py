@@ -17,7 +17,7 @@ def line(customer, order, day, product, quantity, price):
             "product_id": product, "quantity": quantity, "unit_price": price}
 
 
-# Scoring cutoff 2025-06-30, horizon 365 -> one training cutoff 2024-06-30 (label window to 2025-06-30).
+# Scoring cutoff 2025-06-30, horizon 365, one calendar cutoff 2024-06-30 (label window to 2025-06-30).
 SHOP = pd.DataFrame([
     line("A", "o1", "2024-01-10", "p1", 2, 10.0),   # day 1: o1 = 25, o2 = 15 -> 40, two orders
     line("A", "o1", "2024-01-10", "p2", 1, 5.0),
@@ -33,7 +33,7 @@ SHOP = pd.DataFrame([
     line("C", "o9", "2025-06-30", "p1", 1, 7.0),    # acquired after the training cutoff, on the scoring day
     line(None, "o10", "2024-02-01", "p1", 1, 99.0),  # no customer id: dropped
 ])
-VARS = dbt_vars(cutoff="2025-06-30", horizon_days=365, training_snapshots=1, order_value_cap_percentile=None)
+VARS = dbt_vars(cutoff="2025-06-30", horizon_days=365, training_cutoffs=["2024-06-30"], order_value_cap_percentile=None)
 
 
 def build(clv_home, tmp_path, frame, name="shop.parquet", variables=VARS):
@@ -61,10 +61,25 @@ def features_at(warehouse, cutoff) -> pd.DataFrame:
         .set_index("customer_id")
 
 
-def test_cutoffs_step_back_one_horizon(warehouse):
+def test_training_cutoffs_come_from_the_calendar(warehouse):
     cutoffs = read(warehouse, "select cutoff_date, cutoff_role from int_cutoffs order by cutoff_date")
     assert [(str(d.date()), r) for d, r in cutoffs.itertuples(index=False)] == [
         ("2024-06-30", "training"), ("2025-06-30", "scoring")]
+
+
+def test_observable_history_is_the_shops_first_order_to_the_cutoff_capped_at_a_year(warehouse):
+    # the shop's first order (with a customer) is A's on 2024-01-10: 2024-01-10 .. 2024-06-30 is 173 days
+    assert features_at(warehouse, "2024-06-30")["observable_history_days"].tolist() == [173, 173]
+    assert features_at(warehouse, "2025-06-30")["observable_history_days"].eq(365).all()
+
+
+def test_labels_at_each_horizon_whose_window_fits(clv_home, tmp_path):
+    """Labels at 90 and 365 days; a 400-day window would end after the scoring cutoff and is not built."""
+    warehouse = build(clv_home, tmp_path, SHOP, variables={**VARS, "label_horizons": [90, 365, 400]})
+    labels = read(warehouse, "select customer_id, horizon_days, future_revenue, future_orders_count "
+                             "from customer_labels order by 1, 2")
+    # A: o6 (2024-09-01, 40) is within 90 days of 2024-06-30; B's return (2024-08-01) floors both at 0
+    assert labels.values.tolist() == [["A", 90, 40.0, 1], ["A", 365, 40.0, 1], ["B", 90, 0.0, 0], ["B", 365, 0.0, 0]]
 
 
 def test_features_match_hand_computation(warehouse):

@@ -1,4 +1,4 @@
-"""Metrics, training with a temporal holdout, tiers and score tables."""
+"""Metrics, training with the strict backtest, tiers and score tables."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from models_ml.features import numeric_feature_columns
-from models_ml.gradient_boosting import train_with_temporal_holdout
+from clv.snapshots import plan_snapshots
+from models_ml.training import train_and_evaluate
 from models_ml.metrics import mae, normalized_gini, rmse
 from models_ml.scoring import assign_tiers, build_score_table
 
@@ -28,11 +29,17 @@ def test_normalized_gini_by_hand():
     assert np.isnan(normalized_gini([0, 0], [1, 2]))
 
 
-def synthetic_snapshots(n=1500, seed=0) -> pd.DataFrame:
+CUTOFFS = [f"2023-{m:02d}-{d}" for m, d in ((3, 31), (4, 30), (5, 31), (6, 30), (7, 31), (8, 31), (9, 30),
+                                             (10, 31), (11, 30), (12, 31))]
+
+
+def synthetic_snapshots(n=1500, seed=0, cutoffs=CUTOFFS, horizon_days=90) -> pd.DataFrame:
+    """Month-end snapshots of a shop whose customers keep a latent rate: what they spent in the last
+    year and what they spend next both follow it."""
     rng = np.random.default_rng(seed)
+    rate = rng.gamma(1.0, 1.0, n)
     frames = []
-    for cutoff in ["2023-01-01", "2023-04-01", "2023-07-01"]:
-        rate = rng.gamma(1.0, 1.0, n)
+    for cutoff in cutoffs:
         frames.append(pd.DataFrame({
             "customer_id": [f"c{i}" for i in range(n)],
             "cutoff_date": pd.Timestamp(cutoff),
@@ -40,11 +47,16 @@ def synthetic_snapshots(n=1500, seed=0) -> pd.DataFrame:
             "revenue_sum_365d": rng.poisson(rate * 3) * 20.0,
             "days_since_last_order": rng.integers(0, 365, n),
             "country": "UK",
-            "horizon_days": 365,
-            "future_revenue": rng.poisson(rate * 3) * 20.0,
+            "horizon_days": horizon_days,
+            "future_revenue": rng.poisson(rate * 3 * horizon_days / 365) * 20.0,
             "future_orders_count": 0,
         }))
     return pd.concat(frames, ignore_index=True)
+
+
+def plan(horizon_days=90):
+    """A year of data ending 2024-01-31, first orders 2022-12-01: month ends from 2023-03-31."""
+    return plan_snapshots("2022-12-01", "2024-01-31", horizon_days, min_history_days=90)
 
 
 def test_features_exclude_keys_labels_and_text():
@@ -52,33 +64,47 @@ def test_features_exclude_keys_labels_and_text():
     assert columns == ["orders_count_365d", "revenue_sum_365d", "days_since_last_order"]
 
 
-def test_training_holds_out_the_latest_cutoff_and_learns_signal():
-    result = train_with_temporal_holdout(synthetic_snapshots())
+def test_training_backtests_strictly_then_fits_on_every_labelled_cutoff():
+    p = plan()
+    assert p.backtest.horizon_days == 90 and len(p.backtest.origins) == 3
+    result = train_and_evaluate(synthetic_snapshots(), p, resamples=50)
     assert result.model.name == "xgboost_offset"  # the champion model type
-    assert result.holdout_cutoff == "2023-07-01"
-    assert result.train_cutoffs == ["2023-01-01", "2023-04-01", "2023-07-01"]
-    assert result.rows_holdout == 1500 and result.rows_trained == 4500
+    assert result.backtest.origins == p.backtest.origins
+    for origin, cutoffs in p.backtest.training_cutoffs.items():  # strictly out of time
+        assert all(pd.Timestamp(c) + pd.Timedelta(days=90) <= pd.Timestamp(origin) for c in cutoffs)
+    assert result.train_cutoffs == p.serving_cutoffs and result.rows_trained == 1500 * len(p.serving_cutoffs)
+    assert result.rows_holdout == 1500 * 3
     assert result.holdout_metrics["normalized_gini"] > 0.3  # the latent rate drives both sides
-    assert {"mae", "rmse", "normalized_gini", "spearman", "decile_mape", "top10_capture",
-            "calibration_ratio"} == set(result.baseline_metrics) == set(result.holdout_metrics)
+    assert set(result.backtest.metrics) == {"candidate", "last_period"}
+    low, high = result.backtest.ci["candidate"]["mae"]
+    assert low <= result.holdout_metrics["mae"] <= high
 
 
-def test_training_with_one_cutoff_reports_no_holdout():
-    one = synthetic_snapshots()
-    one = one[one["cutoff_date"] == "2023-01-01"]
-    result = train_with_temporal_holdout(one)
-    assert result.holdout_cutoff is None and result.holdout_metrics == {}
+def test_no_strict_backtest_on_data_too_short_is_said_and_nothing_overlaps():
+    short = plan_snapshots("2023-01-01", "2023-06-30", 90, min_history_days=90)
+    assert not short.backtest.feasible and "too short" in short.backtest.note
+    result = train_and_evaluate(synthetic_snapshots(cutoffs=["2023-03-31"]), short)
+    assert result.backtest is None and result.holdout_metrics == {}
 
 
 def test_empty_training_set_is_a_clear_error():
-    with pytest.raises(ValueError, match="training set is empty"):
-        train_with_temporal_holdout(synthetic_snapshots().iloc[:0])
+    with pytest.raises(ValueError, match="no training snapshot has a full 90-day label window"):
+        train_and_evaluate(synthetic_snapshots().iloc[:0], plan(), resamples=10)
 
 
 def test_tiers_follow_rank_shares():
     tiers = assign_tiers(np.arange(10, dtype=float))  # 9 is the best
     assert list(tiers) == ["low"] * 5 + ["medium"] * 3 + ["high"] * 2
-    assert list(assign_tiers([5.0, 5.0, 5.0, 5.0, 5.0], 0.2, 0.4)).count("high") == 1
+
+
+def test_equal_predictions_share_a_tier_whatever_the_row_order():
+    values = np.array([9.0, 5.0, 5.0, 5.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    tiers = assign_tiers(values, 0.2, 0.3)
+    # 9 is high; the three 5s tie at rank 2 (top 20%) and share the high tier
+    assert list(tiers) == ["high"] * 4 + ["medium"] * 2 + ["low"] * 4
+    reversed_tiers = assign_tiers(values[::-1], 0.2, 0.3)[::-1]
+    assert list(reversed_tiers) == list(tiers)
+    assert set(assign_tiers([5.0] * 5, 0.2, 0.4)) == {"high"}
     with pytest.raises(ValueError):
         assign_tiers([1.0], 0.8, 0.5)
 
@@ -95,7 +121,7 @@ def test_score_table_refuses_nan_predictions():
 def test_training_does_not_depend_on_row_order():
     data = synthetic_snapshots(500)
     shuffled = data.sample(frac=1.0, random_state=3)
-    a, b = train_with_temporal_holdout(data), train_with_temporal_holdout(shuffled)
+    a, b = train_and_evaluate(data, plan(), resamples=20), train_and_evaluate(shuffled, plan(), resamples=20)
     assert a.holdout_metrics == b.holdout_metrics
     np.testing.assert_array_equal(a.model.predict(data), b.model.predict(data))
 

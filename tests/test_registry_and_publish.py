@@ -12,8 +12,9 @@ from mlflow.tracking import MlflowClient
 from clv import config
 from clv.warehouse import publish_scores
 from models_ml import registry
-from models_ml.gradient_boosting import train_with_temporal_holdout
-from tests.test_models import synthetic_snapshots
+from clv.model_decisions import decide
+from models_ml.training import train_and_evaluate
+from tests.test_models import plan, synthetic_snapshots
 
 
 @pytest.fixture
@@ -22,24 +23,33 @@ def store(clv_home):
     return clv_home
 
 
-def test_first_version_becomes_champion_and_later_ones_do_not(store):
-    data = synthetic_snapshots(300)
-    result = train_with_temporal_holdout(data)
-    first = registry.log_and_register(result, data, "clv_test", {"scoring_cutoff": "2024-01-01"})
-    second = registry.log_and_register(result, data, "clv_test", {"scoring_cutoff": "2024-01-08"})
-    assert (first.version, first.is_champion) == ("1", True)
-    assert (second.version, second.is_champion) == ("2", False)
-    assert registry.champion_version("clv_test") == "1"
+def train(n=300):
+    data = synthetic_snapshots(n)
+    return data, train_and_evaluate(data, plan(), resamples=30)
+
+
+def test_registration_logs_the_backtest_and_leaves_aliases_to_the_gates(store):
+    data, result = train()
+    first = registry.log_and_register(result, data, "clv_test", {"scoring_cutoff": "2024-01-31"},
+                                      scoring_population=data[data["cutoff_date"] == data["cutoff_date"].max()])
+    assert registry.champion_version("clv_test") is None  # registering alone makes nobody champion
+    decision = decide(result, first, None)
+    assert decision["outcome"] == "champion" and registry.champion_version("clv_test") == "1"
+    second = registry.log_and_register(result, data, "clv_test", {"scoring_cutoff": "2024-02-07"})
+    assert second.version == "2" and registry.champion_version("clv_test") == "1"
 
     run = MlflowClient().get_run(first.run_id)
-    assert run.data.metrics["holdout_normalized_gini"] == pytest.approx(result.holdout_metrics["normalized_gini"])
-    assert run.data.params["holdout_cutoff"] == "2023-07-01"
+    assert run.data.metrics["backtest_normalized_gini"] == pytest.approx(result.holdout_metrics["normalized_gini"])
+    assert run.data.params["backtest_origins"] == ",".join(result.backtest.origins)
     assert len(run.data.tags["training_data_hash"]) == 16
     assert run.data.tags["git_commit"] != ""
     artifacts = {a.path for a in MlflowClient().list_artifacts(first.run_id)}
-    assert {"model_card.md", "plots", "feature_columns.json"} <= artifacts  # the model itself: a LoggedModel
+    assert {"model_card.md", "plots", "feature_columns.json", "backtest.json", "gates.json", "baseline"} <= artifacts
     card = mlflow.artifacts.load_text(f"runs:/{first.run_id}/model_card.md")
-    assert "## Intended use" in card and "holdout (cutoff 2023-07-01" in card and "## Limitations" in card
+    assert "## Intended use" in card and "strict rolling-origin backtest" in card and "## Limitations" in card
+    # the same configuration on the same rows is found again (a re-run registers nothing)
+    assert registry.find_version("clv_test", registry.data_fingerprint(data), result.spec) == "2"
+    assert registry.find_version("clv_test", registry.data_fingerprint(data.head(10)), result.spec) is None
     plots = {a.path for a in MlflowClient().list_artifacts(first.run_id, "plots")}
     assert plots == {"plots/lorenz.svg", "plots/deciles.svg"}
     info = mlflow.models.get_model_info("models:/clv_test/1")
@@ -71,6 +81,15 @@ def test_publish_replaces_scores_and_keeps_history(tmp_path):
         assert con.execute("select count(*) from clv_scores_history").fetchall()[0][0] == 5
 
 
+def test_scoring_the_same_cutoff_with_the_same_version_again_adds_no_history_rows(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        publish_scores(con, scores("1"))
+        publish_scores(con, scores("1").assign(predicted_clv_12m=7.0))  # a re-run of the same week
+        rows = con.execute("select model_version, count(*), max(predicted_clv_12m) from clv_scores_history "
+                           "group by 1").fetchall()
+        assert rows == [("1", 3, 7.0)]  # replaced by the re-run's rows, not appended
+
+
 def test_failed_publish_leaves_previous_scores_readable(tmp_path):
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         publish_scores(con, scores("1"))
@@ -92,10 +111,11 @@ def test_history_gains_new_score_columns(tmp_path):
 def test_promote_records_who_and_why_and_rollback_restores(store, monkeypatch, capsys):
     from clv.cli import main
 
-    data = synthetic_snapshots(300)
-    result = train_with_temporal_holdout(data)
+    data, result = train()
     for _ in range(3):
-        registry.log_and_register(result, data, "clv_xgboost", {"scoring_cutoff": "2024-01-01"})
+        registered = registry.log_and_register(result, data, "clv_xgboost", {"scoring_cutoff": "2024-01-01"})
+        if registered.version == "1":
+            registry.make_champion("clv_xgboost", "1")
     monkeypatch.setenv("CLV_OPERATOR", "ana")
     assert main(["promote", "3", "--reason", "beat v1 on the shadow run"]) == 0
     assert registry.champion_version("clv_xgboost") == "3"

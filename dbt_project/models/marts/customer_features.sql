@@ -98,6 +98,12 @@ order_summary as (
         sum(case when days_before_cutoff < {{ w }} then purchase_revenue - returned_revenue else 0 end) as revenue_sum_{{ w }}d,
         sum(case when days_before_cutoff < {{ w }} then purchase_revenue else 0 end) as purchase_revenue_{{ w }}d,
         {% endfor %}
+        -- the same season a year ago: what the customer spent in the 90 and 91-180 days after the
+        -- cutoff's date one year earlier (seasonal shops repeat their calendar)
+        sum(case when days_before_cutoff between 275 and 364 then purchase_revenue - returned_revenue else 0 end)
+            as revenue_next_90d_last_year,
+        sum(case when days_before_cutoff between 185 and 274 then purchase_revenue - returned_revenue else 0 end)
+            as revenue_next_91_180d_last_year,
         count(*) as active_days_count
     from daily_history
     group by 1, 2
@@ -212,6 +218,8 @@ joined as (
         orders.revenue_sum_{{ w }}d,
         coalesce(products.distinct_products_{{ w }}d, 0) as distinct_products_{{ w }}d,
         {% endfor %}
+        orders.revenue_next_90d_last_year,
+        orders.revenue_next_91_180d_last_year,
 
         -- purchase pattern
         gaps.mean_days_between_orders,
@@ -237,8 +245,9 @@ joined as (
             then {{ dbt.datediff('customers.signup_date', 'known.cutoff_date', 'day') }}
         end as days_since_signup,
 
-        -- data coverage
-        shop_history.observable_history_days
+        -- data coverage and season
+        shop_history.observable_history_days,
+        extract(month from known.cutoff_date) as cutoff_month
 
     from known_customers as known
     inner join order_summary as orders

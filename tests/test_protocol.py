@@ -1,0 +1,154 @@
+"""The evaluation protocol (snapshot calendar, strict backtest, paired bootstrap) and the gates decided on
+it, each tested where it must fire and where it must stay quiet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv.snapshots import month_ends, plan_snapshots
+from models_ml.gates import GateConfig, evaluate_gates, gates_passed
+from models_ml.metrics import calibration_ratio, mae, normalized_gini
+from models_ml.protocol import BacktestResult, evaluate, paired_bootstrap, weighted_metrics
+
+
+def test_calendar_cutoffs_do_not_move_with_the_scoring_cutoff():
+    week1 = plan_snapshots("2022-01-01", "2024-03-04", 180)
+    week2 = plan_snapshots("2022-01-01", "2024-03-11", 180)
+    assert week1.training_cutoffs == week2.training_cutoffs  # month ends; a new one only when its label matures
+    assert all(pd.Timestamp(c).is_month_end for c in week1.training_cutoffs)
+    assert month_ends(pd.Timestamp("2024-01-15").date(), pd.Timestamp("2024-12-31").date(), 3) == [
+        pd.Timestamp(d).date() for d in ("2024-03-31", "2024-06-30", "2024-09-30", "2024-12-31")]
+
+
+def test_backtest_is_strict_and_says_when_the_horizon_is_shortened():
+    retail = plan_snapshots("2009-12-01", "2011-12-09", 365)  # two years: no strict 365-day backtest fits
+    assert retail.backtest.horizon_days == 180 and len(retail.backtest.origins) == 3
+    assert "too short for a strict backtest at 365 days" in retail.backtest.note
+    for origin, cutoffs in retail.backtest.training_cutoffs.items():
+        assert cutoffs and all(pd.Timestamp(c) + pd.Timedelta(days=180) <= pd.Timestamp(origin) for c in cutoffs)
+        assert pd.Timestamp(origin) + pd.Timedelta(days=180) <= pd.Timestamp("2011-12-09")
+    # every training cutoff has at least min_history_days of shop history before it
+    assert min(pd.Timestamp(c) for c in retail.training_cutoffs) >= pd.Timestamp("2009-12-01") + pd.Timedelta(days=90)
+    three_years = plan_snapshots("2023-01-01", "2025-12-31", 365)
+    assert three_years.backtest.horizon_days == 365 and three_years.backtest.note == ""
+
+
+def test_weighted_metrics_with_unit_weights_are_the_plain_metrics():
+    rng = np.random.default_rng(1)
+    y = rng.gamma(0.5, 100, 200) * (rng.random(200) < 0.6)
+    p = y * rng.uniform(0.5, 1.5, 200) + rng.uniform(0, 20, 200)
+    got = weighted_metrics(y, p, np.ones((1, 200)))
+    assert got["mae"][0] == pytest.approx(mae(y, p))
+    assert got["normalized_gini"][0] == pytest.approx(normalized_gini(y, p))
+    assert got["calibration_ratio"][0] == pytest.approx(calibration_ratio(y, p))
+    # integer weights = repeating rows
+    w = rng.integers(0, 3, 200)
+    repeated = weighted_metrics(np.repeat(y, w), np.repeat(p, w), np.ones((1, w.sum())))
+    assert weighted_metrics(y, p, w[None, :].astype(float))["mae"][0] == pytest.approx(repeated["mae"][0])
+
+
+def backtest_of(predictions: dict, actual, customers=None, origins=("2024-01-31", "2024-04-30")) -> BacktestResult:
+    n = len(actual)
+    rows = pd.DataFrame({"origin": np.repeat(list(origins), n // len(origins)),
+                         "customer_id": customers if customers is not None else [f"c{i % (n // 2)}" for i in range(n)],
+                         "actual": actual})
+    result = BacktestResult(90, list(origins), "", rows, predictions)
+    evaluate(result, resamples=300, seed=0)
+    return result
+
+
+@pytest.fixture(scope="module")
+def shop():
+    rng = np.random.default_rng(7)
+    value = rng.gamma(0.6, 200, 2000)
+    actual = rng.poisson(value / 50) * 50.0
+    return value, actual
+
+
+def test_paired_interval_excludes_zero_for_a_real_difference_and_is_zero_for_identical_models(shop):
+    value, actual = shop
+    good, noisy = value, value * np.random.default_rng(3).lognormal(0, 1.2, len(value))
+    result = backtest_of({"last_period": noisy, "candidate": good, "champion": good.copy()}, actual)
+    low, high = result.ci["candidate"]["mae_diff_vs_last_period"]
+    assert high < 0  # better, and the interval says so
+    assert result.ci["candidate"]["normalized_gini_diff_vs_last_period"][0] > 0
+    # a model identical to the reference: every resample gives a zero difference
+    same = backtest_of({"last_period": good, "candidate": good.copy()}, actual)
+    assert same.ci["candidate"]["mae_diff_vs_last_period"] == [0.0, 0.0]
+
+
+def test_bootstrap_resamples_customers_not_rows(shop):
+    """Two origins of the same customers: resampling rows would treat them as independent and give a
+    narrower interval than resampling customers."""
+    value, actual = shop
+    half = len(value) // 2
+    actual2 = np.concatenate([actual[:half], actual[:half]])
+    preds = {"last_period": np.concatenate([value[:half]] * 2) * 1.3, "candidate": np.concatenate([value[:half]] * 2)}
+    by_customer = backtest_of(preds, actual2, [f"c{i}" for i in range(half)] * 2)
+    by_row = paired_bootstrap(by_customer.rows.assign(customer_id=[f"r{i}" for i in range(2 * half)]), preds,
+                              resamples=300)
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(by_customer.ci["candidate"]["mae"]) > 1.2 * width(by_row["candidate"]["mae"])
+
+
+def rows_with_slices(n, rng):
+    return np.where(rng.random(n) < 0.5, "UK", "DE")
+
+
+def gate(results, name):
+    return next(r for r in results if r.gate == name)
+
+
+def test_first_model_that_loses_to_last_years_spend_fails_and_one_that_wins_passes(shop):
+    value, actual = shop
+    rng = np.random.default_rng(5)
+    baseline = value * rng.lognormal(0, 0.6, len(value))
+    worse = value * rng.lognormal(0, 1.5, len(value)) + 300
+    losing = backtest_of({"last_period": baseline, "candidate": worse}, actual)
+    results = evaluate_gates(losing, has_champion=False)
+    assert not gate(results, "beats_baseline").passed and not gates_passed(results)
+    winning = backtest_of({"last_period": baseline, "candidate": value}, actual)
+    results = evaluate_gates(winning, has_champion=False)
+    assert gate(results, "beats_baseline").passed and gates_passed(results)
+    assert "better on MAE" in gate(results, "beats_baseline").detail
+
+
+def test_calibration_band_fires_on_a_model_that_doubles_everything(shop):
+    value, actual = shop
+    doubled = backtest_of({"last_period": value * 1.1, "candidate": value * 2}, actual)
+    assert not gate(evaluate_gates(doubled, False), "calibration").passed
+    assert gate(evaluate_gates(backtest_of({"last_period": value * 1.1, "candidate": value}, actual), False),
+                "calibration").passed
+
+
+def test_challenger_not_worse_than_the_champion_passes_and_a_worse_one_fails(shop):
+    value, actual = shop
+    rng = np.random.default_rng(9)
+    noisy = value * rng.lognormal(0, 0.8, len(value))
+    tie = backtest_of({"last_period": noisy, "candidate": value * 1.001, "champion": value}, actual)
+    assert gate(evaluate_gates(tie, has_champion=True), "beats_champion").passed
+    worse = backtest_of({"last_period": noisy, "candidate": noisy * 0.9, "champion": value}, actual)
+    assert not gate(evaluate_gates(worse, has_champion=True), "beats_champion").passed
+    same = backtest_of({"last_period": noisy, "candidate": value}, actual)
+    result = gate(evaluate_gates(same, has_champion=True, same_configuration=True), "beats_champion")
+    assert result.passed and "tie by construction" in result.detail
+
+
+def test_fairness_is_judged_on_calibration_not_on_mean_predictions(shop):
+    """Slices whose customers really spend less get lower predictions: an accurate model passes even
+    though its mean prediction differs 4x between slices; a model mis-calibrated on one slice fails."""
+    value, actual = shop
+    slices = np.where(np.arange(len(value)) % 2 == 0, "UK", "DE")
+    factor = np.where(slices == "UK", 1.0, 0.25)
+    scaled_actual, scaled_value = actual * factor, value * factor
+    accurate = backtest_of({"last_period": scaled_value * 1.2, "candidate": scaled_value}, scaled_actual)
+    accurate.rows["country"] = slices
+    config = GateConfig(slice_columns=("country",), min_slice_customers=100)
+    assert gate(evaluate_gates(accurate, False, config=config), "fairness_country").passed
+    skewed = backtest_of({"last_period": scaled_value, "candidate": np.where(slices == "DE", 3 * scaled_value,
+                                                                              scaled_value)}, scaled_actual)
+    skewed.rows["country"] = slices
+    failed = gate(evaluate_gates(skewed, False, config=config), "fairness_country")
+    assert not failed.passed and "DE: calibration" in failed.detail
