@@ -86,7 +86,16 @@ class BgNbdGammaGamma:
         repeat = (x > 0) & (monetary > 0)
         if repeat.sum() < 10:
             return own_average
-        gg = fit_gamma_gamma(x[repeat], monetary[repeat], self.penalizer)
+        gg = None
+        for penalizer in (self.penalizer, 0.01, 0.1):
+            try:
+                gg = fit_gamma_gamma(x[repeat], monetary[repeat], penalizer)
+                break
+            except ConvergenceError:
+                log.warning("Gamma-Gamma did not converge with penalizer %s; retrying with a larger one", penalizer)
+        if gg is None:
+            log.warning("Gamma-Gamma did not converge: own average order values used")
+            return own_average
         if gg.params_["q"] <= 1:
             log.warning("Gamma-Gamma q = %.3f <= 1 (no finite mean spend): own average order values used",
                         gg.params_["q"])
