@@ -33,7 +33,7 @@ HISTORY_TABLE = "drift_history"
 PERFORMANCE_TABLE = "performance_history"
 PROXY_DAYS = 30
 ACTIVITY_DAYS = 7
-RATIO_WARN, RATIO_ALERT = 1.2, 1.5
+RATIO_WARN, RATIO_ALERT = 1.2, 1.3
 GINI_DROP, PROXY_DROP, CALIBRATION_BAND = 0.1, 0.1, (0.67, 1.5)
 RANK = {"ok": 0, "warn": 1, "alert": 2}
 

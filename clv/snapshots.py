@@ -101,7 +101,7 @@ def plan_snapshots(first_order: date, scoring_cutoff: date, horizon_days: int = 
     candidates = month_ends(first_order + timedelta(days=min_history_days), scoring_cutoff, grid_months)
     horizons = [horizon_days, *[h for h in SHORTER_HORIZONS if h < horizon_days]]
     if max_training_cutoffs:  # benchmarks: only the latest few cutoffs
-        candidates = _labelled(candidates, min(horizons), scoring_cutoff)[-max_training_cutoffs:]
+        candidates = _labelled(candidates, horizon_days, scoring_cutoff)[-max_training_cutoffs:]
     # the longest horizon with all the origins wanted, spaced `spacing_months` apart (seasons differ);
     # closer spacings only when no horizon allows that; else the horizon with the most origins
     backtest = None

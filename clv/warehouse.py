@@ -85,10 +85,11 @@ def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None
         con.execute(f"create or replace table {SCORES_TABLE} as select * from new_scores")
         con.execute(f"create table if not exists {SCORES_HISTORY_TABLE} as select * from new_scores where false")
         _add_missing_columns(con, SCORES_HISTORY_TABLE, SCORES_TABLE)
-        con.execute(f"""delete from {SCORES_HISTORY_TABLE} as history where exists (
-                          select 1 from new_scores where new_scores.cutoff_date = history.cutoff_date
-                          and new_scores.model_name = history.model_name
-                          and new_scores.model_version = history.model_version)""")
+        run_keys = ["cutoff_date", "model_name", "model_version"]
+        runs = scores[run_keys].drop_duplicates() if set(run_keys) <= set(scores.columns) else scores.iloc[:0, :0]
+        for cutoff, name, version in runs.itertuples(index=False):
+            con.execute(f"delete from {SCORES_HISTORY_TABLE} where cutoff_date = ? and model_name = ? "
+                        "and model_version = ?", [cutoff, name, version])
         con.execute(f"insert into {SCORES_HISTORY_TABLE} by name select * from new_scores")
         con.execute("commit")
     except Exception:

@@ -23,7 +23,7 @@ def build_features(home, orders_path, cutoff) -> pd.DataFrame:
     with duckdb.connect(str(warehouse)) as con:
         land_file(con, "orders", orders_path)
     run_dbt(["build"], warehouse=warehouse,
-            variables=dbt_vars(cutoff=cutoff, training_snapshots=0, order_value_cap_percentile=None))
+            variables=dbt_vars(cutoff=cutoff, order_value_cap_percentile=None))
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return con.execute("select * from customer_features where cutoff_date = ?", [cutoff]).df() \
             .set_index("customer_id").sort_index()

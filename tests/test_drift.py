@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date as date_
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,16 +45,70 @@ def test_report_names_the_drifted_feature():
     assert report["status"] == "alert" and report["prediction"]["status"] == "ok"
 
 
-def test_proxy_rank_correlation_waits_for_thirty_days():
+def history_warehouse():
     import duckdb
-
-    from clv.monitoring import WarehouseReader, proxy_rank_correlation
 
     con = duckdb.connect()
     con.execute("""create table int_orders as select * from (values
         ('a', date '2024-01-05', 100.0, 0.0), ('b', date '2024-01-10', 50.0, 0.0), ('c', date '2024-01-20', 10.0, 0.0),
         ('a', date '2024-03-01', 1.0, 0.0)) t(customer_id, order_date, purchase_value, returned_value)""")
-    scores = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "predicted_clv_12m": [9.0, 5.0, 1.0, 0.0]})
-    reader = WarehouseReader(connection=con)
-    assert proxy_rank_correlation(reader, date_(2024, 1, 1), scores) == pytest.approx(1.0)  # a > b > c > d
-    assert proxy_rank_correlation(reader, date_(2024, 2, 15), scores) is None  # 30 days not yet observed
+    con.execute("""create table clv_scores_history as select * from (values
+        ('a', date '2024-01-01', 9.0, 'clv_xgboost', '1'), ('b', date '2024-01-01', 5.0, 'clv_xgboost', '1'),
+        ('c', date '2024-01-01', 1.0, 'clv_xgboost', '1'), ('d', date '2024-01-01', 0.0, 'clv_xgboost', '1'),
+        ('a', date '2024-02-15', 9.0, 'clv_xgboost', '1'))
+        t(customer_id, cutoff_date, predicted_clv_12m, model_name, model_version)""")
+    return con
+
+
+def test_matured_runs_are_measured_once_their_window_has_passed():
+    from clv.monitoring import WarehouseReader, matured_performance
+
+    rows = matured_performance(WarehouseReader(connection=history_warehouse()), horizon_days=365)
+    # the 2024-01-01 run has 30 days of outcomes (to 2024-01-31): a > b > c > d, rank correlation 1;
+    # the 2024-02-15 run and every 365-day window have not matured by the last order day (2024-03-01)
+    assert [(str(r["cutoff_date"]), r["window_days"]) for r in rows] == [("2024-01-01", 30)]
+    assert rows[0]["spearman"] == pytest.approx(1.0) and rows[0]["customers"] == 4
+    # actual 160 over 30 days; predicted 15 a year -> 15 * 30 / 365 for the window
+    assert rows[0]["calibration_ratio"] == pytest.approx(15 * 30 / 365 / 160)
+    again = matured_performance(WarehouseReader(connection=history_warehouse()), 365,
+                                done={("2024-01-01", "clv_xgboost", "1", 30)})
+    assert again == []  # measured once, kept in performance_history
+
+
+def test_performance_trigger_fires_on_a_real_drop_and_stays_quiet_otherwise(monkeypatch):
+    from clv import monitoring
+
+    monkeypatch.setattr(monitoring.registry, "version_tags", lambda name, version: {"backtest_normalized_gini": "0.80"})
+
+    def history(full_gini, full_calibration, proxies):
+        rows = [{"cutoff_date": f"2024-0{i + 1}-01", "model_name": "m", "model_version": "1", "window_days": 30,
+                 "spearman": s, "normalized_gini": 0.5, "calibration_ratio": 1.0} for i, s in enumerate(proxies)]
+        rows.append({"cutoff_date": "2024-01-01", "model_name": "m", "model_version": "1", "window_days": 365,
+                     "spearman": 0.5, "normalized_gini": full_gini, "calibration_ratio": full_calibration})
+        return pd.DataFrame(rows)
+
+    quiet = monitoring.performance_status(history(0.78, 1.05, [0.50, 0.52, 0.49]), "m", "1")
+    assert not quiet["degraded"] and quiet["reasons"] == []
+    gini_drop = monitoring.performance_status(history(0.62, 1.05, [0.50, 0.52, 0.49]), "m", "1")
+    assert gini_drop["degraded"] and "normalized Gini 0.620" in gini_drop["reasons"][0]
+    miscalibrated = monitoring.performance_status(history(0.78, 1.9, [0.50, 0.52, 0.49]), "m", "1")
+    assert miscalibrated["degraded"] and "calibration 1.900" in miscalibrated["reasons"][0]
+    proxy_drop = monitoring.performance_status(history(0.78, 1.0, [0.50, 0.52, 0.51, 0.30]), "m", "1")
+    assert proxy_drop["degraded"] and "30-day rank correlation 0.300" in proxy_drop["reasons"][0]
+    assert not monitoring.performance_status(history(0.5, 3.0, [0.5]), "m", None)["degraded"]  # no champion
+
+
+def test_activity_signals_alert_on_a_doubled_rate_or_dearer_orders_and_not_on_noise():
+    from clv.monitoring import activity_drift
+
+    rng = np.random.default_rng(0)
+
+    def week(n, scale=1.0):
+        return pd.DataFrame({"purchase_value": rng.gamma(4, 15 * scale, n)})
+
+    same = activity_drift(week(800), 20000, week(820), 20300)
+    assert {s["status"] for s in same.values()} == {"ok"}
+    doubled = activity_drift(week(800), 20000, week(1650), 20300)
+    assert doubled["orders_per_customer_7d"]["status"] == "alert" and doubled["order_value_7d"]["status"] == "ok"
+    dearer = activity_drift(week(800), 20000, week(800, 1.5), 20300)
+    assert dearer["order_value_7d"]["status"] == "alert" and dearer["order_value_7d"]["ratio"] == pytest.approx(1.5, rel=0.1)
