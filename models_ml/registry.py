@@ -56,8 +56,12 @@ def git_commit() -> str:
 
 
 def data_fingerprint(frame: pd.DataFrame) -> str:
-    """A short hash of a frame's content, logged so a run can be tied to the data it saw."""
-    return format(int(pd.util.hash_pandas_object(frame, index=False).sum()) & (2**64 - 1), "016x")
+    """A short hash of a frame's content, logged so a run can be tied to the data it saw. Floats are
+    rounded to 9 decimals first, as the models see them: the warehouse sums floats in parallel, in any
+    order, so a rebuild of the same data can differ in the last bits."""
+    floats = frame.select_dtypes("float").columns
+    rounded = frame.assign(**{c: frame[c].round(9) for c in floats}) if len(floats) else frame
+    return format(int(pd.util.hash_pandas_object(rounded, index=False).sum()) & (2**64 - 1), "016x")
 
 
 def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_name: str,
