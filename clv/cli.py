@@ -92,10 +92,19 @@ def _cmd_monitor(args) -> int:
 
     report = monitor_flow(warehouse=str(args.warehouse) if args.warehouse else None, json_path=args.json,
                           target=args.target)
-    print(f"\nDrift status: {report['status']} (model {report['model_name']} v{report['model_version']}, "
-          f"cutoff {report['cutoff']}); prediction PSI {report['prediction']['psi']:.3f}")
-    for name in report["drifted_features"]:
-        print(f"- {name}: PSI {report['features'][name]['psi']:.3f}")
+    if not report.get("monitored"):
+        print(f"\nDrift not monitored: {report.get('note')}")
+    else:
+        print(f"\nDrift status: {report['status']} (champion {report['model_name']} v{report['model_version']}, "
+              f"cutoff {report['cutoff']}); prediction PSI {report['prediction']['psi']:.3f}")
+        for name in report["drifted_features"]:
+            size = (f"PSI {report['features'][name]['psi']:.3f}" if name in report["features"]
+                    else f"ratio {report['activity'][name]['ratio']:.2f} to the champion's week")
+            print(f"- {name}: {size}")
+    performance = report["performance"]
+    print("Performance from matured labels: " + ("DEGRADED: " + "; ".join(performance["reasons"])
+                                                 if performance["degraded"] else
+                                                 f"no drop ({performance['measured_runs']} measured runs)"))
     print(f"report: {args.json}")
     return 0
 

@@ -155,7 +155,7 @@ def performance_status(history: pd.DataFrame, model_name: str, champion: str | N
     if champion is None or history.empty:
         return {"degraded": False, "reasons": [], "measured_runs": 0}
     mine = history[(history["model_name"] == model_name) & (history["model_version"].astype(str) == str(champion))]
-    mine = mine.sort_values("cutoff_date")
+    mine = mine.assign(cutoff_date=pd.to_datetime(mine["cutoff_date"]).dt.date).sort_values("cutoff_date")
     reasons = []
     full = mine[mine["window_days"] != PROXY_DAYS]
     if not full.empty:

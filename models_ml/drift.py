@@ -63,6 +63,10 @@ def drift_report(baseline: pd.DataFrame, current: pd.DataFrame, features: list[s
         value = psi(baseline[name], current[name])
         report["features"][name] = {"psi": value, "ks_stat": ks_statistic(baseline[name], current[name]),
                                     "status": status(value)}
+    # predictions are money: compared to the cent, so that a point mass (every customer without recent spend
+    # gets the model's floor value) moving by a fraction of a cent does not jump across a bin edge
+    baseline_predictions = np.round(np.asarray(baseline_predictions, float), 2)
+    current_predictions = np.round(np.asarray(current_predictions, float), 2)
     prediction_psi = psi(baseline_predictions, current_predictions)
     report["prediction"] = {"psi": prediction_psi, "ks_stat": ks_statistic(baseline_predictions, current_predictions),
                             "status": status(prediction_psi)}
