@@ -48,14 +48,14 @@ def retail_sample(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_shop(tmp_path_factory) -> dict:
-    """A small synthetic shop (3,000 customers, four years from 2022, clv synth) whose behaviour a model can
-    learn. (A shop observed from its launch for only two years has no customer older than the shop: the
+    """A small synthetic shop (3,000 customers, four years from 2022 and three weeks, clv synth) whose
+    behaviour a model can learn. (A shop observed from its launch for only two years has no customer older than the shop: the
     model is not calibrated there and the gates keep it out of service; see the README.)"""
     from datetime import date
 
     from clv.synth import SynthConfig, write_synthetic
 
-    return write_synthetic(SynthConfig(customers=3000, seed=11, start=date(2022, 1, 1), days=1460),
+    return write_synthetic(SynthConfig(customers=3000, seed=11, start=date(2022, 1, 1), days=1460 + 21),
                            tmp_path_factory.mktemp("shop"))
 
 
