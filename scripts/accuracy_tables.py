@@ -6,16 +6,30 @@
 import json
 import sys
 
-COLUMNS = ["mae", "rmse", "normalized_gini", "spearman", "decile_mape", "top10_capture", "calibration_ratio"]
+HEADLINE = [("mae", "{:,.1f}"), ("normalized_gini", "{:.3f}"), ("calibration_ratio", "{:.3f}")]
+
+
+def interval(values, fmt):
+    return "" if not values or values[0] is None else f"[{fmt.format(values[0])}, {fmt.format(values[1])}]"
+
 
 for path in sys.argv[1:]:
     result = json.load(open(path))
-    print(f"**{result['dataset']}** (`{path}`): trained on cutoffs {', '.join(result['train_cutoffs']) or 'none'}, "
-          f"tested at {result['test_cutoff']} on {result['customers_test']:,} customers, "
-          f"horizon {result['horizon_days']} days.\n")
-    print("| model | " + " | ".join(COLUMNS) + " |")
-    print("|---" * (len(COLUMNS) + 1) + "|")
+    note = f"; {result['protocol_note']}" if result.get("protocol_note") else ""
+    print(f"**{result['dataset']}** (`{path}`): origins {', '.join(result['origins'])}, backtest horizon "
+          f"{result['backtest_horizon_days']} days{note}; {result['rows']:,} customer rows "
+          f"({result['customers']:,} customers), {result['bootstrap_resamples']} paired bootstrap resamples.\n")
+    print("| model | MAE [95%] | vs last_period | normalized Gini [95%] | vs last_period | calibration [95%] |")
+    print("|---|---|---|---|---|---|")
     for model, metrics in result["models"].items():
-        cells = [f"{metrics[c]:,.3f}" if metrics.get(c) is not None else "" for c in COLUMNS]
-        print(f"| {model} | " + " | ".join(cells) + " |")
+        ci = result["ci"].get(model, {})
+        cells = []
+        for metric, fmt in HEADLINE:
+            cells.append(f"{fmt.format(metrics[metric])} {interval(ci.get(metric), fmt)}")
+            if metric != "calibration_ratio":
+                cells.append(interval(ci.get(f"{metric}_diff_vs_last_period"), fmt.replace(":", ":+")))
+        star = " (champion)" if model == result.get("champion") else ""
+        print(f"| {model}{star} | " + " | ".join(cells) + " |")
+    if result.get("tuning"):
+        print(f"\nTuning: {json.dumps(result['tuning'])}")
     print()

@@ -21,6 +21,7 @@ import pytest
 
 from clv import sagemaker_jobs, storage
 from clv.config import REPO_ROOT
+from models_ml.zoo import default_spec
 
 pytestmark = pytest.mark.slow
 BUCKET = "clv-test-bucket"
@@ -105,7 +106,7 @@ def play_container(kind: str, name: str, tmp: Path) -> None:
         server.shutdown()
 
 
-def test_weekly_flow_on_s3_and_sagemaker(prefect_server, clv_home, retail_sample, aws, monkeypatch, tmp_path):
+def test_weekly_flow_on_s3_and_sagemaker(prefect_server, clv_home, synthetic_shop, aws, monkeypatch, tmp_path):
     s3, sm = aws
     real_wait = sagemaker_jobs.wait_for_job
     jobs = []
@@ -120,14 +121,17 @@ def test_weekly_flow_on_s3_and_sagemaker(prefect_server, clv_home, retail_sample
     from flows.weekly import weekly_clv_pipeline
     from models_ml import registry
 
-    summary = weekly_clv_pipeline(orders=str(retail_sample))
+    summary = weekly_clv_pipeline(orders=str(synthetic_shop["orders"]), customers=str(synthetic_shop["customers"]),
+                                  events=str(synthetic_shop["events"]))
+    cutoff = summary["cutoff"]
 
     # one training job and one transform job, with the requests the settings call for
     assert [kind for kind, _ in jobs] == ["training", "transform"]
     training = sm.describe_training_job(TrainingJobName=jobs[0][1])
     assert training["AlgorithmSpecification"]["TrainingImage"] == IMAGE and training["RoleArn"] == ROLE
     assert training["ResourceConfig"] == {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50}
-    assert training["HyperParameters"] == {"horizon_days": "365"}
+    assert training["HyperParameters"] == {"horizon_days": "365",
+                                           "model_spec": json.dumps(default_spec(), sort_keys=True)}
     train_uri = training["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
     assert train_uri == f"s3://{BUCKET}/weekly/training/{jobs[0][1]}/"
     assert training["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/weekly/models"
@@ -147,22 +151,22 @@ def test_weekly_flow_on_s3_and_sagemaker(prefect_server, clv_home, retail_sample
     assert {f"weekly/scoring/{jobs[1][1]}/input/shard-00000.parquet",
             f"weekly/scoring/{jobs[1][1]}/output/shard-00000.parquet.out"} <= keys
     assert any(k.startswith("weekly/mlflow-artifacts/") for k in keys)
-    assert summary["scores_export"] == f"s3://{BUCKET}/weekly/clv_scores/cutoff=2011-12-09/clv_scores.parquet"
+    assert summary["scores_export"] == f"s3://{BUCKET}/weekly/clv_scores/cutoff={cutoff}/clv_scores.parquet"
 
     # the remotely trained model is registered like a local one, and the transform output is what BI reads
-    assert summary["trained_is_champion"] and registry.champion_version("clv_xgboost") == "1"
-    assert summary["holdout_metrics"]["normalized_gini"] > 0.5
+    assert summary["decision"]["outcome"] == "champion" and registry.champion_version("clv_xgboost") == "1"
+    assert summary["decision"]["backtest"]["metrics"]["candidate"]["normalized_gini"] > 0.5
     with duckdb.connect(str(clv_home / "warehouse" / "clv.duckdb"), read_only=True) as con:
         scores = con.execute("select * from clv_scores order by customer_id").df()
     exported = pd.read_parquet(io.BytesIO(s3.get_object(
-        Bucket=BUCKET, Key="weekly/clv_scores/cutoff=2011-12-09/clv_scores.parquet")["Body"].read()))
+        Bucket=BUCKET, Key=f"weekly/clv_scores/cutoff={cutoff}/clv_scores.parquet")["Body"].read()))
     assert len(scores) == summary["customers_scored"] == len(exported) > 0
     assert scores["top_reasons"].str.count(r"\(").eq(3).all()
     # the scores equal what the registered champion gives locally
     champion, _, _ = registry.load_model_by_alias("clv_xgboost")
     with duckdb.connect(str(clv_home / "warehouse" / "clv.duckdb"), read_only=True) as con:
-        features = con.execute("select * from customer_features where cutoff_date = '2011-12-09' "
-                               "order by customer_id").df()
+        features = con.execute("select * from customer_features where cutoff_date = ? order by customer_id",
+                               [cutoff]).df()
     assert scores["predicted_clv_12m"].to_numpy() == pytest.approx(champion.predict(features), rel=1e-5)
 
 
