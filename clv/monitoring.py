@@ -64,7 +64,7 @@ def _ratio_status(ratio: float, z: float) -> str:
     size = abs(np.log(ratio))
     if size > np.log(RATIO_ALERT) and abs(z) > 3:
         return "alert"
-    return "warn" if size > np.log(RATIO_WARN) and abs(z) > 2 else "ok"
+    return "warn" if size > np.log(RATIO_WARN) and abs(z) > 3 else "ok"
 
 
 def activity_drift(baseline_orders: pd.DataFrame, baseline_customers: int, current_orders: pd.DataFrame,
