@@ -83,9 +83,10 @@ def _metric_cell(summary: dict, name: str, metric: str, pattern: str) -> str:
     text = _fmt(value, pattern)
     if ci:
         text += f"<br><small>[{_fmt(ci[0], pattern)}, {_fmt(ci[1], pattern)}]</small>"
-    if diff:
-        cls = "better" if (diff[1] < 0 if metric == "mae" else diff[0] > 0) else (
-            "worse" if (diff[0] > 0 if metric == "mae" else diff[1] < 0) else "tie")
+    if diff:  # calibration: nearer 1 is better, so its difference has no colour of its own
+        cls = "" if metric == "calibration_ratio" else (
+            "better" if (diff[1] < 0 if metric == "mae" else diff[0] > 0) else (
+                "worse" if (diff[0] > 0 if metric == "mae" else diff[1] < 0) else "tie"))
         text += f'<br><small class="{cls}">vs last_period [{_fmt(diff[0], pattern)}, {_fmt(diff[1], pattern)}]</small>'
     return f"<td>{text}</td>"
 
@@ -121,7 +122,8 @@ figure{{margin:0}} figure svg{{max-width:560px;height:auto}} .better{{color:#070
 origins {html.escape(', '.join(summary['origins']))}, each model fit only on cutoffs whose label window ends by the
 origin; {summary['rows']:,} customer rows ({summary['customers']:,} customers). Metrics are the mean over origins;
 brackets: 95% paired bootstrap intervals (resampling customers, {summary['bootstrap_resamples']} resamples), and of
-the difference to last year's spend (green: better, red: worse, otherwise a tie).</p>
+the difference to last year's spend (MAE and Gini: green better, red worse, otherwise a tie; calibration is
+best nearest 1).</p>
 <table><tr><th>model</th><th>MAE</th><th>normalized Gini</th><th>calibration (predicted / actual)</th></tr>{rows}</table>
 <h2>Champion ({html.escape(summary['champion'])}) by slice</h2>
 <table><tr><th>slice</th><th>value</th><th>rows</th><th>calibration</th><th>normalized Gini</th></tr>{slice_rows}</table>
