@@ -101,7 +101,8 @@ ACCURACY_DATASETS = {
     "online-retail": {"horizon_days": 365, "note": "UCI Online Retail II, two years (2009-12 to 2011-12)"},
     "synthetic": {"horizon_days": 365, "days": 1460, "start": date(2022, 1, 1),
                   "note": "synthetic shop over four years (clv synth, seed 7); the oracle knows each customer's "
-                          "latent rate, dropout probability, mean order value and whether they are still alive"},
+                          "latent rate, dropout probability, mean order value and whether they are still alive; the "
+                          "bayes_ceiling knows only the data and the generator's population distributions"},
     "cdnow": {"horizon_days": 365, "note": "CDNOW 1/10 sample, 78 weeks of 1997-1998"},
 }
 CHAMPION_TYPE = "xgboost_offset"
@@ -148,15 +149,25 @@ def accuracy_training_set(dataset: str, workdir: Path, customers: int = 20000):
     return frame, plan, settings, inputs
 
 
-def _oracle(inputs: dict, rows: pd.DataFrame, horizon_days: int) -> np.ndarray:
-    from clv.synth import oracle_expected_revenue
+CEILINGS = ("oracle", "bayes_ceiling")
+
+
+def _ceilings(inputs: dict, rows: pd.DataFrame, horizon_days: int) -> dict[str, np.ndarray]:
+    """The synthetic shop's two ceilings per backtest row: `oracle` (knows each customer's latent state,
+    alive or not) and `bayes_ceiling` (the Bayes-optimal prediction from the observable data alone)."""
+    from clv.synth import bayes_ceiling_expected_revenue, oracle_expected_revenue
 
     latent = pd.read_parquet(inputs["latent"])
-    orders = pd.read_parquet(inputs["orders"], columns=["customer_id", "order_id", "order_ts", "quantity"])
-    predictions = np.zeros(len(rows))
+    orders = pd.read_parquet(inputs["orders"], columns=["customer_id", "order_id", "order_ts", "quantity", "unit_price"])
+    events = pd.read_parquet(inputs["events"], columns=["customer_id", "session_id", "event_ts", "event_type"])
+    customers = pd.read_parquet(inputs["customers"], columns=["customer_id", "acquisition_channel"])
+    predictions = {"oracle": np.zeros(len(rows)), "bayes_ceiling": np.zeros(len(rows))}
     for origin in rows["origin"].unique():
         mask = (rows["origin"] == origin).to_numpy()
-        predictions[mask] = oracle_expected_revenue(latent, orders, rows.loc[mask, "customer_id"], origin, horizon_days)
+        ids = rows.loc[mask, "customer_id"]
+        predictions["oracle"][mask] = oracle_expected_revenue(latent, orders, ids, origin, horizon_days)
+        predictions["bayes_ceiling"][mask] = bayes_ceiling_expected_revenue(orders, events, customers, ids, origin,
+                                                                            horizon_days)
     return predictions
 
 
@@ -194,8 +205,9 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
     result = run_backtest(frame, plan.backtest, {name: zoo.factory(spec) for name, spec in specs.items()},
                           resamples=0)
     if "latent" in inputs:
-        result.predictions["oracle"] = _oracle(inputs, result.rows, plan.backtest.horizon_days)
-    evaluate(result, resamples=resamples, seed=0)
+        result.predictions.update(_ceilings(inputs, result.rows, plan.backtest.horizon_days))
+    # differences to last year's spend and, on the synthetic shop, to the two ceilings
+    evaluate(result, resamples=resamples, seed=0, reference=("last_period", *CEILINGS))
     from models_ml.metrics import decile_table, full_report
 
     pooled = {name: full_report(result.rows["actual"], p) for name, p in result.predictions.items()}

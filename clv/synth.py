@@ -264,3 +264,55 @@ def oracle_expected_revenue(latent, orders, customer_ids, cutoff, horizon_days: 
         rate, nu = rate * (shift_rate if after else 1.0), nu * (shift_value if after else 1.0)
     expected_orders = (1 - np.exp(-rate * p * horizon_days)) / p
     return np.where(alive, expected_orders * nu * (1 - RETURNED_SHARE), 0.0)
+
+
+def bayes_ceiling_expected_revenue(orders, events, customers, customer_ids, cutoff, horizon_days: int,
+                                   draws: int = 4000, seed: int = 0):
+    """Expected net revenue in (cutoff, cutoff + horizon] given only what is observable at the cutoff, with
+    the generator's true population distributions as priors: the Bayes-optimal prediction, the best any model
+    can do from the data (the oracle above also knows who is still alive). Monte Carlo over prior draws of
+    (lambda, p, nu), each weighted by the likelihood of the customer's purchases (count, first and last
+    time), order values and browsing sessions (count; one after the last purchase proves the customer alive),
+    summed over alive and dropped-out. For a shop without `shift_day`."""
+    import pandas as pd
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(seed)
+    lam0, p, nu = rng.gamma(0.9, 1 / 40, draws), rng.beta(1.2, 6, draws), rng.gamma(3, 20, draws)
+    cutoff_ts = pd.Timestamp(cutoff) + pd.Timedelta(days=1)
+    ids = pd.Index(pd.Series(customer_ids).astype(str))
+    lines = orders[(orders["quantity"] > 0) & (orders["order_ts"] < cutoff_ts)]
+    per_order = (lines.assign(value=lines["quantity"] * lines["unit_price"], customer_id=lines["customer_id"].astype(str))
+                 .groupby(["customer_id", "order_id"]).agg(ts=("order_ts", "min"), value=("value", "sum")))
+    by_customer = per_order.groupby("customer_id")
+    first, last = by_customer["ts"].min().reindex(ids), by_customer["ts"].max().reindex(ids)
+    n_orders = by_customer.size().reindex(ids).fillna(0).to_numpy(float)
+    value_sum = by_customer["value"].sum().reindex(ids).fillna(0).to_numpy(float)
+    seen = events[events["event_ts"] < cutoff_ts].assign(customer_id=lambda d: d["customer_id"].astype(str))
+    sessions = seen.groupby(["customer_id", "session_id"]).agg(
+        ts=("event_ts", "min"), bought=("event_type", lambda s: (s.astype(str) == "purchase").any())).reset_index()
+    browsing = sessions[~sessions["bought"]].merge(last.rename("last_purchase"), left_on="customer_id", right_index=True)
+    n_browse = browsing.groupby("customer_id").size().reindex(ids).fillna(0).to_numpy(float)
+    browsed_after = (browsing[browsing["ts"] > browsing["last_purchase"]].groupby("customer_id").size()
+                     .reindex(ids).fillna(0).to_numpy() > 0)
+    multiplier = (customers.assign(customer_id=customers["customer_id"].astype(str)).set_index("customer_id")
+                  ["acquisition_channel"].map(dict(zip(CHANNELS, CHANNEL_RATE_MULTIPLIER))).reindex(ids).to_numpy(float))
+
+    def days(delta):
+        return (delta.dt.total_seconds() / 86400).to_numpy(float)
+
+    repeats, active_span, since_first, since_last = n_orders - 1, days(last - first), days(cutoff_ts - first), days(cutoff_ts - last)
+    expected = np.zeros(len(ids))
+    for start in range(0, len(ids), 500):
+        s = slice(start, start + 500)
+        lam = lam0[None, :] * multiplier[s, None]
+        browse_rate = lam + 0.003  # browsing sessions while active (see _events_block)
+        common = (repeats[s, None] * (np.log(lam) + np.log1p(-p)) - lam * active_span[s, None]
+                  + n_browse[s, None] * np.log(browse_rate)
+                  - n_orders[s, None] * 4 * np.log(nu / 4) - 4 * value_sum[s, None] / nu)
+        alive = common + np.log1p(-p) - lam * since_last[s, None] - browse_rate * since_first[s, None]
+        dropped = np.where(browsed_after[s, None], -np.inf, common + np.log(p) - browse_rate * active_span[s, None])
+        value = (1 - np.exp(-lam * p * horizon_days)) / p * nu * (1 - RETURNED_SHARE)
+        log_weight = alive - logsumexp(np.stack([alive, dropped]), axis=(0, 2))[:, None]
+        expected[s] = np.exp(logsumexp(log_weight, b=value, axis=1))
+    return expected

@@ -75,10 +75,12 @@ def point_metrics(y, p) -> dict[str, float]:
     return {"mae": mae(y, p), "normalized_gini": normalized_gini(y, p), "calibration_ratio": calibration_ratio(y, p)}
 
 
-def paired_bootstrap(rows: pd.DataFrame, predictions: dict[str, np.ndarray], reference: str | None = BASELINE,
+def paired_bootstrap(rows: pd.DataFrame, predictions: dict[str, np.ndarray],
+                     reference: str | tuple[str, ...] | None = BASELINE,
                      resamples: int = 200, seed: int = 0) -> dict[str, dict[str, list[float]]]:
-    """95% percentile intervals of each model's metrics and of each model-minus-reference difference,
-    resampling customers (all their origins together), the same resamples for every model."""
+    """95% percentile intervals of each model's metrics and of each model-minus-reference difference (one
+    reference or several), resampling customers (all their origins together), the same resamples for every
+    model."""
     rng = np.random.default_rng(seed)
     customers, customer_index = np.unique(rows["customer_id"].astype(str).to_numpy(), return_inverse=True)
     origins = rows["origin"].to_numpy()
@@ -100,9 +102,10 @@ def paired_bootstrap(rows: pd.DataFrame, predictions: dict[str, np.ndarray], ref
     intervals: dict[str, dict[str, list[float]]] = {}
     for name, values in stacked.items():
         intervals[name] = {m: _interval(v) for m, v in values.items()}
-        if reference and reference in stacked and name != reference:
-            for metric in HEADLINE_METRICS:
-                intervals[name][f"{metric}_diff_vs_{reference}"] = _interval(values[metric] - stacked[reference][metric])
+        for other in ((reference,) if isinstance(reference, str) else reference or ()):
+            if other in stacked and name != other:
+                for metric in HEADLINE_METRICS:
+                    intervals[name][f"{metric}_diff_vs_{other}"] = _interval(values[metric] - stacked[other][metric])
     return intervals
 
 
@@ -155,7 +158,8 @@ def run_backtest(training_set: pd.DataFrame, plan, model_factories: dict, resamp
     return result
 
 
-def evaluate(result: BacktestResult, resamples: int = 200, seed: int = 0, reference: str | None = BASELINE) -> None:
+def evaluate(result: BacktestResult, resamples: int = 200, seed: int = 0,
+             reference: str | tuple[str, ...] | None = BASELINE) -> None:
     """Fill the point metrics (mean over origins), per-origin metrics and bootstrap intervals."""
     for name, p in result.predictions.items():
         per_origin = {}

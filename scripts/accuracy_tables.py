@@ -30,6 +30,13 @@ for path in sys.argv[1:]:
                 cells.append(interval(ci.get(f"{metric}_diff_vs_last_period"), fmt.replace(":", ":+")))
         star = " (champion)" if model == result.get("champion") else ""
         print(f"| {model}{star} | " + " | ".join(cells) + " |")
+    champion_ci = result["ci"].get(result.get("champion"), {})
+    for ceiling in ("oracle", "bayes_ceiling"):
+        gap = champion_ci.get(f"normalized_gini_diff_vs_{ceiling}")
+        if gap:
+            print(f"\nChampion minus {ceiling}: normalized Gini "
+                  f"{result['models'][result['champion']]['normalized_gini'] - result['models'][ceiling]['normalized_gini']:+.3f} "
+                  f"{interval(gap, '{:+.3f}')}, MAE {interval(champion_ci[f'mae_diff_vs_{ceiling}'], '{:+.1f}')}")
     if result.get("tuning"):
         print(f"\nTuning: {json.dumps(result['tuning'])}")
     print()

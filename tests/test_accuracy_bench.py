@@ -13,7 +13,9 @@ import pytest
 
 from clv.bench import bench_accuracy
 
-MODELS = {"heuristic", "last_period", "linear", "bgnbd_gg", "xgboost", "hybrid", "xgboost_offset", "oracle"}
+MODELS = {"heuristic", "last_period", "linear", "bgnbd_gg", "xgboost", "hybrid", "xgboost_offset", "oracle",
+          "bayes_ceiling"}
+TRAINED = MODELS - {"oracle", "bayes_ceiling", "last_period", "heuristic"}
 HEADLINE = {"mae", "normalized_gini", "calibration_ratio"}
 
 
@@ -44,10 +46,18 @@ def test_json_has_origins_intervals_champion_and_oracle(synthetic_bench):
             assert low <= metrics[metric] <= high, (name, metric)
             if name != "last_period":
                 assert f"{metric}_diff_vs_last_period" in written["ci"][name]
+    champion_ci = written["ci"]["xgboost_offset"]
+    assert {"normalized_gini_diff_vs_oracle", "normalized_gini_diff_vs_bayes_ceiling"} <= set(champion_ci)
     # the oracle knows the latent state: no model ranks better than it
     assert all(written["models"]["oracle"]["normalized_gini"] >= m["normalized_gini"]
                for n, m in written["models"].items())
     assert abs(written["models"]["oracle"]["calibration_ratio"] - 1) < 0.1
+    # the Bayes ceiling is the posterior mean given the data: calibrated, ranked below the oracle, and no
+    # model fitted on the data has a smaller squared error (a wrong likelihood would lose to them)
+    ceiling = written["models"]["bayes_ceiling"]
+    assert abs(ceiling["calibration_ratio"] - 1) < 0.1
+    assert written["models"]["oracle"]["normalized_gini"] > ceiling["normalized_gini"]
+    assert all(ceiling["pooled_rmse"] < written["models"][name]["pooled_rmse"] for name in TRAINED)
     assert set(written["slices"]["xgboost_offset"]) == {"country", "acquisition_channel"}
     deciles = written["deciles"]["xgboost_offset"]
     assert deciles["bin"] == list(range(1, 11)) and sum(deciles["customers"]) == written["rows"]
