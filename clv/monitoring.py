@@ -2,7 +2,9 @@
 scoring population (stored when the version was trained, so both are populations at a scoring cutoff),
 the week's activity against the champion's week, and performance from matured labels of earlier runs.
 
-- Feature and prediction drift: PSI/KS of every model input and of the predictions (models_ml/drift.py).
+- Feature and prediction drift: PSI/KS of every model input and of the predictions (models_ml/drift.py);
+  the baseline's predictions are those the champion gives its population in the current month (a seasonal
+  model's scores move with the calendar: expected, not drift).
 - Activity of the 7 days up to the cutoff: orders per known customer (ratio and Poisson z) and mean order
   value (ratio of geometric means, with a z on the log values). A shop whose purchase rate or order values
   change alerts in the week it happens, before any 30- or 365-day feature can move far.
@@ -92,6 +94,20 @@ def activity_drift(baseline_orders: pd.DataFrame, baseline_customers: int, curre
     }
 
 
+# Inputs that move with the date by design (the season a seasonal model knows): not drift. The baseline is
+# re-scored in the current cutoff's calendar, so a model with a month effect does not alert every month.
+CALENDAR_FEATURES = ("cutoff_month",)
+
+
+def baseline_predictions_in_calendar(model, baseline: pd.DataFrame, current: pd.DataFrame) -> pd.Series:
+    """The champion's predictions for its own baseline population as it would score them at the current
+    cutoff's calendar values; the logged predictions when the calendar did not change."""
+    calendar = {c: current[c].iloc[0] for c in CALENDAR_FEATURES if c in baseline and c in current and len(current)}
+    if not calendar or all((baseline[c] == value).all() for c, value in calendar.items()):
+        return baseline["predicted"]
+    return pd.Series(np.asarray(model.predict(baseline.assign(**calendar)), float), index=baseline.index)
+
+
 def drift_against_champion(reader: WarehouseReader, current: pd.DataFrame, cutoff, model_name: str) -> dict:
     """Feature, prediction and activity drift of the current population against the champion's own."""
     champion = registry.champion_version(model_name)
@@ -101,8 +117,10 @@ def drift_against_champion(reader: WarehouseReader, current: pd.DataFrame, cutof
                 "note": "no champion: last year's spend is served; there is no model baseline to compare with"}
     baseline, baseline_orders = registry.load_drift_baseline(model_name, champion)
     features = [c for c in baseline.columns if c != "predicted" and c in current.columns
-                and pd.api.types.is_numeric_dtype(baseline[c])]
-    report = drift_report(baseline, current, features, baseline["predicted"], current["predicted_clv_12m"])
+                and c not in CALENDAR_FEATURES and pd.api.types.is_numeric_dtype(baseline[c])]
+    model = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)[0]
+    expected = baseline_predictions_in_calendar(model, baseline, current)
+    report = drift_report(baseline, current, features, expected, current["predicted_clv_12m"])
     report.update({"monitored": True, "model_version": champion, "baseline_rows": len(baseline)})
     if baseline_orders is not None:
         known = int(baseline_orders["customers_known"].iloc[0]) if len(baseline_orders) else len(baseline)

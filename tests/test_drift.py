@@ -112,3 +112,42 @@ def test_activity_signals_alert_on_a_doubled_rate_or_dearer_orders_and_not_on_no
     assert doubled["orders_per_customer_7d"]["status"] == "alert" and doubled["order_value_7d"]["status"] == "ok"
     dearer = activity_drift(week(800), 20000, week(800, 1.5), 20300)
     assert dearer["order_value_7d"]["status"] == "alert" and dearer["order_value_7d"]["ratio"] == pytest.approx(1.5, rel=0.1)
+
+
+def test_a_seasonal_model_crossing_a_month_is_not_drift_but_a_changed_population_is():
+    """A model with a month effect scores the same customers differently in January than in December. The
+    monitor re-scores the champion's baseline in the current month: the same population is quiet, a
+    population that spends three times as much still alerts."""
+    from clv.monitoring import baseline_predictions_in_calendar
+    from models_ml.drift import drift_report
+    from models_ml.gradient_boosting import XGBoostCLV
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    spend = rng.gamma(1.2, 100, n) * (rng.random(n) < 0.6)
+    train = pd.DataFrame({"customer_id": np.arange(2 * n).astype(str),
+                          "cutoff_date": pd.to_datetime("2024-12-31"),
+                          "revenue_sum_365d": np.tile(spend, 2), "orders_count_365d": np.tile(spend > 0, 2) * 3.0,
+                          "cutoff_month": np.repeat([12, 1], n)})
+    train["future_revenue"] = train["revenue_sum_365d"] * np.where(train["cutoff_month"] == 12, 1.0, 0.5) \
+        * rng.gamma(4, 0.25, 2 * n)
+    model = XGBoostCLV().fit(train)
+    december = train[train["cutoff_month"] == 12].drop(columns="future_revenue").reset_index(drop=True)
+    baseline = december[model.required_columns()].assign(predicted=model.predict(december))
+    january = december.assign(cutoff_month=1)
+    current = january.assign(predicted_clv_12m=model.predict(january))
+    features = ["revenue_sum_365d", "orders_count_365d"]
+
+    raw = drift_report(baseline, current, features, baseline["predicted"], current["predicted_clv_12m"])
+    assert raw["prediction"]["psi"] > 0.1 and raw["status"] != "ok"  # without the adjustment: a false alarm
+    expected = baseline_predictions_in_calendar(model, baseline, current)
+    quiet = drift_report(baseline, current, features, expected, current["predicted_clv_12m"])
+    assert quiet["prediction"]["psi"] < 0.1 and quiet["status"] == "ok"
+
+    richer = january.assign(revenue_sum_365d=january["revenue_sum_365d"] * 3)
+    richer["predicted_clv_12m"] = model.predict(richer)
+    shifted = drift_report(baseline, richer, features, baseline_predictions_in_calendar(model, baseline, richer),
+                           richer["predicted_clv_12m"])
+    assert shifted["status"] == "alert" and shifted["prediction"]["psi"] > 0.25
+    # the same month: the logged predictions are used as they are
+    assert baseline_predictions_in_calendar(model, baseline, december) is baseline["predicted"]
