@@ -27,6 +27,7 @@ import pyarrow as pa
 from clv.adapters import Adapter, find_adapter
 from clv.contract import ENTITIES, ContractError, Entity
 from clv import validation
+from clv.business_time import business_timezone, timestamp_sql
 from clv.validation import InputValidationError, ValidationReport
 
 log = logging.getLogger(__name__)
@@ -222,9 +223,13 @@ def _stage(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[
     names = entity.column_names
     raw_cols = ", ".join(f"({exprs[c]}) as _raw_{c}" for c in names)
     hashed = "".join(f", {pii[c]} as {c}_hash" for c in entity.pii_columns)
-    typed = ", ".join(f"try_cast(_raw_{c.name} as {c.sql_type}) as {c.name}" for c in entity.columns)
+    raw_types = dict(zip(names, (str(t) for t in con.sql(f"select {raw_cols} from {relation} limit 0").types)))
+    zone = business_timezone()
+    cast = {c.name: (timestamp_sql(f"_raw_{c.name}", raw_types[c.name], zone) if c.sql_type == "TIMESTAMP"
+                     else f"try_cast(_raw_{c.name} as {c.sql_type})") for c in entity.columns}
+    typed = ", ".join(f"{cast[c.name]} as {c.name}" for c in entity.columns)
     type_reason = " ".join(
-        f"when _raw_{c.name} is not null and try_cast(_raw_{c.name} as {c.sql_type}) is null "
+        f"when _raw_{c.name} is not null and {cast[c.name]} is null "
         f"then '{c.name} is not a valid {c.sql_type.lower()}'" for c in entity.columns)
     raw_record = "to_json(struct_pack(" + ", ".join(f"{c} := cast(_raw_{c} as varchar)" for c in names) + "))"
     typed_record = "to_json(struct_pack(" + ", ".join(f"{c} := {c}" for c in names) + "))"
@@ -236,8 +241,7 @@ def _stage(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[
     key_parts = ", ".join(f"coalesce(cast({c} as varchar), '\\N')" if c not in ADDED_COLUMNS else c
                           for c in names)
     hash_columns = "".join(f"{c}_hash, " for c in entity.pii_columns)
-    any_type_failure = " or ".join(
-        f"(_raw_{c.name} is not null and try_cast(_raw_{c.name} as {c.sql_type}) is null)" for c in entity.columns)
+    any_type_failure = " or ".join(f"(_raw_{c.name} is not null and {cast[c.name]} is null)" for c in entity.columns)
     con.execute(f"""
         create or replace temp table {table} as
         with source_rows as (

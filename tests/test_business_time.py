@@ -1,0 +1,86 @@
+"""One business time zone (CLV_TIMEZONE): offsets are converted to it, naive timestamps are taken as already
+in it, TIMESTAMPTZ columns land the same whatever the session's or the host's time zone, DST included."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from clv.business_time import business_timezone
+from clv.landing import land_file
+
+
+def orders(timestamps: list[str]) -> pd.DataFrame:
+    n = len(timestamps)
+    return pd.DataFrame({"customer_id": [str(i) for i in range(n)], "order_id": [f"o{i}" for i in range(n)],
+                         "order_ts": timestamps, "quantity": [1.0] * n, "unit_price": [10.0] * n})
+
+
+def landed_times(path, zone: str, monkeypatch, session_zone: str | None = None) -> list[pd.Timestamp]:
+    monkeypatch.setenv("CLV_TIMEZONE", zone)
+    with duckdb.connect() as con:
+        if session_zone:
+            con.execute(f"set TimeZone = '{session_zone}'")
+        land_file(con, "orders", str(path))
+        return [pd.Timestamp(t) for (t,) in con.execute("select order_ts from raw.orders order by order_id").fetchall()]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_string_offsets_are_converted_and_naive_times_kept(tmp_path, monkeypatch, suffix):
+    frame = orders(["2024-01-01 23:30:00+05:00", "2024-01-01 23:30:00-05:00", "2024-01-01 23:30:00",
+                    "2024-01-01T23:30:00Z"])
+    path = tmp_path / f"orders{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
+    assert landed_times(path, "UTC", monkeypatch) == [
+        pd.Timestamp("2024-01-01 18:30"), pd.Timestamp("2024-01-02 04:30"),  # the -05:00 order is on Jan 2
+        pd.Timestamp("2024-01-01 23:30"), pd.Timestamp("2024-01-01 23:30")]
+    assert landed_times(path, "America/New_York", monkeypatch) == [
+        pd.Timestamp("2024-01-01 13:30"), pd.Timestamp("2024-01-01 23:30"),
+        pd.Timestamp("2024-01-01 23:30"), pd.Timestamp("2024-01-01 18:30")]
+
+
+def test_timestamptz_parquet_lands_the_same_in_any_session_time_zone(tmp_path, monkeypatch):
+    frame = orders(["2024-06-30 22:30:00", "2024-07-01 03:59:00"])
+    frame["order_ts"] = pd.to_datetime(frame["order_ts"]).dt.tz_localize("UTC")
+    path = tmp_path / "orders.parquet"
+    frame.to_parquet(path, index=False)
+    expected = [pd.Timestamp("2024-06-30 22:30"), pd.Timestamp("2024-07-01 03:59")]
+    assert landed_times(path, "UTC", monkeypatch) == expected
+    assert landed_times(path, "UTC", monkeypatch, session_zone="America/New_York") == expected
+    # in New York (UTC-4 in summer) both orders fall on June 30: the business day, not the session's
+    assert landed_times(path, "America/New_York", monkeypatch, session_zone="Asia/Tokyo") == [
+        pd.Timestamp("2024-06-30 18:30"), pd.Timestamp("2024-06-30 23:59")]
+
+
+def test_relanding_under_another_session_time_zone_adds_nothing(tmp_path, monkeypatch):
+    frame = orders(["2024-06-30 22:30:00", "2024-07-01 03:59:00"])
+    frame["order_ts"] = pd.to_datetime(frame["order_ts"]).dt.tz_localize("Europe/Berlin")
+    path = tmp_path / "orders.parquet"
+    frame.to_parquet(path, index=False)
+    monkeypatch.setenv("CLV_TIMEZONE", "UTC")
+    with duckdb.connect() as con:
+        land_file(con, "orders", str(path))
+        con.execute("set TimeZone = 'America/New_York'")
+        [again] = land_file(con, "orders", str(path))
+        assert again.rows_inserted == 0
+        assert con.execute("select count(*) from raw.orders").fetchall()[0][0] == 2
+
+
+def test_daylight_saving_changes_follow_the_business_zone(tmp_path, monkeypatch):
+    # Europe/London: clocks go forward at 01:00 UTC on 2024-03-31 and back at 01:00 UTC on 2024-10-27
+    path = tmp_path / "orders.csv"
+    orders(["2024-03-31T00:30:00Z", "2024-03-31T01:30:00Z", "2024-10-27T00:30:00Z", "2024-10-27T01:30:00Z",
+            "2024-10-26T23:30:00-01:00"]).to_csv(path, index=False)
+    assert landed_times(path, "Europe/London", monkeypatch) == [
+        pd.Timestamp("2024-03-31 00:30"), pd.Timestamp("2024-03-31 02:30"),  # 01:00-02:00 never happened
+        pd.Timestamp("2024-10-27 01:30"), pd.Timestamp("2024-10-27 01:30"),  # 01:00-02:00 happened twice
+        pd.Timestamp("2024-10-27 01:30")]  # 00:30 UTC: the next business day, not Oct 26
+
+
+def test_an_unknown_time_zone_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("CLV_TIMEZONE", "Mars/Olympus_Mons")
+    with pytest.raises(ValueError, match="CLV_TIMEZONE='Mars/Olympus_Mons' is not a known IANA time zone"):
+        business_timezone()
+    monkeypatch.delenv("CLV_TIMEZONE")
+    assert business_timezone() == "UTC"
