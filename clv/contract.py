@@ -44,8 +44,10 @@ ORDERS = Entity(
         Column("quantity", "DOUBLE", True, "units on the line; negative = return"),
         Column("unit_price", "DOUBLE", True, "price per unit in the shop currency"),
         Column("line_id", "VARCHAR", False, "the source's id of the line, when it has one (OLTP tables): "
-                                            "a line landed again with other values is a new version, and "
-                                            "staging keeps the latest version of each line"),
+                                            "a line landed again with other values is a new version of it"),
+        Column("updated_at", "TIMESTAMP", False, "when the source changed the line: a new version is valid "
+                                                 "from then (else from its load time)"),
+        Column("deleted_at", "TIMESTAMP", False, "tombstone: the line stops counting from this time on"),
     ),
 )
 
@@ -56,6 +58,8 @@ CUSTOMERS = Entity(
         Column("signup_ts", "TIMESTAMP", False, "when the customer signed up"),
         Column("country", "VARCHAR", False, "customer country"),
         Column("acquisition_channel", "VARCHAR", False, "marketing channel that acquired the customer"),
+        Column("updated_at", "TIMESTAMP", False, "when the source changed the customer: a new version is "
+                                                 "valid from then (else from its load time)"),
     ),
     pii_columns=("email", "name", "phone", "address"),
 )

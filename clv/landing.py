@@ -149,8 +149,10 @@ def _column_expressions(entity: Entity, source: str, columns: list[str],
     )
 
 
-# Contract columns added after the first release: raw tables of older warehouses gain them.
-ADDED_COLUMNS = ("line_id",)
+# Contract columns added after the first release: raw tables of older warehouses gain them, and they join a
+# row's key only when present (rows without them keep the keys they had).
+# All load times (loaded_at) are UTC.
+ADDED_COLUMNS = ("line_id", "updated_at", "deleted_at")
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -411,25 +413,25 @@ class DuckDBRawSink:
         try:
             inserted = con.execute(
                 f"""insert into raw.{load.entity.name} ({columns}, load_id, loaded_at)
-                    select {columns}, ?, current_timestamp from ({good_rows_sql(load)}) i
+                    select {columns}, ?, timezone('UTC', current_timestamp) from ({good_rows_sql(load)}) i
                     where not exists (select 1 from raw.{load.entity.name} r where r.row_key = i.row_key)""",
                 [load_id],
             ).fetchall()[0][0]
             quarantined = con.execute(
                 f"""insert into raw.quarantine
-                    select q.*, ?, ?, current_timestamp from ({quarantined_rows_sql(load)}) q
+                    select q.*, ?, ?, timezone('UTC', current_timestamp) from ({quarantined_rows_sql(load)}) q
                     where not exists (select 1 from raw.quarantine r
                                       where r.entity = q.entity and r.row_key = q.row_key)""",
                 [load.source, load_id],
             ).fetchall()[0][0]
             con.execute(
                 "insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, loaded_at, "
-                "rows_quarantined, value_median, status) values (?, ?, ?, ?, ?, ?, current_timestamp, ?, ?, ?)",
+                "rows_quarantined, value_median, status) values (?, ?, ?, ?, ?, ?, timezone('UTC', current_timestamp), ?, ?, ?)",
                 [load_id, load.entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
                  load.value_median, load.report.status])
             if load.watermark:
                 con.execute("delete from raw.source_watermarks where source = ?", [load.watermark[0]])
-                con.execute("insert into raw.source_watermarks values (?, ?, ?, current_timestamp)",
+                con.execute("insert into raw.source_watermarks values (?, ?, ?, timezone('UTC', current_timestamp))",
                             [*load.watermark, load_id])
             con.execute("commit")
         except Exception:

@@ -120,7 +120,7 @@ class PostgresRawSink:
                     self._copy(cur, good_rows_sql(load), columns, f"raw.{entity.name}", Path(tmp))
                     cur.execute(
                         f"""insert into raw.{entity.name} ({columns}, load_id, loaded_at)
-                            select {columns}, %s, localtimestamp from incoming i
+                            select {columns}, %s, (now() at time zone 'utc') from incoming i
                             where not exists (select 1 from raw.{entity.name} r where r.row_key = i.row_key)""",
                         [load_id],
                     )
@@ -128,18 +128,18 @@ class PostgresRawSink:
                     cur.execute("drop table incoming")
                     self._copy(cur, quarantined_rows_sql(load), QUARANTINE_COLUMNS, "raw.quarantine", Path(tmp))
                     cur.execute(
-                        f"""insert into raw.quarantine select {QUARANTINE_COLUMNS}, %s, %s, localtimestamp
+                        f"""insert into raw.quarantine select {QUARANTINE_COLUMNS}, %s, %s, (now() at time zone 'utc')
                             from incoming q where not exists (select 1 from raw.quarantine r
                             where r.entity = q.entity and r.row_key = q.row_key)""", [load.source, load_id])
                     quarantined = cur.rowcount
                     cur.execute(
                         "insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, loaded_at,"
-                        " rows_quarantined, value_median, status) values (%s, %s, %s, %s, %s, %s, localtimestamp,"
+                        " rows_quarantined, value_median, status) values (%s, %s, %s, %s, %s, %s, (now() at time zone 'utc'),"
                         " %s, %s, %s)",
                         [load_id, entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
                          load.value_median, load.report.status])
                     if load.watermark:
-                        cur.execute("""insert into raw.source_watermarks values (%s, %s, %s, localtimestamp)
+                        cur.execute("""insert into raw.source_watermarks values (%s, %s, %s, (now() at time zone 'utc'))
                                        on conflict (source) do update set watermark = excluded.watermark,
                                        load_id = excluded.load_id, updated_at = excluded.updated_at""",
                                     [*load.watermark, load_id])

@@ -1,5 +1,5 @@
 -- Point-in-time check: recompute the count features straight from the order lines dated on or before
--- each cutoff. Any customer where customer_features disagrees (or is missing, or extra) fails the test.
+-- each cutoff, in the versions known at the end of its day. Any customer where customer_features disagrees (or is missing, or extra) fails the test.
 with cutoffs as (
     select * from {{ ref('int_cutoffs') }}
 ),
@@ -22,7 +22,9 @@ history as (
         max(purchase_lines.order_date) as last_purchase_date,
         count(distinct purchase_lines.product_id) as distinct_products_count
     from cutoffs
-    inner join purchase_lines on purchase_lines.order_date <= cutoffs.cutoff_date
+    inner join purchase_lines
+        on purchase_lines.order_date <= cutoffs.cutoff_date
+        and {{ valid_at_end_of('purchase_lines', 'cutoffs.cutoff_date') }}
     group by 1, 2
 ),
 

@@ -1,5 +1,5 @@
 -- Label window check: purchase orders dated in (cutoff, cutoff + horizon_days] and nothing else, for
--- every label horizon. Recomputed from the order lines; every customer whose label count disagrees fails.
+-- every label horizon, in the versions known at the window's end. Recomputed from the order lines; every customer whose label count disagrees fails.
 with labels as (
     select * from {{ ref('customer_labels') }}
 ),
@@ -24,6 +24,8 @@ in_window as (
         on purchase_lines.order_date > windows.cutoff_date
         and purchase_lines.order_date
             <= cast({{ dbt.dateadd('day', 'windows.horizon_days', 'windows.cutoff_date') }} as date)
+        and {{ valid_at_end_of('purchase_lines',
+                               "cast(" ~ dbt.dateadd('day', 'windows.horizon_days', 'windows.cutoff_date') ~ " as date)") }}
     group by 1, 2, 3
 )
 

@@ -10,6 +10,7 @@ with anchor as (
     select cast('{{ var("cutoff_date") }}' as date) as scoring_cutoff_date
     {% else %}
     select max(order_date) as scoring_cutoff_date from {{ ref('stg_shop__orders') }}
+    where valid_to = {{ end_of_time() }}
     {% endif %}
 ),
 

@@ -1,6 +1,7 @@
 -- Cleaning rule: extreme order values are capped, never dropped. The cap for a cutoff is the
 -- `order_value_cap_percentile` (default 0.999) of purchase order values on or before that cutoff, so it
--- uses no data from after the cutoff. Null percentile (or >= 1) disables the cap.
+-- uses no data from after the cutoff (and the order versions known at its end). Null percentile (or >= 1)
+-- disables the cap.
 {% set percentile = var('order_value_cap_percentile') %}
 
 with cutoffs as (
@@ -8,7 +9,7 @@ with cutoffs as (
 ),
 
 orders as (
-    select * from {{ ref('int_orders') }}
+    select * from {{ ref('int_order_versions') }}
     where purchase_value > 0
 ),
 
@@ -21,7 +22,9 @@ caps as (
         cast(null as {{ dbt.type_float() }})
         {% endif %} as order_value_cap
     from cutoffs
-    left join orders on orders.order_date <= cutoffs.cutoff_date
+    left join orders
+        on orders.order_date <= cutoffs.cutoff_date
+        and {{ valid_at_end_of('orders', 'cutoffs.cutoff_date') }}
     group by 1
 )
 

@@ -4,12 +4,13 @@ with raw_orders as (
     select * from {{ source('shop', 'orders') }}
 ),
 
-order_lines as (
+order_lines as (  -- the current version of each line
     select * from {{ ref('stg_shop__orders') }}
+    where valid_to = {{ end_of_time() }}
 ),
 
-orders as (
-    select * from {{ ref('int_orders') }}
+orders as (  -- the orders as known at each cutoff
+    select * from {{ ref('int_order_versions') }}
 ),
 
 order_value_caps as (
@@ -47,6 +48,7 @@ capped_orders as (
     from order_value_caps
     left join orders
         on orders.order_date <= order_value_caps.cutoff_date
+        and {{ valid_at_end_of('orders', 'order_value_caps.cutoff_date') }}
         and orders.purchase_value > order_value_caps.order_value_cap
     group by 1, 2
 )

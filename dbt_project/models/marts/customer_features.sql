@@ -1,6 +1,8 @@
 -- Customer features at every cutoff of this build: one row per customer known at the cutoff
--- (first purchase on or before it) and cutoff date. Only rows dated on or before the cutoff are read,
--- so adding later orders changes nothing here. Windows of N days cover (cutoff - N days, cutoff].
+-- (first purchase on or before it) and cutoff date. Point in time: only rows dated on or before the
+-- cutoff are read, each in the version known at the end of the cutoff's day (macro valid_at_end_of), and
+-- sessions count only their events up to that day; so later orders, corrections and deletions change
+-- nothing here. Windows of N days cover (cutoff - N days, cutoff].
 -- Order values are capped at the cutoff's cap (int_order_value_caps) before any revenue feature.
 {% set windows = [30, 90, 365] %}
 
@@ -9,15 +11,11 @@ with cutoffs as (
 ),
 
 orders as (
-    select * from {{ ref('int_orders') }}
+    select * from {{ ref('int_order_versions') }}
 ),
 
 order_value_caps as (
     select * from {{ ref('int_order_value_caps') }}
-),
-
-purchase_days as (
-    select * from {{ ref('int_customer_purchase_days') }}
 ),
 
 order_lines as (
@@ -26,6 +24,10 @@ order_lines as (
 
 sessions as (
     select * from {{ ref('int_customer_sessions') }}
+),
+
+events as (
+    select * from {{ ref('stg_shop__events') }}
 ),
 
 customers as (
@@ -39,19 +41,10 @@ shop_history as (
         least({{ dbt.datediff('min(orders.order_date)', 'cutoffs.cutoff_date', 'day') }} + 1, 365)
             as observable_history_days
     from cutoffs
-    inner join orders on orders.order_date <= cutoffs.cutoff_date
+    inner join orders
+        on orders.order_date <= cutoffs.cutoff_date
+        and {{ valid_at_end_of('orders', 'cutoffs.cutoff_date') }}
     group by cutoffs.cutoff_date
-),
-
-known_customers as (
-    select distinct
-        cutoffs.cutoff_date,
-        purchase_days.customer_id,
-        purchase_days.first_purchase_date
-    from cutoffs
-    inner join purchase_days
-        on purchase_days.is_first_purchase
-        and purchase_days.first_purchase_date <= cutoffs.cutoff_date
 ),
 
 capped_order_history as (
@@ -64,7 +57,9 @@ capped_order_history as (
         {{ capped('orders.purchase_value', 'order_value_caps.order_value_cap') }} as purchase_value,
         {{ capped('orders.returned_value', 'order_value_caps.order_value_cap') }} as returned_value
     from cutoffs
-    inner join orders on orders.order_date <= cutoffs.cutoff_date
+    inner join orders
+        on orders.order_date <= cutoffs.cutoff_date
+        and {{ valid_at_end_of('orders', 'cutoffs.cutoff_date') }}
     inner join order_value_caps on order_value_caps.cutoff_date = cutoffs.cutoff_date
 ),
 
@@ -81,6 +76,27 @@ daily_history as (
         {{ dbt.datediff('order_date', 'cutoff_date', 'day') }} as days_before_cutoff
     from capped_order_history
     group by 1, 2, 3
+),
+
+-- Purchase days known at each cutoff (days with purchase revenue; same-day orders merged, as the BTYD
+-- models require), with the previous purchase day and the customer's first.
+purchase_days as (
+    select
+        cutoff_date,
+        customer_id,
+        activity_date as purchase_date,
+        purchase_revenue,
+        lag(activity_date) over (partition by cutoff_date, customer_id order by activity_date)
+            as previous_purchase_date,
+        min(activity_date) over (partition by cutoff_date, customer_id) as first_purchase_date
+    from daily_history
+    where is_purchase_day
+),
+
+known_customers as (
+    select cutoff_date, customer_id, first_purchase_date
+    from purchase_days
+    where purchase_date = first_purchase_date
 ),
 
 order_summary as (
@@ -123,14 +139,12 @@ first_purchase as (
 
 gap_summary as (
     select
-        cutoffs.cutoff_date,
-        purchase_days.customer_id,
-        avg(purchase_days.days_since_previous_purchase) as mean_days_between_orders,
-        stddev_samp(purchase_days.days_since_previous_purchase) as std_days_between_orders
-    from cutoffs
-    inner join purchase_days
-        on purchase_days.purchase_date <= cutoffs.cutoff_date
-        and purchase_days.days_since_previous_purchase is not null
+        cutoff_date,
+        customer_id,
+        avg({{ dbt.datediff('previous_purchase_date', 'purchase_date', 'day') }}) as mean_days_between_orders,
+        stddev_samp({{ dbt.datediff('previous_purchase_date', 'purchase_date', 'day') }}) as std_days_between_orders
+    from purchase_days
+    where previous_purchase_date is not null
     group by 1, 2
 ),
 
@@ -145,6 +159,7 @@ product_last_purchase as (
     from cutoffs
     inner join order_lines
         on order_lines.order_date <= cutoffs.cutoff_date
+        and {{ valid_at_end_of('order_lines', 'cutoffs.cutoff_date') }}
         and not order_lines.is_return
         and order_lines.line_revenue > 0
         and order_lines.product_id is not null
@@ -165,13 +180,46 @@ product_summary as (
     group by 1, 2
 ),
 
-session_history as (
+-- Sessions as known at each cutoff, event by event: a session that ended by the cutoff's day counts
+-- whole; one still running then counts only its events up to that day (its length: first to last of them).
+finished_sessions as (
     select
         cutoffs.cutoff_date,
-        sessions.*,
-        {{ dbt.datediff('sessions.session_date', 'cutoffs.cutoff_date', 'day') }} as days_before_cutoff
+        sessions.customer_id,
+        sessions.session_date,
+        sessions.session_duration_s,
+        sessions.add_to_cart_count
     from cutoffs
-    inner join sessions on sessions.session_date <= cutoffs.cutoff_date
+    inner join sessions on sessions.last_event_date <= cutoffs.cutoff_date
+),
+
+running_sessions as (
+    select
+        cutoffs.cutoff_date,
+        events.customer_id,
+        min(events.event_date) as session_date,
+        {{ dbt.datediff('min(events.event_at)', 'max(events.event_at)', 'second') }} as session_duration_s,
+        count(case when events.event_type = 'add_to_cart' then 1 end) as add_to_cart_count
+    from cutoffs
+    inner join sessions
+        on sessions.session_date <= cutoffs.cutoff_date
+        and sessions.last_event_date > cutoffs.cutoff_date
+    inner join events
+        on events.customer_id = sessions.customer_id
+        and events.session_id = sessions.session_id
+        and events.event_date <= cutoffs.cutoff_date
+    group by cutoffs.cutoff_date, events.customer_id, events.session_id
+),
+
+session_history as (
+    select
+        known_sessions.*,
+        {{ dbt.datediff('known_sessions.session_date', 'known_sessions.cutoff_date', 'day') }} as days_before_cutoff
+    from (
+        select * from finished_sessions
+        union all
+        select * from running_sessions
+    ) as known_sessions
 ),
 
 session_summary as (
@@ -264,6 +312,7 @@ joined as (
         on shop_history.cutoff_date = known.cutoff_date
     left join customers
         on customers.customer_id = known.customer_id
+        and {{ valid_at_end_of('customers', 'known.cutoff_date') }}
 )
 
 select * from joined

@@ -2,7 +2,9 @@
 -- net revenue (purchases minus returns, floored at zero) of orders dated in (cutoff, cutoff + horizon_days],
 -- order values capped at the cutoff's cap like the features. One row per customer, cutoff and label
 -- horizon (`label_horizons`, default [horizon_days]); a horizon is labelled only when its whole window
--- ends on or before the scoring cutoff, so no label reads data the build does not have.
+-- ends on or before the scoring cutoff, so no label reads data the build does not have. A label reads the
+-- order versions known at the end of its window (what was known when it matured): a correction or a
+-- deletion inside the window counts, one landed after it does not change a matured label.
 {% set horizons = var('label_horizons') or [var('horizon_days')] %}
 
 with scoring as (
@@ -36,7 +38,7 @@ features as (
 ),
 
 orders as (
-    select * from {{ ref('int_orders') }}
+    select * from {{ ref('int_order_versions') }}
 ),
 
 order_value_caps as (
@@ -56,6 +58,7 @@ future_orders as (
     inner join orders
         on orders.order_date > cutoffs.cutoff_date
         and orders.order_date <= cutoffs.window_end_date
+        and {{ valid_at_end_of('orders', 'cutoffs.window_end_date') }}
 ),
 
 future_activity as (

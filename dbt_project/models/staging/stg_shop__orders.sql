@@ -1,35 +1,58 @@
--- Order lines, cleaned. Business rules:
+-- Order lines, cleaned, as versions valid over [valid_from, valid_to) in business time. Business rules:
 --   * lines without a customer id are dropped (they cannot be attributed to anyone);
 --   * a line is a return when its quantity is negative (Online Retail's C invoices carry negative quantities);
---   * lines with a zero or negative unit price are kept for counts but carry no revenue.
---   * a line the source identifies (line_id) may arrive again with other values (an OLTP row edited
---     after an earlier extraction): the latest landed version of each line is kept.
+--   * lines with a zero or negative unit price are kept for counts but carry no revenue;
+--   * a line the source identifies (line_id) may arrive again with other values (an OLTP row edited after an
+--     earlier extraction): each landed version is kept. The first is valid from the beginning, a later one
+--     from the source's change time (updated_at) when it sends one, else from its load time, until the next
+--     (versions follow the order they were landed in; within one load, the order of updated_at);
+--   * a tombstone (deleted_at) ends the line at its deletion time: it stops counting from then on;
+--   * a line without line_id is a fact of its own, valid from the beginning (until its deleted_at, if any).
+-- Features and labels read the versions valid at the end of their day (macro valid_at_end_of).
 with landed as (
     select * from {{ source('shop', 'orders') }}
 ),
 
-line_versions as (
+versions as (
     select
         *,
-        row_number() over (partition by line_id order by loaded_at desc, row_key) as version_rank
+        coalesce(updated_at, {{ in_business_time('loaded_at') }}) as changed_at
     from landed
+    where customer_id is not null
+),
+
+-- a line without line_id has one version (no window over them: most lines of most shops)
+unkeyed_lines as (
+    select
+        *,
+        1 as version_number,
+        cast(null as timestamp) as next_changed_at,
+        deleted_at as line_deleted_at
+    from versions
+    where line_id is null
+),
+
+keyed_line_versions as (
+    select
+        *,
+        row_number() over (partition by line_id order by loaded_at, changed_at, row_key) as version_number,
+        lead(changed_at) over (partition by line_id order by loaded_at, changed_at, row_key) as next_changed_at,
+        min(deleted_at) over (partition by line_id) as line_deleted_at
+    from versions
     where line_id is not null
 ),
 
-source as (
-    select row_key, customer_id, order_id, product_id, quantity, unit_price, order_ts
-    from landed
-    where line_id is null
+ordered as (
+    select * from unkeyed_lines
     union all
-    select row_key, customer_id, order_id, product_id, quantity, unit_price, order_ts
-    from line_versions
-    where version_rank = 1
+    select * from keyed_line_versions
 ),
 
 cleaned as (
     select
         -- ids
         row_key as order_line_id,
+        line_id,
         customer_id,
         order_id,
         product_id,
@@ -42,10 +65,14 @@ cleaned as (
 
         -- timestamps
         order_ts as ordered_at,
-        cast(order_ts as date) as order_date
+        cast(order_ts as date) as order_date,
 
-    from source
-    where customer_id is not null
+        -- validity of this version
+        case when version_number = 1 then {{ beginning_of_time() }} else changed_at end as valid_from,
+        least(coalesce(next_changed_at, {{ end_of_time() }}), coalesce(line_deleted_at, {{ end_of_time() }}))
+            as valid_to
+
+    from ordered
 )
 
 select * from cleaned

@@ -1,0 +1,19 @@
+{#- As-of reads. Every landed row version is valid over [valid_from, valid_to) in business time
+    (CLV_TIMEZONE); a cutoff date C reads the versions valid at the end of day C. -#}
+
+{% macro beginning_of_time() %}cast('1900-01-01' as timestamp){% endmacro %}
+
+{% macro end_of_time() %}cast('9999-12-31' as timestamp){% endmacro %}
+
+{#- The instant just after day `day` ends: the next midnight. -#}
+{% macro end_of_day(day) %}cast({{ dbt.dateadd('day', 1, day) }} as timestamp){% endmacro %}
+
+{#- True when the row version of `relation` was the one known at the end of day `day`. -#}
+{% macro valid_at_end_of(relation, day) -%}
+    ({{ relation }}.valid_from < {{ end_of_day(day) }} and {{ relation }}.valid_to >= {{ end_of_day(day) }})
+{%- endmacro %}
+
+{#- A load time (stored in UTC) as wall-clock time in the business time zone. -#}
+{% macro in_business_time(utc_timestamp) -%}
+    cast(({{ utc_timestamp }} at time zone 'UTC') at time zone '{{ env_var("CLV_TIMEZONE", "UTC") or "UTC" }}' as timestamp)
+{%- endmacro %}
