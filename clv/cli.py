@@ -55,7 +55,7 @@ def _cmd_run(args) -> int:
         warehouse=str(args.warehouse) if args.warehouse else None,
         order_value_cap_percentile=args.order_value_cap_percentile,
         high_tier_share=args.high_tier_share, medium_tier_share=args.medium_tier_share, target=args.target,
-        settings_file=args.settings, retrain=args.retrain,
+        settings_file=args.settings, retrain=args.retrain, full_refresh=args.full_refresh,
         # the bundled demo data only when nothing names any input (`make run`)
         demo=not (args.orders or args.sources or args.settings),
     )
@@ -246,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="settings file (YAML, see clv-settings.example.yml): inputs, warehouse, options")
     run.add_argument("--retrain", action="store_true",
                      help="train and gate a new version even though a champion exists")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="rebuild every feature and label snapshot (default: keep those already built)")
     run.set_defaults(func=_cmd_run)
 
     retrain = sub.add_parser("retrain", help="train and gate a new version on the landed data, if anything is new")

@@ -317,7 +317,8 @@ def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None
         customers = ENTITIES["customers"]
         derived = f"(with src as (select * from {relation}) {adapter.derived_customers_sql})"
         n = con.execute(f"select count(*) from {derived}").fetchall()[0][0]
-        identity = {c.name: c.name for c in customers.columns}
+        derived_columns = {row[0] for row in con.execute(f"describe select * from {derived}").fetchall()}
+        identity = {c.name: (c.name if c.name in derived_columns else "null") for c in customers.columns}
         customer_parameters = validation.run_parameters(sink.recent_loads("customers", validation.RECENT_LOADS))
         derived_table = _stage(con, customers, derived, identity, {c: "null" for c in customers.pii_columns},
                                customer_parameters)

@@ -109,9 +109,10 @@ def read_frame(target: str, warehouse: str, sql: str, params=None) -> pd.DataFra
 def build_features(warehouse: str, cutoff: date | None, horizon_days: int, dbt_target: str = "duckdb",
                    order_value_cap_percentile: float | None = 0.999, min_history_days: int = 90,
                    snapshot_grid_months: int = 1, backtest_origins: int = 3,
-                   max_training_cutoffs: int | None = None) -> tuple[date, SnapshotPlan]:
-    """The snapshot calendar of the landed data, then `dbt build`: staging, features at the scoring and
-    calendar cutoffs, labels at the prediction (and evaluation) horizons, and their tests."""
+                   max_training_cutoffs: int | None = None, full_refresh: bool = False) -> tuple[date, SnapshotPlan]:
+    """The snapshot calendar of the landed data, then `dbt build`: staging, features at the scoring cutoff
+    and at calendar cutoffs not built yet, labels whose window matured since, and their tests. Snapshots
+    already built are kept; `full_refresh` rebuilds every one of them."""
     if dbt_target == "duckdb":  # raw tables of an older warehouse gain the columns dbt now reads
         with connect(warehouse) as con:
             ensure_raw_tables(con)
@@ -124,7 +125,8 @@ def build_features(warehouse: str, cutoff: date | None, horizon_days: int, dbt_t
                 plan.training_cutoffs[-1] if plan.training_cutoffs else "-", plan.backtest.horizon_days,
                 ", ".join(plan.backtest.origins) or "none", f" ({plan.backtest.note})" if plan.backtest.note else "")
     variables = dbt_vars(cutoff, horizon_days, plan.training_cutoffs, plan.label_horizons, order_value_cap_percentile)
-    run_dbt(["build"], warehouse=warehouse, variables=variables, target=dbt_target)
+    run_dbt(["build", *(["--full-refresh"] if full_refresh else [])], warehouse=warehouse, variables=variables,
+            target=dbt_target)
     return scoring_cutoff(dbt_target, warehouse), plan
 
 
@@ -270,9 +272,11 @@ def weekly_clv_pipeline(
     demo: bool = False,
     retrain: bool = False,
     model_spec: dict | None = None,
+    full_refresh: bool = False,
 ) -> dict:
     """Land the inputs, build features and labels in dbt, train and gate a model when there is no
-    champion yet (or `retrain`), and score every customer with the champion.
+    champion yet (or `retrain`), and score every customer with the champion. Feature and label snapshots
+    already built are kept (`full_refresh` rebuilds them all).
 
     Inputs come from the parameters or the settings file (`settings_file`, see clv-settings.example.yml);
     `demo=True` lands the bundled Online Retail II orders when neither names any. `target` picks the
@@ -290,7 +294,8 @@ def weekly_clv_pipeline(
     loads = land_inputs(warehouse, settings.orders, settings.customers, settings.events, target, settings.sources)
     scoring_date, plan = build_features(warehouse, settings.cutoff, settings.horizon_days, target,
                                         settings.order_value_cap_percentile, settings.min_history_days,
-                                        settings.snapshot_grid_months, settings.backtest_origins)
+                                        settings.snapshot_grid_months, settings.backtest_origins,
+                                        full_refresh=full_refresh)
     population = scoring_population(target, warehouse, scoring_date)
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
     decision = None

@@ -1,4 +1,6 @@
-"""The same dbt project on DuckDB and on a real PostgreSQL server gives the same features and labels."""
+"""The same dbt project on DuckDB and on a real PostgreSQL server gives the same features and labels,
+including the as-of reads (a corrected and a deleted order line landed after a first build) and the
+incremental rebuild that follows."""
 
 from __future__ import annotations
 
@@ -22,13 +24,26 @@ RELATIONS = {
     "customer_features": ["cutoff_date", "customer_id"],
     "customer_labels": ["cutoff_date", "customer_id", "horizon_days"],
     "int_cutoffs": ["cutoff_date"],
+    "int_order_versions": ["order_id", "valid_from", "order_date", "customer_id"],
     "cleaning_summary": ["rule", "cutoff_date"],
 }
 
 
+# Order lines the source identifies, landed after the first build with their history of changes (one
+# load, ordered by updated_at): L1 corrected from 2 to 5 units on 2011-06-15, L2 deleted on 2011-07-01.
+CORRECTIONS = pd.DataFrame({
+    "customer_id": ["12348"] * 4, "order_id": ["X1", "X1", "X2", "X2"], "line_id": ["L1", "L1", "L2", "L2"],
+    "order_ts": pd.to_datetime(["2011-03-01 10:00"] * 2 + ["2011-02-01 10:00"] * 2),
+    "product_id": ["p1", "p1", "p2", "p2"], "quantity": [2.0, 5.0, 1.0, 1.0], "unit_price": [3.0, 3.0, 5.0, 5.0],
+    "updated_at": pd.to_datetime(["2011-03-01 10:00", "2011-06-15 00:00", "2011-02-01 10:00", "2011-07-01 00:00"]),
+    "deleted_at": pd.to_datetime([None, None, None, "2011-07-01"]),
+})
+
+
 @pytest.fixture(scope="module")
 def both_engines(postgres_database, retail_sample, tmp_path_factory):
-    """Land the Online Retail II sample into each engine and run the dbt build on each."""
+    """Land the Online Retail II sample into each engine and run the dbt build on each; then land
+    corrections and build again (incrementally) on each."""
     home = tmp_path_factory.mktemp("engines")
     os.environ["CLV_HOME"] = str(home)
     warehouse = home / "warehouse.duckdb"
@@ -37,6 +52,14 @@ def both_engines(postgres_database, retail_sample, tmp_path_factory):
     with duckdb.connect() as scratch:
         results = land_file(scratch, "orders", retail_sample, PostgresRawSink(scratch, postgres_database))
         again = land_file(scratch, "orders", retail_sample, PostgresRawSink(scratch, postgres_database))
+    run_dbt(["build"], warehouse=warehouse, variables=VARS, target="duckdb")
+    run_dbt(["build"], variables=VARS, target="postgres")
+    corrections = home / "corrections.parquet"
+    CORRECTIONS.to_parquet(corrections, index=False)
+    with duckdb.connect(str(warehouse)) as con:
+        land_file(con, "orders", corrections)
+    with duckdb.connect() as scratch:
+        land_file(scratch, "orders", corrections, PostgresRawSink(scratch, postgres_database))
     run_dbt(["build"], warehouse=warehouse, variables=VARS, target="duckdb")
     run_dbt(["build"], variables=VARS, target="postgres")
     return warehouse, postgres_database, results, again
@@ -62,8 +85,11 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         values = out[column].astype(object).where(out[column].notna(), None)
-        if column == "cutoff_date":
+        if column.endswith("_date"):
             out[column] = [None if v is None else str(pd.Timestamp(v).date()) for v in values]
+            continue
+        if column in ("valid_from", "valid_to"):
+            out[column] = [None if v is None else str(pd.Timestamp(v)) for v in values]
             continue
         try:
             out[column] = pd.to_numeric(values, errors="raise").astype("float64")
@@ -79,7 +105,7 @@ def test_postgres_landing_is_idempotent(both_engines):
     assert orders.rows_quarantined > 0  # the sample keeps some lines without a customer id
     assert [r.rows_inserted for r in again] == [0, 0]
     counts = read_postgres(settings, "raw.orders", ["row_key"])
-    assert len(counts) == orders.rows_inserted and counts["row_key"].is_unique
+    assert len(counts) == orders.rows_inserted + len(CORRECTIONS) and counts["row_key"].is_unique
     quarantined = read_postgres(settings, "raw.quarantine", ["row_key"])
     assert len(quarantined) == orders.rows_quarantined and quarantined["reason"].str.startswith("customer_id").all()
 

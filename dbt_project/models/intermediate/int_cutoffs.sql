@@ -2,7 +2,9 @@
 -- (features + labels). Training cutoffs come from the snapshot calendar (`training_cutoffs`: month ends
 -- on a fixed grid, chosen by clv/snapshots.py) so they do not move with the scoring cutoff; a training
 -- cutoff is kept only when it lies before the scoring cutoff. Labels are built for each of
--- `label_horizons` whose window ends on or before the scoring cutoff (see customer_labels).
+-- `label_horizons` whose window ends on or before the scoring cutoff (see customer_labels). `to_build`: the
+-- cutoffs whose features this build computes (the scoring cutoff and calendar cutoffs not built yet; all
+-- of them on a full refresh).
 {% set horizon_days = var('horizon_days') | int %}
 
 with anchor as (
@@ -39,9 +41,18 @@ cutoffs as (
     select cutoff_date, cutoff_role, snapshot_index from training
 )
 
+{#- Snapshots already in customer_features are kept (not rebuilt) unless this is a full refresh. Read by
+    name, not ref: customer_features is built from this model. -#}
+{% set built = adapter.get_relation(database=this.database, schema=this.schema, identifier='customer_features') %}
+
 select
     cutoff_date,
     cutoff_role,
     snapshot_index,
-    {{ horizon_days }} as horizon_days
+    {{ horizon_days }} as horizon_days,
+    {% if built is not none and not flags.FULL_REFRESH %}
+    cutoff_role = 'scoring' or cutoff_date not in (select distinct cutoff_date from {{ built }})
+    {% else %}
+    true
+    {% endif %} as to_build
 from cutoffs

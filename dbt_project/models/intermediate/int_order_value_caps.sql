@@ -4,8 +4,13 @@
 -- disables the cap.
 {% set percentile = var('order_value_cap_percentile') %}
 
+{{ config(materialized='incremental', unique_key='cutoff_date', incremental_strategy='delete+insert') }}
+
 with cutoffs as (
     select * from {{ ref('int_cutoffs') }}
+    {% if is_incremental() %}
+    where to_build
+    {% endif %}
 ),
 
 orders as (

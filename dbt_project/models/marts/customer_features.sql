@@ -2,12 +2,20 @@
 -- (first purchase on or before it) and cutoff date. Point in time: only rows dated on or before the
 -- cutoff are read, each in the version known at the end of the cutoff's day (macro valid_at_end_of), and
 -- sessions count only their events up to that day; so later orders, corrections and deletions change
--- nothing here. Windows of N days cover (cutoff - N days, cutoff].
+-- nothing here, and a snapshot once built is kept: incremental runs add only the cutoffs not built yet
+-- (and rebuild the scoring cutoff); `clv run --full-refresh` rebuilds all of them, with the same rows.
+-- Windows of N days cover (cutoff - N days, cutoff].
 -- Order values are capped at the cutoff's cap (int_order_value_caps) before any revenue feature.
 {% set windows = [30, 90, 365] %}
 
+{{ config(materialized='incremental', unique_key=['customer_id', 'cutoff_date'],
+          incremental_strategy='delete+insert', on_schema_change='fail') }}
+
 with cutoffs as (
     select * from {{ ref('int_cutoffs') }}
+    {% if is_incremental() %}
+    where to_build  -- snapshots are kept, not rebuilt: the scoring cutoff and calendar cutoffs not built yet
+    {% endif %}
 ),
 
 orders as (

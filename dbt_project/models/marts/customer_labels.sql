@@ -2,9 +2,12 @@
 -- net revenue (purchases minus returns, floored at zero) of orders dated in (cutoff, cutoff + horizon_days],
 -- order values capped at the cutoff's cap like the features. One row per customer, cutoff and label
 -- horizon (`label_horizons`, default [horizon_days]); a horizon is labelled only when its whole window
--- ends on or before the scoring cutoff, so no label reads data the build does not have. A label reads the
+-- ends on or before the scoring cutoff, so no label reads data the build does not have; once built it is
+-- kept (incremental), a window is labelled in the first run after it matures. A label reads the
 -- order versions known at the end of its window (what was known when it matured): a correction or a
 -- deletion inside the window counts, one landed after it does not change a matured label.
+{{ config(materialized='incremental', unique_key=['customer_id', 'cutoff_date', 'horizon_days'],
+          incremental_strategy='delete+insert', on_schema_change='fail') }}
 {% set horizons = var('label_horizons') or [var('horizon_days')] %}
 
 with scoring as (
@@ -31,6 +34,13 @@ cutoffs as (
     where int_cutoffs.cutoff_role = 'training'
         and cast({{ dbt.dateadd('day', 'label_horizons.horizon_days', 'int_cutoffs.cutoff_date') }} as date)
             <= scoring.scoring_cutoff_date
+        {% if is_incremental() %}
+        -- a matured label is kept: only windows that matured since the last build are added
+        and not exists (
+            select 1 from {{ this }} as built
+            where built.cutoff_date = int_cutoffs.cutoff_date and built.horizon_days = label_horizons.horizon_days
+        )
+        {% endif %}
 ),
 
 features as (

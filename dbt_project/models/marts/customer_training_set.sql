@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}  -- read only when a model is trained: not rewritten every week
 -- The labelled snapshots models train on: features at each training cutoff joined to the label.
 with features as (
     select * from {{ ref('customer_features') }}

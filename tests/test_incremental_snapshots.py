@@ -1,0 +1,110 @@
+"""Snapshots are kept, not rebuilt: a weekly build adds the new scoring cutoff, the calendar cutoff that
+has just passed and the label windows that have just matured, and leaves every other snapshot as it was;
+`--full-refresh` rebuilds them all and gives the same rows."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+
+import duckdb
+import pandas as pd
+import pytest
+
+from clv.landing import land_file
+from clv.snapshots import plan_for_warehouse
+from clv.synth import SynthConfig, write_synthetic
+from clv.transform import dbt_vars, run_dbt
+from clv.warehouse import WarehouseReader
+
+START, DAYS = date(2022, 1, 1), 1460
+WEEK0 = START + timedelta(days=DAYS - 1)       # 2025-12-30
+WEEK1 = WEEK0 + timedelta(days=7)              # 2026-01-06: the label window of 2024-12-31 has matured
+MARK = 987654.25  # a value no build writes: marks rows a later build must leave alone
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    return write_synthetic(SynthConfig(customers=1500, seed=5, start=START, days=DAYS + 14),
+                           tmp_path_factory.mktemp("shop"))
+
+
+def land_until(warehouse, shop, last_day: date, folder):
+    folder.mkdir(exist_ok=True)
+    for entity, column in (("customers", "signup_ts"), ("orders", "order_ts"), ("events", "event_ts")):
+        path = folder / f"{entity}.parquet"
+        duckdb.sql(f"copy (select * from read_parquet('{shop[entity]}') where cast({column} as date) <= '{last_day}') "
+                   f"to '{path}' (format parquet)")
+        with duckdb.connect(str(warehouse)) as con:
+            land_file(con, entity, str(path))
+
+
+def build(warehouse, cutoff: date, full_refresh: bool = False, command: str = "build"):
+    plan = plan_for_warehouse(WarehouseReader("duckdb", warehouse), cutoff, 365)
+    run_dbt([command, *(["--full-refresh"] if full_refresh else [])], warehouse=warehouse,
+            variables=dbt_vars(cutoff, 365, plan.training_cutoffs, plan.label_horizons))
+    return plan
+
+
+def read(warehouse, sql) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql).df()
+
+
+@pytest.fixture(scope="module")
+def weekly_builds(shop, tmp_path_factory):
+    """Week 0 built; a probe copy tampered with; week 1 built incrementally on both."""
+    import os
+
+    root = tmp_path_factory.mktemp("incremental")
+    os.environ["CLV_HOME"] = str(root / "home")
+    warehouse = root / "warehouse.duckdb"
+    land_until(warehouse, shop, WEEK0, root / "week0")
+    build(warehouse, WEEK0)
+    week0_cutoffs = cutoffs_of(warehouse, "customer_features")
+    # a probe: mark one kept snapshot's rows; a build that rebuilt them would overwrite the marks
+    probe = root / "probe.duckdb"
+    shutil.copy(warehouse, probe)
+    with duckdb.connect(str(probe)) as con:
+        con.execute("update customer_features set revenue_total = -1 where cutoff_date = '2024-06-30'")
+        con.execute(f"update customer_labels set future_revenue = {MARK} where cutoff_date = '2024-06-30'")
+        con.execute("update customer_features set revenue_total = -1 where cutoff_date = ?", [WEEK0])
+    for target, command in ((warehouse, "build"), (probe, "run")):  # the marks would fail dbt's tests
+        land_until(target, shop, WEEK1, root / f"week1-{target.stem}")
+        plan = build(target, WEEK1, command=command)
+    return warehouse, probe, plan, root, week0_cutoffs
+
+
+def cutoffs_of(warehouse, table) -> set[date]:
+    return set(read(warehouse, f"select distinct cutoff_date from {table}")["cutoff_date"].dt.date)
+
+
+def test_a_weekly_build_keeps_built_snapshots_and_adds_only_what_is_new(weekly_builds):
+    _, probe, plan, _, week0_cutoffs = weekly_builds
+    kept = read(probe, "select count(*) as n, min(revenue_total) as low, max(revenue_total) as high "
+                       "from customer_features where cutoff_date = '2024-06-30'").iloc[0]
+    assert kept["n"] > 0 and kept["low"] == kept["high"] == -1  # not rebuilt
+    assert read(probe, "select min(future_revenue) as m from customer_labels "
+                       "where cutoff_date = '2024-06-30'")["m"].iloc[0] == MARK
+    assert read(probe, f"select min(revenue_total) as m from customer_features "
+                       f"where cutoff_date = '{WEEK0}'")["m"].iloc[0] == -1  # last week's scoring snapshot kept
+    # new: the calendar cutoff whose 365-day window matured this week (2024-12-31 + 365 days <= 2026-01-06),
+    # with its labels, and the new scoring cutoff; nothing else
+    assert cutoffs_of(probe, "customer_features") - week0_cutoffs == {date(2024, 12, 31), WEEK1}
+    assert date(2024, 12, 31) in cutoffs_of(probe, "customer_labels")
+
+
+def test_full_refresh_gives_the_same_rows(weekly_builds):
+    warehouse, _, plan, root, _ = weekly_builds
+    refreshed = root / "refreshed.duckdb"
+    shutil.copy(warehouse, refreshed)
+    build(refreshed, WEEK1, full_refresh=True)
+    cutoffs = ", ".join(f"'{c}'" for c in [*plan.training_cutoffs, WEEK1])
+    for table, keys in (("customer_features", "cutoff_date, customer_id"),
+                        ("customer_labels", "cutoff_date, customer_id, horizon_days")):
+        incremental = read(warehouse, f"select * from {table} where cutoff_date in ({cutoffs}) order by {keys}")
+        rebuilt = read(refreshed, f"select * from {table} order by {keys}")
+        assert len(rebuilt) > 0
+        pd.testing.assert_frame_equal(incremental, rebuilt, check_exact=False, rtol=1e-12)
+    # a full refresh rebuilds the calendar and the scoring cutoff; last week's scoring snapshot is not on it
+    assert WEEK0 not in cutoffs_of(refreshed, "customer_features")
