@@ -28,8 +28,22 @@ log = logging.getLogger(__name__)
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process since the last `reset_peak_rss` (Linux VmHWM), else so far."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-memory measurement (Linux: writing 5 to clear_refs resets VmHWM); no-op elsewhere."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def _timed(label: str, fn):
@@ -289,11 +303,85 @@ class _StageClock:
         log.info("%s: %.1f s (%s rows), peak RSS so far %.0f MB", stage, seconds, rows, peak_rss_mb())
 
 
+WEEK1_DAYS = 730  # the first week's run sees two years of the shop's history
+
+
 def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path | None = None,
-                seed: int = 7, training_snapshots: int = 3, snapshot_spacing_days: int = 91,
-                horizon_days: int = 365) -> dict:
-    """The weekly cycle on a synthetic shop of `customers` customers, stage by stage, in this process
-    (the same library calls as `flows/weekly.py`), plus the raw-scan floor on the same engine."""
+                seed: int = 7, weeks: int = 1, training_snapshots: int = 3, horizon_days: int = 365) -> dict:
+    """The weekly cycle on a synthetic shop of `customers` customers, stage by stage, in this process (the
+    same library calls as `flows/weekly.py`), plus the raw-scan floor on the same engine. Week 1 lands two
+    years of history, builds the snapshots, trains and registers the champion and scores; each further week
+    lands the next seven days of customers, orders and events and runs the cycle again (no training: the
+    champion serves), on the snapshots kept in the warehouse."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    home = workdir / f"scale-{customers}-home"
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ["CLV_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    config_days = WEEK1_DAYS + 7 * (weeks - 1)
+    generate = _StageClock()
+    if data_dir is None:  # generate afresh (timed apart); --data reuses a `clv synth` directory instead
+        data_dir = workdir / f"synth-{customers}-{config_days}"
+        generate.run("generate", None, lambda: write_synthetic(SynthConfig(customers, seed=seed, days=config_days),
+                                                               data_dir),
+                     rows_after=lambda _: _parquet_rows(data_dir))
+    slices = generate.run("slice", None, lambda: _weekly_slices(data_dir, workdir / f"weeks-{customers}", weeks))
+    warehouse = home / "warehouse" / "clv.duckdb"
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    week_results = []
+    for week, files in enumerate(slices, start=1):
+        log.info("week %d of %d", week, weeks)
+        week_results.append(_scale_week(warehouse, home, files, week == 1, training_snapshots, horizon_days))
+    first = week_results[0]
+    result_json = {
+        "benchmark": "scale",
+        "engine": f"duckdb {duckdb.__version__}",
+        "customers": customers,
+        **{k: v for k, v in first.items() if k != "stages"},
+        "stages": {**generate.stages, **first["stages"]},
+        "weeks": [{"week": i, **w} for i, w in enumerate(week_results, start=1)],
+        "duckdb_memory_limit": os.environ.get("CLV_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if len(week_results) > 1:
+        later = week_results[1:]
+        result_json["later_weeks"] = {
+            "mean_cycle_seconds": round(float(np.mean([w["weekly_cycle_seconds"] for w in later])), 2),
+            "mean_cycle_share_of_first": round(float(np.mean([w["weekly_cycle_seconds"] for w in later]))
+                                               / first["weekly_cycle_seconds"], 3),
+            "max_feature_to_floor_ratio": max(w["feature_build_to_scan_ratio"] for w in later),
+        }
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result_json, indent=2) + "\n")
+    return result_json
+
+
+def _weekly_slices(data_dir: Path, out: Path, weeks: int) -> list[dict[str, Path]]:
+    """Week 1: everything dated in the first two years; week k: the seven days after week k-1."""
+    start = pd.Timestamp(SynthConfig(1).start)
+    columns = {"customers": "signup_ts", "orders": "order_ts", "events": "event_ts"}
+    bounds = [pd.Timestamp("1900-01-01")] + [
+        start + pd.Timedelta(days=WEEK1_DAYS + 7 * k) for k in range(weeks)]
+    slices = []
+    out.mkdir(parents=True, exist_ok=True)
+    for week in range(weeks):
+        files = {}
+        for entity, column in columns.items():
+            path = out / f"week{week + 1}-{entity}.parquet"
+            duckdb.sql(f"copy (select * from read_parquet('{data_dir / entity}.parquet') "
+                       f"where {column} >= '{bounds[week]}' and {column} < '{bounds[week + 1]}') "
+                       f"to '{path}' (format parquet)")
+            files[entity] = path
+        slices.append(files)
+    return slices
+
+
+def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool, training_snapshots: int,
+                horizon_days: int) -> dict:
+    """One weekly cycle: land the week's files, build the snapshots (incremental), train and register when
+    `train`, score with reasons, monitor. Stage timings, rows and the week's peak memory."""
     from clv import config
     from clv.landing import DuckDBRawSink, land_staged, stage_file
     from clv.monitoring import monitor
@@ -303,24 +391,12 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     from models_ml.scoring import build_score_table, reasons_in_batches
     from models_ml.training import train_and_evaluate
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    home = workdir / f"scale-{customers}-home"
-    shutil.rmtree(home, ignore_errors=True)
-    os.environ["CLV_HOME"] = str(home)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    reset_peak_rss()
     clock = _StageClock()
-    if data_dir is None:  # generate afresh (timed); --data reuses a `clv synth` directory instead
-        data_dir = workdir / f"synth-{customers}"
-        clock.run("generate", None, lambda: write_synthetic(SynthConfig(customers, seed=seed), data_dir),
-                  rows_after=lambda _: _parquet_rows(data_dir))
-    warehouse = home / "warehouse" / "clv.duckdb"
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-
     with connect(warehouse) as con:
         sink = DuckDBRawSink(con)
         start = time.perf_counter()
-        staged = [stage_file(con, entity, data_dir / f"{entity}.parquet", sink)
-                  for entity in ("customers", "orders", "events")]
+        staged = [stage_file(con, entity, files[entity], sink) for entity in ("customers", "orders", "events")]
         loaded = land_staged(con, sink, staged)
         landing_seconds = time.perf_counter() - start
         validate_seconds = sum(s.validate_seconds for s in staged)
@@ -328,7 +404,7 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
         clock.record("land", landing_seconds - validate_seconds, rows_in)
         clock.record("validate", validate_seconds, rows_in)
         counts = {t: con.execute(f"select count(*) from raw.{t}").fetchall()[0][0] for t in ("orders", "events")}
-        scans = {}
+        scans = {}  # the group-by floor of one cutoff: one pass over each raw table, grouped by customer
         for table, value in (("orders", "quantity * unit_price"), ("events", "session_duration_s")):
             _, scans[table] = _timed(f"scan {table}", lambda: con.execute(
                 f"create or replace table scan_{table} as select customer_id, count(*) as n, sum({value}) as total "
@@ -343,20 +419,27 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     feature_build_seconds = _feature_build_seconds(build)
     cutoff = scoring_cutoff("duckdb", warehouse)
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        cutoffs = con.execute("select count(distinct cutoff_date) from customer_features").fetchall()[0][0]
-
-    def train():
-        with connect(warehouse, read_only=True) as con:
-            training_set = read_table(con, "customer_training_set", "true order by cutoff_date, customer_id, horizon_days")
-        return train_and_evaluate(training_set, plan, resamples=50), training_set
-    result, training_set = clock.run("train", None, train, rows_after=lambda r: len(r[1]))
+        cutoffs_kept = con.execute("select count(distinct cutoff_date) from customer_features").fetchall()[0][0]
+        built = con.execute("select count(*) from int_cutoffs where to_build").fetchall()[0][0]
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    if train:
+        def fit():
+            with connect(warehouse, read_only=True) as con:
+                training_set = read_table(con, "customer_training_set",
+                                          "true order by cutoff_date, customer_id, horizon_days")
+            return train_and_evaluate(training_set, plan, resamples=50), training_set
+        result, training_set = clock.run("train", None, fit, rows_after=lambda r: len(r[1]))
 
-    def register():
-        registered = registry.log_and_register(result, training_set, config.MODEL_NAME, {"benchmark": "scale"})
-        registry.make_champion(config.MODEL_NAME, registered.version, "clv bench", "benchmark")
-    clock.run("register", len(training_set), register)
-    training_set = None  # free it before scoring
+        def register():  # with the drift baseline, as the weekly flow registers
+            from flows.weekly import recent_orders, scoring_population
+
+            population = scoring_population("duckdb", str(warehouse), cutoff)
+            week = recent_orders("duckdb", str(warehouse), cutoff).assign(customers_known=len(population))
+            registered = registry.log_and_register(result, training_set, config.MODEL_NAME, {"benchmark": "scale"},
+                                                   population, week)
+            registry.make_champion(config.MODEL_NAME, registered.version, "clv bench", "benchmark")
+        clock.run("register", len(training_set), register)
+        training_set = None  # free it before scoring
 
     def score():
         model, version, _ = registry.load_model_by_alias(config.MODEL_NAME, config.CHAMPION_ALIAS)
@@ -380,18 +463,16 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     scored = len(features)
     features = predictions = btyd = reasons = None  # free them before monitoring
     clock.run("monitor", scored, lambda: monitor(warehouse, home / "monitor.json"))
-
     scan_total = scans["orders"] + scans["events"]
-    cycle = sum(v["seconds"] for k, v in clock.stages.items() if k != "generate")
-    features_seconds = feature_build_seconds
-    result_json = {
-        "benchmark": "scale",
-        "engine": f"duckdb {duckdb.__version__}",
-        "customers": customers,
+    cycle = sum(v["seconds"] for v in clock.stages.values())
+    return {
+        "scoring_cutoff": str(cutoff),
         "customers_scored": scored,
+        "rows_landed": rows_in,
         "orders": counts["orders"],
         "events": counts["events"],
-        "cutoffs_built": cutoffs,
+        "cutoffs_built": built,
+        "cutoffs_kept": cutoffs_kept,
         "stages": clock.stages,
         "weekly_cycle_seconds": round(cycle, 2),
         "score_plus_reasons_seconds": round(clock.stages["score"]["seconds"] + clock.stages["reasons"]["seconds"], 2),
@@ -400,17 +481,10 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
         "raw_scan_seconds_by_table": {k: round(v, 2) for k, v in scans.items()},
         # customer_features and the models it reads, from dbt's own timings (the features stage above
         # also holds the labels, the training set and the dbt tests)
-        "feature_build_seconds": round(features_seconds, 2),
-        "feature_build_seconds_per_cutoff": round(features_seconds / max(cutoffs, 1), 2),
-        "per_cutoff_build_to_scan_ratio": round(features_seconds / max(cutoffs, 1) / scan_total, 2),
-        "duckdb_memory_limit": os.environ.get("CLV_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "feature_build_seconds": round(feature_build_seconds, 2),
+        "feature_build_seconds_per_cutoff": round(feature_build_seconds / max(built, 1), 2),
+        "feature_build_to_scan_ratio": round(feature_build_seconds / scan_total, 2),
     }
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result_json, indent=2) + "\n")
-    return result_json
 
 
 def _feature_build_seconds(build) -> float:
