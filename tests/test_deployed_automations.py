@@ -196,7 +196,8 @@ def test_deployed_weekly_monitor_retrain_shadow_chain(local_prefect, tmp_path, m
 
     monkeypatch.setenv("CLV_HOME", local_prefect.env["CLV_HOME"])  # the store the deployed runs wrote
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    client = MlflowClient(tracking_uri=config.default_tracking_uri())
+    store = config.default_tracking_uri()
+    client = MlflowClient(tracking_uri=store, registry_uri=store)  # not the registry earlier tests set
     versions = {str(v.version): v for v in client.search_model_versions("name = 'clv_xgboost'")}
     assert sorted(versions) == ["1", "2"]
     assert versions["1"].tags["gate_outcome"] == "champion"

@@ -97,7 +97,8 @@ def test_redshift_sink_lands_through_s3_and_copy(s3, tmp_path):
     sql = [s for s, _ in statements]
     copy = [s for s in sql if s.startswith("copy ")]
     assert copy == [
-        "copy incoming (row_key, customer_id, order_id, order_ts, product_id, quantity, unit_price, line_id) from "
+        "copy incoming (row_key, customer_id, order_id, order_ts, product_id, quantity, unit_price, line_id, updated_at, "
+        "deleted_at) from "
         f"'s3://clv-warehouse-bucket/prod/landing/orders/{result.load_id}/rows.csv.gz' iam_role "
         "'arn:aws:iam::123456789012:role/clv-redshift-copy' format as csv gzip timeformat 'YYYY-MM-DD HH:MI:SS' "
         "emptyasnull",

@@ -79,7 +79,7 @@ sources:
     watermark_column: updated_at
     dsn_env: SHOP_DB_DSN
     columns: {customer_id: customer_ref, order_id: order_number, order_ts: ordered_at, product_id: sku,
-              quantity: qty, unit_price: price, line_id: line_id}
+              quantity: qty, unit_price: price, line_id: line_id, updated_at: updated_at}
   - name: shop_accounts
     kind: postgres
     entity: customers
@@ -139,7 +139,7 @@ def test_postgres_and_event_sources_land_idempotently(shop_database, tmp_path, m
     assert all(len(h) == 64 for row in hashes for h in row)
 
 
-def test_an_edited_oltp_line_lands_as_a_new_version_and_staging_keeps_the_latest(shop_database, tmp_path, clv_home):
+def test_an_edited_oltp_line_lands_as_a_new_version_valid_from_its_change(shop_database, tmp_path, clv_home):
     from clv.transform import run_dbt
 
     (tmp_path / "sources.yml").write_text(SOURCES_YML)
@@ -156,9 +156,14 @@ def test_an_edited_oltp_line_lands_as_a_new_version_and_staging_keeps_the_latest
         assert con.execute("select count(*), count(distinct line_id) from raw.orders").fetchall() == [(61, 60)]
     run_dbt(["run", "--select", "stg_shop__orders"], warehouse=warehouse)
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        staged = con.execute("select count(*), sum(quantity) filter (where order_id = 'N1' and product_id = 'sku0') "
-                             "from stg_shop__orders").fetchall()
-    assert staged == [(60, 7.0)]  # one row per line, the corrected quantity
+        current = con.execute("select count(*), sum(quantity) filter (where order_id = 'N1' and product_id = 'sku0') "
+                              "from stg_shop__orders where valid_to = '9999-12-31'").fetchall()
+        versions = con.execute("select quantity, valid_from, valid_to from stg_shop__orders where line_id = '5' "
+                               "order by valid_from").fetchall()
+    assert current == [(60, 7.0)]  # one current row per line, the corrected quantity
+    # both versions are kept: the first until the shop's change time, the correction from then on
+    assert [(q, str(t)) for q, _, t in versions] == [(versions[0][0], "2024-03-08 00:00:00"), (7.0, "9999-12-31 00:00:00")]
+    assert str(versions[1][1]) == "2024-03-08 00:00:00"
 
 
 def test_a_failing_source_lands_nothing_and_keeps_the_watermark(shop_database, tmp_path):

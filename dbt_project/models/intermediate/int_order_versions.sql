@@ -1,15 +1,42 @@
 -- One row per order of a known customer and span of time in which none of its lines changed:
 -- purchase value (non-return lines with a positive price) and returned value (returned lines, as a
 -- positive number) kept apart, valid over [valid_from, valid_to). An order whose lines were never
--- edited or deleted (almost all) has one span, from the beginning to the end of time.
+-- corrected or deleted (almost all) has one span, from the beginning to the end of time; only the orders
+-- with a changed line are cut into spans at their lines' change points.
 with order_lines as (
     select * from {{ ref('stg_shop__orders') }}
 ),
 
+changed_orders as (
+    select distinct order_id
+    from order_lines
+    where valid_from <> {{ beginning_of_time() }} or valid_to <> {{ end_of_time() }}
+),
+
+unchanged_order_lines as (
+    select
+        {{ beginning_of_time() }} as valid_from,
+        {{ end_of_time() }} as valid_to,
+        order_lines.customer_id,
+        order_lines.order_id,
+        order_lines.order_date,
+        order_lines.line_revenue,
+        order_lines.is_return
+    from order_lines
+    left join changed_orders on changed_orders.order_id = order_lines.order_id
+    where changed_orders.order_id is null
+),
+
+changed_order_lines as (
+    select order_lines.*
+    from order_lines
+    inner join changed_orders on changed_orders.order_id = order_lines.order_id
+),
+
 change_points as (
-    select order_id, valid_from as changed_at from order_lines
+    select order_id, valid_from as changed_at from changed_order_lines
     union
-    select order_id, valid_to from order_lines
+    select order_id, valid_to from changed_order_lines
 ),
 
 spans as (
@@ -20,21 +47,27 @@ spans as (
     from change_points
 ),
 
-span_lines as (
+changed_order_span_lines as (
     select
         spans.valid_from,
         spans.valid_to,
-        order_lines.customer_id,
-        order_lines.order_id,
-        order_lines.order_date,
-        order_lines.line_revenue,
-        order_lines.is_return
+        changed_order_lines.customer_id,
+        changed_order_lines.order_id,
+        changed_order_lines.order_date,
+        changed_order_lines.line_revenue,
+        changed_order_lines.is_return
     from spans
-    inner join order_lines
-        on order_lines.order_id = spans.order_id
-        and order_lines.valid_from <= spans.valid_from
-        and order_lines.valid_to >= spans.valid_to
+    inner join changed_order_lines
+        on changed_order_lines.order_id = spans.order_id
+        and changed_order_lines.valid_from <= spans.valid_from
+        and changed_order_lines.valid_to >= spans.valid_to
     where spans.valid_to is not null
+),
+
+span_lines as (
+    select * from unchanged_order_lines
+    union all
+    select * from changed_order_span_lines
 ),
 
 orders as (
