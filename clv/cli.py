@@ -56,6 +56,7 @@ def _cmd_run(args) -> int:
         order_value_cap_percentile=args.order_value_cap_percentile,
         high_tier_share=args.high_tier_share, medium_tier_share=args.medium_tier_share, target=args.target,
         settings_file=args.settings, retrain=args.retrain, full_refresh=args.full_refresh,
+        allow_older_cutoff=args.allow_older_cutoff,
         # the bundled demo data only when nothing names any input (`make run`)
         demo=not (args.orders or args.sources or args.settings),
     )
@@ -253,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train and gate a new version even though a champion exists")
     run.add_argument("--full-refresh", action="store_true",
                      help="rebuild every feature and label snapshot (default: keep those already built)")
+    run.add_argument("--allow-older-cutoff", action="store_true",
+                     help="publish scores even when clv_scores holds a newer cutoff (re-publishing an old week)")
     run.set_defaults(func=_cmd_run)
 
     retrain = sub.add_parser("retrain", help="train and gate a new version on the landed data, if anything is new")
@@ -353,6 +356,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+WRITING_COMMANDS = ("run", "retrain", "features", "monitor", "shadow")
+
+
+def _warehouse_lock(args):
+    """The DuckDB warehouse's run lock, taken before Prefect starts so that a second run answers at
+    once (the flows take it again, re-entrantly; server warehouses are locked inside the flows)."""
+    from contextlib import nullcontext
+
+    from clv.run_lock import warehouse_run_lock
+    from clv.settings import load_settings
+
+    if args.command not in WRITING_COMMANDS:
+        return nullcontext()
+    settings = load_settings(getattr(args, "settings", None))
+    target = getattr(args, "target", None) or settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
+    if target != "duckdb":
+        return nullcontext()
+    warehouse = args.warehouse or settings.warehouse or config.default_warehouse()
+    return warehouse_run_lock("duckdb", str(Path(warehouse).resolve()), f"clv {args.command}")
+
+
 def main(argv: list[str] | None = None) -> int:
     for key, value in _QUIET_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -373,10 +397,13 @@ def main(argv: list[str] | None = None) -> int:
     from clv.settings import SettingsError  # noqa: F401 - a ValueError, caught below
     from clv.transform import DbtBuildError
 
+    from clv.run_lock import WarehouseBusyError
+
     try:
-        return args.func(args)
+        with _warehouse_lock(args):
+            return args.func(args)
     except (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError,
-            MlflowException) as exc:
+            MlflowException, WarehouseBusyError) as exc:
         print(f"clv {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

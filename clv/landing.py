@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ def describe_source(path) -> str:
     return paths[0] if len(paths) == 1 else f"{len(paths)} files: {paths[0]} ... {paths[-1]}"
 
 
-def _source_columns(con: duckdb.DuckDBPyConnection, path, relation: str) -> list[str]:
+def _source_columns(con: duckdb.DuckDBPyConnection, path, relation: str, encoding: str = "utf-8") -> list[str]:
     paths = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
     for single in paths:
         if "*" not in single:
@@ -104,7 +105,7 @@ def _source_columns(con: duckdb.DuckDBPyConnection, path, relation: str) -> list
         described = con.execute(f"describe select * from {relation}").fetchall()
     except duckdb.Error as exc:
         raise ContractError(f"{describe_source(path)}: cannot be read as {_suffix(paths[0])} "
-                            f"(rule: a readable, complete file; {_first_line(exc)})") from exc
+                            f"(rule: a readable, complete file; {read_error_cause(exc, encoding)})") from None
     return [row[0] for row in described]
 
 
@@ -124,8 +125,27 @@ def _check_complete(path: Path) -> None:
                                     "(rule: a complete export ends with a full line)")
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300]
+def read_error_cause(exc: Exception, encoding: str = "utf-8") -> str:
+    """The cause of a reader error in one line, without the file's content: DuckDB quotes the offending
+    line ("Original Line: ..."), which may hold personal data and must not reach logs."""
+    text = str(exc)
+    where = re.search(r"CSV Error on Line: (\d+)", text)
+    near = f" near line {int(where.group(1)):,}" if where else ""
+    if "Invalid unicode" in text or "not utf-8 encoded" in text:
+        return (f"the text is not valid {encoding.upper()}{near}; set the file's encoding "
+                "(e.g. `encoding: latin-1` on the source)")
+    size = re.search(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+)", text)
+    if size:
+        return (f"a line{near} is {int(size.group(2)):,} bytes, over the longest line read "
+                f"({int(size.group(1)):,} bytes): a missing line break or an unclosed quote")
+    columns = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if columns:
+        return f"a line{near} has {columns.group(2)} fields where the header has {columns.group(1)}"
+    lines = [line for line in text.strip().splitlines() if line.strip() and not line.startswith("Original Line")]
+    first = lines[0] if lines else type(exc).__name__
+    if where and len(lines) > 1:
+        first = f"{first}: {lines[1]}"
+    return first[:300]
 
 
 def _column_expressions(entity: Entity, source: str, columns: list[str],
@@ -217,33 +237,61 @@ def _pii_expressions(con, entity: Entity, columns: list[str], column_map: dict[s
 _staged_counter = iter(range(1, 1 << 62))
 
 
+# Id columns are text in the warehouse; a number exported as float ("3.0") is the same id as "3".
+ID_COLUMNS = ("customer_id", "order_id", "line_id", "session_id")
+_NUMERIC_TYPES = ("FLOAT", "DOUBLE", "DECIMAL")
+
+
+def _typed_sql(column, raw_type: str, zone: str) -> tuple[str, str, str]:
+    """(typed expression, condition of a value that failed, reason) for one contract column over `_raw_<name>`:
+    timestamps in the business time zone, ids in one canonical text form, numbers finite."""
+    raw = f"_raw_{column.name}"
+    if column.sql_type == "TIMESTAMP":
+        typed = timestamp_sql(raw, raw_type, zone)
+        return typed, f"({raw} is not null and {typed} is null)", f"{column.name} is not a valid timestamp"
+    if column.name in ID_COLUMNS:
+        if raw_type.upper().startswith(_NUMERIC_TYPES):
+            typed = f"case when {raw} = trunc({raw}) then cast(cast({raw} as hugeint) as varchar) end"
+        else:
+            typed = rf"regexp_replace(cast({raw} as varchar), '^(-?[0-9]+)\.0+$', '\1')"
+        return typed, f"({raw} is not null and {typed} is null)", f"{column.name} is a number with decimals, not an id"
+    typed = f"try_cast({raw} as {column.sql_type})"
+    failed = f"({raw} is not null and {typed} is null)"
+    if column.sql_type == "DOUBLE":
+        return typed, f"({failed} or not isfinite({typed}))", f"{column.name} is not a valid number (text, NaN or infinite)"
+    return typed, failed, f"{column.name} is not a valid {column.sql_type.lower()}"
+
+
+# Columns derived from the contract columns that row-level rules may test.
+DERIVED_COLUMNS = {"orders": {"line_value": "quantity * unit_price"}}
+
+
 def _stage(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[str, str],
            parameters: dict) -> str:
     """Temp table of the load: row_key, typed contract columns, PII hashes, and for broken rows the
-    quarantine reason and the original record. Returns the table name."""
+    quarantine reason, the first column that did not type (`cast_failure`) and the original record.
+    Returns the table name."""
     table = f"staged_{entity.name}_{next(_staged_counter)}"
     names = entity.column_names
     raw_cols = ", ".join(f"({exprs[c]}) as _raw_{c}" for c in names)
     hashed = "".join(f", {pii[c]} as {c}_hash" for c in entity.pii_columns)
     raw_types = dict(zip(names, (str(t) for t in con.sql(f"select {raw_cols} from {relation} limit 0").types)))
     zone = business_timezone()
-    cast = {c.name: (timestamp_sql(f"_raw_{c.name}", raw_types[c.name], zone) if c.sql_type == "TIMESTAMP"
-                     else f"try_cast(_raw_{c.name} as {c.sql_type})") for c in entity.columns}
-    typed = ", ".join(f"{cast[c.name]} as {c.name}" for c in entity.columns)
-    type_reason = " ".join(
-        f"when _raw_{c.name} is not null and {cast[c.name]} is null "
-        f"then '{c.name} is not a valid {c.sql_type.lower()}'" for c in entity.columns)
+    typing = {c.name: _typed_sql(c, raw_types[c.name], zone) for c in entity.columns}
+    typed = ", ".join(f"{typing[c][0]} as {c}" for c in names)
+    type_reason = " ".join(f"when {failed} then {_quote(reason)}" for _, failed, reason in typing.values())
+    cast_failure = " ".join(f"when {typing[c][1]} then {_quote(c)}" for c in names)
     raw_record = "to_json(struct_pack(" + ", ".join(f"{c} := cast(_raw_{c} as varchar)" for c in names) + "))"
     typed_record = "to_json(struct_pack(" + ", ".join(f"{c} := {c}" for c in names) + "))"
     rules = validation.quarantine_rules(entity.name, parameters)
     rule_reason = (" ".join(f"when {predicate} then {_quote(reason)}" for reason, predicate in rules))
     rule_case = f"case {rule_reason} end" if rules else "null"
-    # Optional columns added to the contract later (VERSIONED_COLUMNS) join the key only when present,
+    derived = "".join(f", {sql} as {name}" for name, sql in DERIVED_COLUMNS.get(entity.name, {}).items())
+    # Optional columns added to the contract later (ADDED_COLUMNS) join the key only when present,
     # so rows without them keep the keys they had before (concat_ws skips NULLs).
     key_parts = ", ".join(f"coalesce(cast({c} as varchar), '\\N')" if c not in ADDED_COLUMNS else c
                           for c in names)
     hash_columns = "".join(f"{c}_hash, " for c in entity.pii_columns)
-    any_type_failure = " or ".join(f"(_raw_{c.name} is not null and {cast[c.name]} is null)" for c in entity.columns)
     con.execute(f"""
         create or replace temp table {table} as
         with source_rows as (
@@ -252,15 +300,16 @@ def _stage(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[
         typed as (
             select {typed}, {hash_columns}
                    case {type_reason} end as type_reason,
-                   case when {any_type_failure} then {raw_record} end as raw_record
+                   case {cast_failure} end as cast_failure,
+                   case when {' or '.join(failed for _, failed, _ in typing.values())} then {raw_record} end as raw_record
             from source_rows
         ),
         checked as (
-            select *, coalesce(type_reason, {rule_case}) as quarantine_reason from typed
+            select *, coalesce(type_reason, {rule_case}) as quarantine_reason from (select *{derived} from typed)
         )
         select md5(concat_ws('|', {key_parts}, cast(occurrence as varchar))) as row_key,
                {', '.join(names)}{''.join(f', {c}_hash' for c in entity.pii_columns)},
-               occurrence, quarantine_reason,
+               occurrence, quarantine_reason, cast_failure,
                case when quarantine_reason is not null then coalesce(raw_record, {typed_record}) end as record
         from (select *, row_number() over (partition by {', '.join(names)}) as occurrence from checked)""")
     return table
@@ -271,8 +320,9 @@ def _validation_frame(con, entity: Entity, table: str, rows: int):
     columns = ", ".join(entity.column_names)
     limit = validation.sample_rows()
     sample = f" using sample reservoir({limit} rows) repeatable (42)" if rows > limit else ""
+    typed_rows = f"(select * from {table} where cast_failure is null)"
     if entity.name != "orders":
-        return con.execute(f"select {columns} from {table}{sample}").df()
+        return con.execute(f"select {columns} from {typed_rows}{sample}").df()
     # Orders also get the line value and, per order day, the share of lines that repeat an identical
     # earlier line of the load (a day exported twice: 0.5); days under 20 lines are too small to tell.
     return con.execute(f"""
@@ -282,7 +332,7 @@ def _validation_frame(con, entity: Entity, table: str, rows: int):
                        as day_repeated_line_share
             from {table} group by 1
         ),
-        checked as (select {columns}, occurrence from {table}{sample})
+        checked as (select {columns}, occurrence from {typed_rows}{sample})
         select {', '.join(f'checked.{c}' for c in entity.column_names)},
                quantity * unit_price as line_value, days.day_repeated_line_share
         from checked left join days on days.order_day = cast(checked.order_ts as date)""").df()
@@ -298,7 +348,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None
     sink = sink or DuckDBRawSink(con)
     source = source or describe_source(path)
     relation = source_relation_sql(path, encoding)
-    columns = _source_columns(con, path, relation)
+    columns = _source_columns(con, path, relation, encoding)
     exprs, adapter, used = _column_expressions(entity, source, columns, column_map)
     pii = _pii_expressions(con, entity, columns, column_map)
     pii_sources = {(column_map or {}).get(c, c) for c in entity.pii_columns}
@@ -308,10 +358,12 @@ def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None
         rows = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
         if rows == 0:
             raise ContractError(f"{entity.name} file {source}: no rows (rule: an input file must not be empty)")
+        if entity.name == "orders":
+            parameters.update(validation.plausible_line_bounds(*_load_medians(con, relation, exprs)))
         table = _stage(con, entity, relation, exprs, pii, parameters)
     except duckdb.Error as exc:
         raise ContractError(f"{entity.name} file {source}: cannot be read completely "
-                            f"(rule: a readable, complete file; {_first_line(exc)})") from exc
+                            f"(rule: a readable, complete file; {read_error_cause(exc, encoding)})") from None
     staged = _finish_staging(con, sink, entity, table, source, rows, adapter and adapter.name, ignored, parameters)
     if adapter and adapter.derived_customers_sql:
         customers = ENTITIES["customers"]
@@ -327,6 +379,27 @@ def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None
     return staged
 
 
+def _load_medians(con, relation: str, exprs: dict[str, str]) -> tuple[float | None, float | None]:
+    """Median absolute quantity and line value of an orders load (finite values only): the centre of
+    the shop's range that implausible lines are measured against."""
+    # try(cast()) rather than try_cast: DuckDB 2.0 pushes a try_cast on a CSV column into the reader,
+    # which then fails on the first value that does not parse
+    quantity, price = (f"try(cast(({exprs[c]}) as double))" for c in ("quantity", "unit_price"))
+    return con.execute(f"""
+        select median(abs(q)) filter (where isfinite(q)), median(abs(q * p)) filter (where isfinite(q * p))
+        from (select {quantity} as q, {price} as p from {relation})""").fetchone()
+
+
+def _cast_checks(con, table: str, rows: int) -> list[validation.CheckResult]:
+    """One check per column with values that did not type: count, a sample value and a hint at the
+    likely cause. Over 1% of the rows is critical (the load is refused)."""
+    failures = con.execute(f"""
+        select cast_failure, count(*), min(json_extract_string(record, '$.' || cast_failure)),
+               any_value(quarantine_reason)
+        from {table} where cast_failure is not null group by 1 order by 1""").fetchall()
+    return [validation.cast_check(column, count, rows, sample, reason) for column, count, sample, reason in failures]
+
+
 def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: int, adapter: str | None,
                     ignored: list[str], parameters: dict) -> StagedLoad:
     quarantined = dict(con.execute(
@@ -339,7 +412,9 @@ def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: in
     started = time.perf_counter()
     frame = _validation_frame(con, entity, table, rows)
     report = ValidationReport(entity.name, source, rows, len(frame), quarantined, ignored,
-                              validation.run_suite(entity.name, frame, parameters))
+                              _cast_checks(con, table, rows)
+                              # a load in which no row typed has nothing for the suite to measure
+                              + (validation.run_suite(entity.name, frame, parameters) if len(frame) else []))
     del frame
     validate_seconds = time.perf_counter() - started
     log.info("staged %s from %s: %d rows, %d quarantined, validation %s", entity.name, source, rows,

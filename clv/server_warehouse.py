@@ -115,13 +115,22 @@ def publish_statements(table: str, history: str, types: list[tuple[str, str]], l
 
 
 def publish_scores(target: str, scores: pd.DataFrame, table: str = "clv_scores",
-                   history: str = "clv_scores_history", connection=None, s3=None) -> None:
-    """Replace `table` with `scores` and append them to `history`, in one transaction."""
+                   history: str = "clv_scores_history", connection=None, s3=None,
+                   allow_older_cutoff: bool = False) -> None:
+    """Replace `table` with `scores` and append them to `history`, in one transaction; scores of a
+    cutoff older than the published one are refused unless `allow_older_cutoff`."""
+    from clv.warehouse import check_cutoff_not_older
+
     types = column_types(scores, target)
     csv_text = scores.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f")
     conn = connection or connect(target)
     try:
         with conn, conn.cursor() as cur:
+            cur.execute("select count(*) from information_schema.columns where table_name = %s "
+                        "and column_name = 'cutoff_date' and table_schema = current_schema()", [table])
+            if cur.fetchone()[0]:
+                cur.execute(f"select max(cutoff_date) from {table}")
+                check_cutoff_not_older(cur.fetchone()[0], scores, allow_older_cutoff)
             cur.execute("select column_name from information_schema.columns where table_name = %s", [history])
             existing = {row[0] for row in cur.fetchall()} or None
             if target == "redshift":

@@ -34,6 +34,7 @@ class RunSettings:
     backtest_origins: int = 3
     bootstrap_resamples: int = 200
     model_spec: dict | None = None
+    max_prediction_multiple: float = 10.0  # scores above this x the largest yearly spend are not published
     extra: dict = field(default_factory=dict)
 
     @property

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -174,6 +175,49 @@ def run_parameters(recent_loads: list[tuple[int, float | None]], now: datetime |
         "line_value_median_min": median(means) / MEDIAN_VALUE_FACTOR if means else None,
         "line_value_median_max": median(means) * MEDIAN_VALUE_FACTOR if means else None,
     }
+
+
+# An order line whose quantity or value is this many times the load's median (in absolute terms) is
+# not a sale but a unit or export error (1e12 units). Online Retail's largest genuine line (80,995 units,
+# 168,470 in value) is about 27,000 times its median quantity and 10,000 times its median value.
+IMPLAUSIBLE_FACTOR = 100_000.0
+CAST_FAILURE_SHARE = 0.01  # more than this share of a column failing to type refuses the load
+
+
+def plausible_line_bounds(median_abs_quantity: float | None, median_abs_line_value: float | None) -> dict:
+    """$PARAMETERs of the implausible-line rules: +-IMPLAUSIBLE_FACTOR x the load's median absolute
+    quantity and line value (at least 1 unit, 1 currency unit)."""
+    quantity = IMPLAUSIBLE_FACTOR * max(median_abs_quantity or 0.0, 1.0)
+    value = IMPLAUSIBLE_FACTOR * max(median_abs_line_value or 0.0, 1.0)
+    return {"quantity_bound_low": -quantity, "quantity_bound_high": quantity,
+            "line_value_bound_low": -value, "line_value_bound_high": value}
+
+
+def _likely_cause(sample: str | None) -> str:
+    text = (sample or "").strip()
+    if re.fullmatch(r"-?\d{9,13}", text):
+        return "epoch seconds or milliseconds? give ISO 8601 times (YYYY-MM-DD HH:MM:SS)"
+    if re.fullmatch(r"\d{1,2}[/.]\d{1,2}[/.]\d{2,4}.*", text):
+        return "day and month in local order? give ISO 8601 times (YYYY-MM-DD HH:MM:SS)"
+    if re.fullmatch(r"-?[\d.]*\d,\d+", text):
+        return "a decimal comma? export numbers with a decimal point"
+    if re.search(r"[€$£¥]|[A-Z]{3}", text) and re.search(r"\d", text):
+        return "a currency sign in the number? export the amount only"
+    if re.fullmatch(r"-?\d+\.\d*[1-9]\d*", text):
+        return "a number with decimals where an id is expected"
+    if text.lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
+        return "not a finite number"
+    return "not in the contract's format"
+
+
+def cast_check(column: str, failed: int, rows: int, sample: str | None, reason: str) -> "CheckResult":
+    """The typing check of one column: how many values did not type, one sample and its likely cause."""
+    share = failed / rows if rows else 0.0
+    return CheckResult(
+        expectation="expect_column_values_to_match_contract_type", column=column,
+        severity="critical", success=share <= CAST_FAILURE_SHARE, unexpected_count=failed, checked_rows=rows,
+        observed=f"sample {sample!r}: {_likely_cause(sample)}",
+        rule=f"{reason} (rows quarantined; over {CAST_FAILURE_SHARE:.0%} of the load refuses it)")
 
 
 def sample_rows() -> int:

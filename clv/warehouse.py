@@ -75,13 +75,38 @@ def scoring_cutoff(target: str = "duckdb", warehouse: Path | str | None = None):
     return rows[0][0]
 
 
-def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
+class OlderCutoffError(ValueError):
+    """Publishing would move `clv_scores` back to an older cutoff than the one BI tools read now."""
+
+
+def check_cutoff_not_older(published, scores: pd.DataFrame, allow_older_cutoff: bool = False) -> None:
+    """Refuse scores whose cutoff is older than the published one (a slow run finishing after a newer
+    run), unless explicitly allowed (re-publishing an old week on purpose)."""
+    if published is None or allow_older_cutoff or "cutoff_date" not in scores.columns or scores.empty:
+        return
+    latest = pd.to_datetime(scores["cutoff_date"], errors="coerce").max()
+    if pd.isna(latest):
+        return  # no readable cutoff: the table's own types refuse it
+    new = latest.date()
+    if new < pd.Timestamp(published).date():
+        raise OlderCutoffError(f"scores for cutoff {new} not published: clv_scores already holds the newer cutoff "
+                               f"{pd.Timestamp(published).date()} (pass --allow-older-cutoff to publish an older week "
+                               "on purpose)")
+
+
+def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, allow_older_cutoff: bool = False) -> None:
     """Replace `clv_scores` and append to `clv_scores_history` in one transaction: readers see the
     previous table or the new one, never a half-written one. Scoring the same cutoff with the same model
-    version again replaces that run's history rows (a re-run adds no duplicates)."""
+    version again replaces that run's history rows (a re-run adds no duplicates). Scores of a cutoff
+    older than the published one are refused (`check_cutoff_not_older`)."""
     con.register("new_scores", scores)
     con.execute("begin transaction")
     try:
+        exists = con.execute("select count(*) from information_schema.tables where table_name = ? "
+                             "and table_schema = current_schema()", [SCORES_TABLE]).fetchone()[0]
+        has_cutoff = exists and "cutoff_date" in {r[0] for r in con.execute(f"describe {SCORES_TABLE}").fetchall()}
+        published = con.execute(f"select max(cutoff_date) from {SCORES_TABLE}").fetchone()[0] if has_cutoff else None
+        check_cutoff_not_older(published, scores, allow_older_cutoff)
         con.execute(f"create or replace table {SCORES_TABLE} as select * from new_scores")
         con.execute(f"create table if not exists {SCORES_HISTORY_TABLE} as select * from new_scores where false")
         _add_missing_columns(con, SCORES_HISTORY_TABLE, SCORES_TABLE)

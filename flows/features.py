@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prefect import flow
 
+from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.warehouse import query
 from flows.weekly import build_features, land_inputs
@@ -28,12 +29,13 @@ def feature_build_flow(
     if target not in ("duckdb", "postgres", "redshift"):
         raise ValueError(f"unknown target {target!r}: use duckdb, postgres or redshift")
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
-    loads = (land_inputs(warehouse, orders, customers, events, target, sources)
-             if (orders or customers or events or sources) else [])
-    scoring_date, plan = build_features(warehouse, cutoff, horizon_days, target,
-                                        order_value_cap_percentile if order_value_cap_percentile is not None else None)
-    rows = query(target, warehouse, "select cast(cutoff_date as varchar), count(*) from customer_features "
-                                    "group by 1 order by 1")
-    return {"target": target, "cutoff": str(scoring_date), "loads": loads, "plan": plan.as_dict(),
-            "feature_rows_by_cutoff": {cutoff_date: int(n) for cutoff_date, n in rows},
-            "warehouse": warehouse if target == "duckdb" else "postgres (CLV_PG_* settings)"}
+    with exclusive_warehouse(target, warehouse, "feature-build"):
+        loads = (land_inputs(warehouse, orders, customers, events, target, sources)
+                 if (orders or customers or events or sources) else [])
+        scoring_date, plan = build_features(warehouse, cutoff, horizon_days, target,
+                                            order_value_cap_percentile if order_value_cap_percentile is not None else None)
+        rows = query(target, warehouse, "select cast(cutoff_date as varchar), count(*) from customer_features "
+                                        "group by 1 order by 1")
+        return {"target": target, "cutoff": str(scoring_date), "loads": loads, "plan": plan.as_dict(),
+                "feature_rows_by_cutoff": {cutoff_date: int(n) for cutoff_date, n in rows},
+                "warehouse": warehouse if target == "duckdb" else "postgres (CLV_PG_* settings)"}

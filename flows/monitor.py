@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
+from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.monitoring import monitor
 from clv.settings import load_settings
@@ -27,24 +28,25 @@ def monitor_flow(warehouse: str | None = None, json_path: str | None = None, tar
     settings = load_settings(settings_file, warehouse=warehouse, target=target)
     target = settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
-    report = monitor(warehouse, Path(json_path) if json_path else None, target, settings.model_name,
-                     settings.horizon_days)
-    create_markdown_artifact(key="clv-drift", markdown=report_markdown(report),
-                             description="Drift and matured performance of the latest scoring run")
-    resource = {"prefect.resource.id": f"clv.model.{report['model_name']}"}
-    logger = get_run_logger()
-    if report["status"] == "alert":
-        emit_event(event=DRIFT_EVENT, resource=resource, payload={
-            "model_version": report["model_version"], "cutoff": report["cutoff"],
-            "prediction_psi": report["prediction"]["psi"],
-            "drifted_features": {n: _size(report, n) for n in report["drifted_features"]}})
-        logger.warning("drift alert: %s", ", ".join(report["drifted_features"]) or "predictions")
-    if report["performance"]["degraded"]:
-        emit_event(event=PERFORMANCE_EVENT, resource=resource, payload={
-            "model_version": report["model_version"], "cutoff": report["cutoff"],
-            "reasons": report["performance"]["reasons"]})
-        logger.warning("performance degraded: %s", "; ".join(report["performance"]["reasons"]))
-    return report
+    with exclusive_warehouse(target, warehouse, "monitor-drift"):
+        report = monitor(warehouse, Path(json_path) if json_path else None, target, settings.model_name,
+                         settings.horizon_days)
+        create_markdown_artifact(key="clv-drift", markdown=report_markdown(report),
+                                 description="Drift and matured performance of the latest scoring run")
+        resource = {"prefect.resource.id": f"clv.model.{report['model_name']}"}
+        logger = get_run_logger()
+        if report["status"] == "alert":
+            emit_event(event=DRIFT_EVENT, resource=resource, payload={
+                "model_version": report["model_version"], "cutoff": report["cutoff"],
+                "prediction_psi": report["prediction"]["psi"],
+                "drifted_features": {n: _size(report, n) for n in report["drifted_features"]}})
+            logger.warning("drift alert: %s", ", ".join(report["drifted_features"]) or "predictions")
+        if report["performance"]["degraded"]:
+            emit_event(event=PERFORMANCE_EVENT, resource=resource, payload={
+                "model_version": report["model_version"], "cutoff": report["cutoff"],
+                "reasons": report["performance"]["reasons"]})
+            logger.warning("performance degraded: %s", "; ".join(report["performance"]["reasons"]))
+        return report
 
 
 def _size(report: dict, name: str) -> float:

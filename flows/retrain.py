@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow, get_run_logger
 
+from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.settings import load_settings
 from clv.warehouse import WarehouseReader, scoring_cutoff
@@ -47,24 +48,25 @@ def retrain_flow(settings_file: str | None = None, warehouse: str | None = None,
     settings = load_settings(settings_file, warehouse=warehouse, target=target)
     target = settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
-    reader = WarehouseReader(target, warehouse)
-    go, why = something_new(reader, settings.model_name, reason)
-    logger = get_run_logger()
-    if not go:
-        logger.info("no retraining: %s", why)
-        return {"outcome": "skipped", "reason": why, "trigger": reason}
-    # the weekly run built the features of the landed data; the same calendar is recomputed, not rebuilt
-    scoring_date = scoring_cutoff(target, warehouse)
-    plan = plan_for_warehouse(reader, scoring_date, settings.horizon_days, min_history_days=settings.min_history_days,
-                              grid_months=settings.snapshot_grid_months, origins_wanted=settings.backtest_origins)
-    population = scoring_population(target, warehouse, scoring_date)
-    trained = train_model(warehouse, plan, settings.model_name, target, settings.model_spec,
-                          settings.bootstrap_resamples)
-    decision = register_and_gate(trained, settings.model_name, {
-        "scoring_cutoff": str(scoring_date), "horizon_days": settings.horizon_days, "trigger": reason},
-        population, recent_orders(target, warehouse, scoring_date).assign(customers_known=len(population)),
-        settings.gate_config)
-    logger.info("retraining (%s): version %s %s (%s)", why, decision["version"], decision["outcome"],
-                decision["reason"])
-    return {**decision, "trigger": reason, "why": why}
+    with exclusive_warehouse(target, warehouse, "retrain-clv"):
+        registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+        reader = WarehouseReader(target, warehouse)
+        go, why = something_new(reader, settings.model_name, reason)
+        logger = get_run_logger()
+        if not go:
+            logger.info("no retraining: %s", why)
+            return {"outcome": "skipped", "reason": why, "trigger": reason}
+        # the weekly run built the features of the landed data; the same calendar is recomputed, not rebuilt
+        scoring_date = scoring_cutoff(target, warehouse)
+        plan = plan_for_warehouse(reader, scoring_date, settings.horizon_days, min_history_days=settings.min_history_days,
+                                  grid_months=settings.snapshot_grid_months, origins_wanted=settings.backtest_origins)
+        population = scoring_population(target, warehouse, scoring_date)
+        trained = train_model(warehouse, plan, settings.model_name, target, settings.model_spec,
+                              settings.bootstrap_resamples)
+        decision = register_and_gate(trained, settings.model_name, {
+            "scoring_cutoff": str(scoring_date), "horizon_days": settings.horizon_days, "trigger": reason},
+            population, recent_orders(target, warehouse, scoring_date).assign(customers_known=len(population)),
+            settings.gate_config)
+        logger.info("retraining (%s): version %s %s (%s)", why, decision["version"], decision["outcome"],
+                    decision["reason"])
+        return {**decision, "trigger": reason, "why": why}

@@ -9,6 +9,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.settings import load_settings
 from clv.warehouse import connect, read_table
@@ -33,46 +34,47 @@ def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAM
     comes from the parameter, else the settings file, else the default."""
     settings = load_settings(settings_file, warehouse=warehouse)
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
-    champion_version = registry.champion_version(model_name)
-    if champion_version is None or registry.champion_version(model_name, "challenger") is None:
-        reason = (f"{model_name} has no challenger: the latest retraining did not pass the promotion gates"
-                  if champion_version else f"{model_name} has no champion yet")
-        get_run_logger().info("shadow run skipped: %s", reason)
-        return {"skipped": True, "reason": reason, "passed": None, "champion_version": champion_version}
-    champion, champion_version, _ = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
-    challenger, challenger_version, _ = registry.load_model_by_alias(model_name, "challenger")
-    with connect(warehouse) as con:
-        cutoff = con.execute("select max(cutoff_date) from clv_scores").fetchall()[0][0]
-        if cutoff is None:
-            raise LookupError("clv_scores is empty: run `clv run` before a shadow run")
-        features = read_table(con, "customer_features", "cutoff_date = ? order by customer_id", [cutoff])
-    champion_predictions, champion_seconds = _timed_predict(champion, features)
-    challenger_predictions, challenger_seconds = _timed_predict(challenger, features)
-    result = compare_shadow(champion_predictions, challenger_predictions, champion_seconds, challenger_seconds,
-                            max_mean_shift, max_runtime_ratio)
-    result.update({"model_name": model_name, "champion_version": champion_version,
-                   "challenger_version": challenger_version, "cutoff": str(cutoff)})
-    run_row = pd.DataFrame([{**result, "run_at": pd.Timestamp.now(tz="UTC").tz_localize(None)}])
-    per_customer = pd.DataFrame({"customer_id": features["customer_id"], "cutoff_date": features["cutoff_date"],
-                                 "champion_prediction": champion_predictions,
-                                 "challenger_prediction": challenger_predictions})
-    with connect(warehouse) as con:
-        con.register("run_row", run_row)
-        con.register("per_customer", per_customer)
-        con.execute("begin transaction")
-        con.execute(f"create table if not exists {RUNS_TABLE} as select * from run_row where false")
-        con.execute(f"insert into {RUNS_TABLE} by name select * from run_row")
-        con.execute(f"create or replace table {SCORES_TABLE} as select * from per_customer")
-        con.execute("commit")
-    create_markdown_artifact(
-        key="clv-shadow-run",
-        markdown=(f"# Shadow run: {'pass' if result['passed'] else 'FAIL'}\n\n"
-                  f"Champion v{champion_version} vs challenger v{challenger_version} on {result['customers']:,} "
-                  f"customers (cutoff {cutoff}).\n\n- mean prediction {result['mean_champion']:,.2f} -> "
-                  f"{result['mean_challenger']:,.2f} (shift {result['mean_shift']:.1%}, limit {max_mean_shift:.0%})\n"
-                  f"- rank correlation {result['spearman']:.3f}\n- scoring time {champion_seconds:.2f} s -> "
-                  f"{challenger_seconds:.2f} s (ratio {result['runtime_ratio']:.2f}, limit {max_runtime_ratio})\n"),
-        description="Champion vs challenger",
-    )
-    return result
+    with exclusive_warehouse("duckdb", warehouse, "shadow-run"):
+        registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+        champion_version = registry.champion_version(model_name)
+        if champion_version is None or registry.champion_version(model_name, "challenger") is None:
+            reason = (f"{model_name} has no challenger: the latest retraining did not pass the promotion gates"
+                      if champion_version else f"{model_name} has no champion yet")
+            get_run_logger().info("shadow run skipped: %s", reason)
+            return {"skipped": True, "reason": reason, "passed": None, "champion_version": champion_version}
+        champion, champion_version, _ = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
+        challenger, challenger_version, _ = registry.load_model_by_alias(model_name, "challenger")
+        with connect(warehouse) as con:
+            cutoff = con.execute("select max(cutoff_date) from clv_scores").fetchall()[0][0]
+            if cutoff is None:
+                raise LookupError("clv_scores is empty: run `clv run` before a shadow run")
+            features = read_table(con, "customer_features", "cutoff_date = ? order by customer_id", [cutoff])
+        champion_predictions, champion_seconds = _timed_predict(champion, features)
+        challenger_predictions, challenger_seconds = _timed_predict(challenger, features)
+        result = compare_shadow(champion_predictions, challenger_predictions, champion_seconds, challenger_seconds,
+                                max_mean_shift, max_runtime_ratio)
+        result.update({"model_name": model_name, "champion_version": champion_version,
+                       "challenger_version": challenger_version, "cutoff": str(cutoff)})
+        run_row = pd.DataFrame([{**result, "run_at": pd.Timestamp.now(tz="UTC").tz_localize(None)}])
+        per_customer = pd.DataFrame({"customer_id": features["customer_id"], "cutoff_date": features["cutoff_date"],
+                                     "champion_prediction": champion_predictions,
+                                     "challenger_prediction": challenger_predictions})
+        with connect(warehouse) as con:
+            con.register("run_row", run_row)
+            con.register("per_customer", per_customer)
+            con.execute("begin transaction")
+            con.execute(f"create table if not exists {RUNS_TABLE} as select * from run_row where false")
+            con.execute(f"insert into {RUNS_TABLE} by name select * from run_row")
+            con.execute(f"create or replace table {SCORES_TABLE} as select * from per_customer")
+            con.execute("commit")
+        create_markdown_artifact(
+            key="clv-shadow-run",
+            markdown=(f"# Shadow run: {'pass' if result['passed'] else 'FAIL'}\n\n"
+                      f"Champion v{champion_version} vs challenger v{challenger_version} on {result['customers']:,} "
+                      f"customers (cutoff {cutoff}).\n\n- mean prediction {result['mean_champion']:,.2f} -> "
+                      f"{result['mean_challenger']:,.2f} (shift {result['mean_shift']:.1%}, limit {max_mean_shift:.0%})\n"
+                      f"- rank correlation {result['spearman']:.3f}\n- scoring time {champion_seconds:.2f} s -> "
+                      f"{challenger_seconds:.2f} s (ratio {result['runtime_ratio']:.2f}, limit {max_runtime_ratio})\n"),
+            description="Champion vs challenger",
+        )
+        return result

@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 
+from flows.exclusive import exclusive_warehouse
 from clv import config, sagemaker_jobs, server_warehouse
 from clv.storage import Storage
 from clv.landing import DuckDBRawSink, ensure_raw_tables
@@ -32,7 +33,8 @@ from clv.warehouse import WarehouseReader, connect, connect_in_memory, publish_s
 from models_ml import registry, zoo
 from models_ml.btyd import AliveModel
 from models_ml.protocol import BASELINE
-from models_ml.scoring import build_score_table, reasons_in_batches
+from models_ml.scoring import (DEFAULT_MAX_PREDICTION_MULTIPLE, build_score_table, check_publishable,
+                                reasons_in_batches)
 from models_ml.training import serving_rows, train_and_evaluate
 
 
@@ -179,10 +181,13 @@ def register_and_gate(trained: dict, model_name: str, run_params: dict, scoring_
 
 @task(cache_policy=NO_CACHE)
 def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_name: str, horizon_days: int = 365,
-                    high_share: float = 0.2, medium_share: float = 0.3, target: str = "duckdb") -> dict:
+                    high_share: float = 0.2, medium_share: float = 0.3, target: str = "duckdb",
+                    max_prediction_multiple: float = DEFAULT_MAX_PREDICTION_MULTIPLE,
+                    allow_older_cutoff: bool = False) -> dict:
     """Score every customer known at the cutoff with the champion (last year's spend while no model has
     passed the gates), add P(alive) and expected orders and the three strongest reasons, and publish
-    `clv_scores`."""
+    `clv_scores` unless a prediction is implausible (`check_publishable`) or the cutoff is older than
+    the published one (unless `allow_older_cutoff`)."""
     registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
     if features.empty:
         raise ValueError(f"no customers known at cutoff {cutoff}: nothing to score")
@@ -201,6 +206,8 @@ def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_
             predictions, reasons = remote["predicted_clv_12m"].to_numpy(float), remote["top_reasons"].to_numpy(object)
         else:
             predictions, reasons = model.predict(features), reasons_in_batches(model, features)
+    check_publishable(features["customer_id"], predictions, features["revenue_sum_365d"], horizon_days,
+                      max_prediction_multiple)
     btyd = AliveModel(horizon_days).components(features)
     scores = build_score_table(features["customer_id"], cutoff, predictions, served_name, version,
                                pd.Timestamp.now(tz="UTC").tz_localize(None), high_share, medium_share,
@@ -208,9 +215,9 @@ def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_
                                reasons=reasons)
     if target == "duckdb":
         with connect(warehouse) as con:
-            publish_scores(con, scores)
+            publish_scores(con, scores, allow_older_cutoff)
     else:
-        server_warehouse.publish_scores(target, scores)
+        server_warehouse.publish_scores(target, scores, allow_older_cutoff=allow_older_cutoff)
     export = export_scores(scores, cutoff)
     tiers = scores["clv_tier"].value_counts().to_dict()
     return {"customers_scored": len(scores), "served_model": served_name, "model_version": version, "tiers": tiers,
@@ -273,6 +280,7 @@ def weekly_clv_pipeline(
     retrain: bool = False,
     model_spec: dict | None = None,
     full_refresh: bool = False,
+    allow_older_cutoff: bool = False,
 ) -> dict:
     """Land the inputs, build features and labels in dbt, train and gate a model when there is no
     champion yet (or `retrain`), and score every customer with the champion. Feature and label snapshots
@@ -291,39 +299,41 @@ def weekly_clv_pipeline(
     if target not in ("duckdb", *server_warehouse.SERVER_TARGETS):
         raise ValueError(f"unknown warehouse target {target!r}: use duckdb, postgres or redshift")
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
-    loads = land_inputs(warehouse, settings.orders, settings.customers, settings.events, target, settings.sources)
-    scoring_date, plan = build_features(warehouse, settings.cutoff, settings.horizon_days, target,
-                                        settings.order_value_cap_percentile, settings.min_history_days,
-                                        settings.snapshot_grid_months, settings.backtest_origins,
-                                        full_refresh=full_refresh)
-    population = scoring_population(target, warehouse, scoring_date)
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
-    decision = None
-    if retrain or registry.champion_version(settings.model_name) is None:
-        trained = train_model(warehouse, plan, settings.model_name, target, settings.model_spec,
-                              settings.bootstrap_resamples)
-        decision = register_and_gate(trained, settings.model_name, {
-            "scoring_cutoff": str(scoring_date), "horizon_days": settings.horizon_days,
-            "inputs": settings.sources or settings.orders}, population,
-            recent_orders(target, warehouse, scoring_date).assign(customers_known=len(population)),
-            settings.gate_config)
-        decision["backtest"] = (trained["result"].backtest.summary() if not trained["no_change"]
-                                and trained["result"].backtest is not None else None)
-    scored = score_customers(population, warehouse, scoring_date, settings.model_name, settings.horizon_days,
-                             settings.high_tier_share, settings.medium_tier_share, target)
-    summary = {
-        "cutoff": str(scoring_date),
-        "horizon_days": settings.horizon_days,
-        "loads": loads,
-        "plan": plan.as_dict(),
-        "decision": decision,
-        "warehouse": warehouse if target == "duckdb" else f"{target} ({WAREHOUSE_SETTINGS[target]} settings)",
-        "mlflow_tracking_uri": config.default_tracking_uri(),
-        **scored,
-    }
-    create_markdown_artifact(key="weekly-clv-summary", markdown=format_summary(summary),
-                             description="Weekly CLV run")
-    return summary
+    with exclusive_warehouse(target, warehouse, "weekly-clv"):
+        loads = land_inputs(warehouse, settings.orders, settings.customers, settings.events, target, settings.sources)
+        scoring_date, plan = build_features(warehouse, settings.cutoff, settings.horizon_days, target,
+                                            settings.order_value_cap_percentile, settings.min_history_days,
+                                            settings.snapshot_grid_months, settings.backtest_origins,
+                                            full_refresh=full_refresh)
+        population = scoring_population(target, warehouse, scoring_date)
+        registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+        decision = None
+        if retrain or registry.champion_version(settings.model_name) is None:
+            trained = train_model(warehouse, plan, settings.model_name, target, settings.model_spec,
+                                  settings.bootstrap_resamples)
+            decision = register_and_gate(trained, settings.model_name, {
+                "scoring_cutoff": str(scoring_date), "horizon_days": settings.horizon_days,
+                "inputs": settings.sources or settings.orders}, population,
+                recent_orders(target, warehouse, scoring_date).assign(customers_known=len(population)),
+                settings.gate_config)
+            decision["backtest"] = (trained["result"].backtest.summary() if not trained["no_change"]
+                                    and trained["result"].backtest is not None else None)
+        scored = score_customers(population, warehouse, scoring_date, settings.model_name, settings.horizon_days,
+                                 settings.high_tier_share, settings.medium_tier_share, target,
+                                 settings.max_prediction_multiple, allow_older_cutoff)
+        summary = {
+            "cutoff": str(scoring_date),
+            "horizon_days": settings.horizon_days,
+            "loads": loads,
+            "plan": plan.as_dict(),
+            "decision": decision,
+            "warehouse": warehouse if target == "duckdb" else f"{target} ({WAREHOUSE_SETTINGS[target]} settings)",
+            "mlflow_tracking_uri": config.default_tracking_uri(),
+            **scored,
+        }
+        create_markdown_artifact(key="weekly-clv-summary", markdown=format_summary(summary),
+                                 description="Weekly CLV run")
+        return summary
 
 
 def baseline_reasons(features: pd.DataFrame, horizon_days: int) -> np.ndarray:

@@ -20,6 +20,39 @@ def assign_tiers(values, high_share: float = 0.2, medium_share: float = 0.3) -> 
     return tiers.astype(object)
 
 
+DEFAULT_MAX_PREDICTION_MULTIPLE = 10.0
+
+
+class ImplausibleScoresError(ValueError):
+    """Predictions that must not reach marketing: non-finite, negative, or far beyond any spend seen."""
+
+
+def check_publishable(customer_ids, predictions, last_year_spend, horizon_days: int,
+                      max_multiple: float = DEFAULT_MAX_PREDICTION_MULTIPLE) -> None:
+    """Stop the publish when a prediction is not finite, is negative, or exceeds `max_multiple` times the
+    largest yearly spend observed among the customers scored (scaled to the horizon; at least 1).
+    The message names how many, the worst value and its customer."""
+    predictions = np.asarray(predictions, float)
+    ids = pd.Series(customer_ids, dtype="string").to_numpy(object)
+    spend = np.nan_to_num(np.asarray(last_year_spend, float), nan=0.0, posinf=0.0, neginf=0.0)
+    largest = max(float(spend.max(initial=0.0)) * horizon_days / 365.0, 1.0)
+    bound = max_multiple * largest
+    problems = []
+    for label, bad in (("not finite", ~np.isfinite(predictions)),
+                       ("negative", np.isfinite(predictions) & (predictions < 0)),
+                       (f"above {max_multiple:g}x the largest yearly spend observed ({largest:,.2f}; bound {bound:,.2f})",
+                        np.isfinite(predictions) & (predictions > bound))):
+        if bad.any():
+            worst = int(np.flatnonzero(bad)[np.argmax(np.nan_to_num(np.abs(predictions[bad]), nan=np.inf))])
+            problems.append(f"{int(bad.sum()):,} of {len(predictions):,} predictions {label}, e.g. "
+                            f"customer {ids[worst]}: {predictions[worst]:,.6g}")
+    if problems:
+        raise ImplausibleScoresError(
+            "scores not published, clv_scores keeps the previous run: " + "; ".join(problems)
+            + " (rule: predictions finite, >= 0 and at most max_prediction_multiple x the largest yearly "
+              "spend; check the inputs and the model, or raise max_prediction_multiple in the settings file)")
+
+
 def build_score_table(customer_ids, cutoff_date, predictions, model_name: str, model_version: str,
                       scored_at: pd.Timestamp, high_share: float = 0.2, medium_share: float = 0.3,
                       p_alive=None, expected_orders=None, reasons=None) -> pd.DataFrame:

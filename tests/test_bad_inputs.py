@@ -4,6 +4,7 @@ error), nothing is written past the validation gate, and the scores BI reads sta
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import numpy as np
@@ -17,7 +18,7 @@ from clv.warehouse import publish_scores
 
 
 def good_orders(lines: int = 400, seed: int = 1, minutes_apart: int = 150) -> pd.DataFrame:
-    """A clean export: 400 distinct order lines over 40 days of 2024."""
+    """A clean export: 400 distinct order lines over 40 days of 2024 (or `lines` lines, 150 minutes apart)."""
     rng = np.random.default_rng(seed)
     return pd.DataFrame({
         "customer_id": [f"c{i % 50}" for i in range(lines)],
@@ -108,14 +109,17 @@ def test_text_in_quantity_is_quarantined(warehouse, tmp_path):
     result = landed(warehouse, tmp_path, frame, "text-quantity.csv")
     assert (result.rows_inserted, result.rows_quarantined) == (398, 2)
     reasons = warehouse.execute("select reason, count(*) from raw.quarantine group by 1").fetchall()
-    assert reasons == [("quantity is not a valid double", 2)]
+    assert reasons == [("quantity is not a valid number (text, NaN or infinite)", 2)]
 
 
 def test_unparseable_dates_stop_the_load(warehouse, tmp_path):
     frame = good_orders(seed=4).astype({"order_ts": object})
     frame["order_ts"] = frame["order_ts"].map(lambda t: t.strftime("%d/%m/%Y %H:%M"))  # 13/03/2024: not ISO
     message = refused(warehouse, tmp_path, frame, "dates.csv")
-    assert "column order_ts" in message and "order_ts is missing" in message
+    assert "column order_ts" in message and "order_ts is not a valid timestamp" in message
+    assert "is missing" not in message  # the cause, not a symptom
+    assert "day and month in local order" in message
+    assert re.search(r"sample '\d\d/\d\d/2024 \d\d:\d\d'", message)  # one of the values as sent
 
 
 def test_null_customer_ids(warehouse, tmp_path):
@@ -191,21 +195,102 @@ def test_prices_in_cents_stop_the_load(warehouse, tmp_path):
     assert "expect_column_median_to_be_between on column line_value" in message and "cents" in message
 
 
-def test_non_utf8_text(warehouse, tmp_path):
+def test_latin1_text(warehouse, tmp_path):
     frame = good_orders(seed=14)
     frame["product_id"] = "Crème brûlée dish"
 
     def latin1(path):
         path.write_bytes(frame.to_csv(index=False).encode("latin-1"))
 
-    message = refused(warehouse, tmp_path, latin1, "latin1.csv", ContractError)
-    assert "utf" in message.lower() or "unicode" in message.lower()
+    message = refused(warehouse, tmp_path, latin1, "export.csv", ContractError)
+    assert "the text is not valid UTF-8 near line" in message and "encoding: latin-1" in message
     # the same file lands when its encoding is configured
-    path = tmp_path / "latin1.csv"
+    path = tmp_path / "export.csv"
     [result] = land_file(warehouse, "orders", path, encoding="latin-1")
     assert result.rows_inserted == 400
     assert warehouse.execute("select distinct product_id from raw.orders where order_id like 'o14-%'"
                              ).fetchall() == [("Crème brûlée dish",)]
+
+
+def test_an_overlong_line_is_named_with_its_length(warehouse, tmp_path):
+    def overlong(path):
+        text = good_orders(seed=16).to_csv(index=False)
+        path.write_text(text + "c1,o16-x,2024-03-01 00:00:00," + "x" * 3_000_000 + ",1,2\n")
+
+    message = refused(warehouse, tmp_path, overlong, "overlong.csv", ContractError)
+    assert "bytes, over the longest line read" in message and "xxxx" not in message
+
+
+def test_a_malformed_line_never_repeats_its_content(warehouse, tmp_path):
+    """DuckDB quotes the offending line; the error must not (it may hold an e-mail address)."""
+    path = tmp_path / "customers.csv"
+    write_customers_with_a_malformed_line(path)
+    with pytest.raises(ContractError) as raised:
+        land_file(warehouse, "customers", path)
+    message = str(raised.value)
+    assert "person@example.com" not in message and "Person Name" not in message
+    assert "a line near line 25,001 has 3 fields where the header has 2" in message
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__  # nothing chained
+
+
+def write_customers_with_a_malformed_line(path) -> None:
+    """30,000 customers; line 25,001 (past DuckDB's sniffing sample) has an extra field with PII."""
+    rows = ["customer_id,country"] + [f"c{i},UK" for i in range(30_000)]
+    rows.insert(25_000, "c9,UK,person@example.com,Person Name")
+    path.write_text("\n".join(rows) + "\n")
+
+
+def _write(path, writer):
+    writer(path)
+    return path
+
+
+def test_absurd_quantities_and_non_finite_numbers_are_quarantined(warehouse, tmp_path):
+    frame = good_orders(seed=18, lines=2000)
+    frame.loc[:8, "quantity"] = 1e12  # 0.45% of the lines, as in the report that found it
+    frame.loc[9, "quantity"] = float("nan")
+    frame.loc[10, "unit_price"] = float("inf")
+    result = landed(warehouse, tmp_path, frame, "absurd.parquet")
+    assert (result.rows_inserted, result.rows_quarantined) == (1989, 11)
+    reasons = dict(warehouse.execute("select reason, count(*) from raw.quarantine group by 1").fetchall())
+    assert reasons["quantity is implausible: over 100,000 times the load's median quantity (a unit or export error)"] == 9
+    assert reasons["unit_price is not a valid number (text, NaN or infinite)"] == 1
+    assert warehouse.execute("select max(abs(quantity * unit_price)) < 1000, count(*) filter (where not isfinite("
+                             "quantity * unit_price)) from raw.orders").fetchone() == (True, 0)
+    frame = good_orders(seed=19, lines=2000)
+    frame.loc[:39, "quantity"] = 1e12  # 2%: the export is broken, not a few lines
+    message = refused(warehouse, tmp_path, frame, "absurd-2pct.parquet")
+    assert "column quantity" in message and "40 of 2,000 rows" in message and "implausible" in message
+
+
+def test_unparseable_numbers_name_a_sample_and_the_likely_cause(warehouse, tmp_path):
+    frame = good_orders(seed=20).astype({"unit_price": object})
+    frame.loc[:19, "unit_price"] = "12,5"
+    message = refused(warehouse, tmp_path, frame, "decimal-comma.csv")
+    assert "column unit_price" in message and "20 of 400 rows" in message and "sample '12,5'" in message
+    assert "decimal comma" in message and "is missing" not in message
+    frame.loc[:19, "unit_price"] = "€12.5"
+    assert "a currency sign" in refused(warehouse, tmp_path, frame, "currency.csv")
+    frame = good_orders(seed=21).astype({"order_ts": object})
+    frame["order_ts"] = (pd.to_datetime(frame["order_ts"]).astype("int64") // 10**9).astype(str)
+    assert "epoch seconds" in refused(warehouse, tmp_path, frame, "epoch.csv")
+
+
+def test_ids_exported_as_floats_are_the_same_customers(warehouse, tmp_path):
+    frame = good_orders(seed=22)
+    frame["customer_id"] = [str(i % 50) for i in range(400)]
+    first = landed(warehouse, tmp_path, frame, "ids.csv")
+    assert first.rows_inserted == 400
+    as_float = frame.assign(customer_id=frame["customer_id"].astype(float))  # 3 -> 3.0 in the file
+    again = landed(warehouse, tmp_path, as_float, "ids-float.parquet")
+    assert again.rows_inserted == 0  # the same lines, not 400 new ones
+    again_csv = landed(warehouse, tmp_path, as_float, "ids-float.csv")  # "3.0" as text
+    assert again_csv.rows_inserted == 0
+    assert warehouse.execute("select count(distinct customer_id) from raw.orders where order_id like 'o22-%'"
+                             ).fetchone() == (50,)
+    broken = good_orders(seed=23).assign(customer_id=[i % 50 + 0.5 for i in range(400)])
+    message = refused(warehouse, tmp_path, broken, "ids-half.parquet")
+    assert "customer_id is a number with decimals, not an id" in message
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])

@@ -94,7 +94,7 @@ def test_a_few_values_of_wrong_type_are_quarantined_with_their_text(con, tmp_pat
     assert (result.rows_inserted, result.rows_quarantined, result.status) == (122, 2, "warnings")
     quarantined = con.execute("select reason, record from raw.quarantine order by reason").fetchall()
     assert [reason for reason, _ in quarantined] == ["order_ts is not a valid timestamp",
-                                                     "quantity is not a valid double"]
+                                                     "quantity is not a valid number (text, NaN or infinite)"]
     assert '"31/02/2024"' in quarantined[0][1] and '"three"' in quarantined[1][1]  # the original text is kept
 
 

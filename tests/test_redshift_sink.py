@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from tests.redshift_dialect import redshift_problems
 from clv.landing import land_file
 from clv.redshift import RedshiftRawSink, RedshiftSettings
 
@@ -54,6 +55,9 @@ class RecordingCursor:
 
     def fetchall(self):
         return []
+
+    def fetchone(self):
+        return (0,)  # count(*) of no rows
 
 
 @pytest.fixture
@@ -107,6 +111,7 @@ def test_redshift_sink_lands_through_s3_and_copy(s3, tmp_path):
         "'arn:aws:iam::123456789012:role/clv-redshift-copy' format as csv gzip timeformat 'YYYY-MM-DD HH:MI:SS' "
         "emptyasnull"]
     # one transaction: temp table, COPY, insert of new keys only, load record; then commit
+    assert {s: redshift_problems(s) for s in sql if redshift_problems(s)} == {}  # every statement is Redshift SQL
     load_statements = sql[sql.index("create temp table incoming (like raw.orders)"):]
     assert load_statements[2].startswith("insert into raw.orders") and "where not exists" in load_statements[2]
     assert any(s.startswith("insert into raw.loads") for s in load_statements)
@@ -133,12 +138,13 @@ def test_scores_are_published_to_redshift_in_one_transaction(s3, monkeypatch):
     statements = []
     server_warehouse.publish_scores("redshift", scores, connection=RecordingConnection(statements), s3=s3)
     sql = [s for s, _ in statements]
+    assert {s: redshift_problems(s) for s in sql if redshift_problems(s)} == {}  # every statement is Redshift SQL
     [key] = [item["Key"] for item in s3.list_objects_v2(Bucket="clv-warehouse-bucket")["Contents"]]
     assert key.startswith("prod/publish/clv_scores/") and key.endswith(".csv.gz")
     body = gzip.decompress(s3.get_object(Bucket="clv-warehouse-bucket", Key=key)["Body"].read()).decode()
     assert body.splitlines() == ["c1,2024-03-01,10.5,2024-03-02 06:00:00.000000",
                                  "c2,2024-03-01,0.0,2024-03-02 06:00:00.000000"]
-    assert sql[1:] == [
+    assert sql[2:] == [
         "drop table if exists clv_scores__next",
         'create table clv_scores__next ("customer_id" varchar(65535), "cutoff_date" date, '
         '"predicted_clv_12m" double precision, "scored_at" timestamp)',
