@@ -33,9 +33,10 @@ class WarehouseBusyError(RuntimeError):
 
 
 def holder_text(flow: str) -> str:
-    """Who holds the lock: flow, user, host, process id and start time (UTC)."""
+    """Who holds the lock: flow, process id, user, host and start time (UTC), most telling first (a
+    PostgreSQL application_name keeps 63 characters)."""
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"{flow} by {getpass.getuser()} on {socket.gethostname()} (pid {os.getpid()}, since {started})"
+    return f"{flow} (pid {os.getpid()}) by {getpass.getuser()} on {socket.gethostname()} since {started}"
 
 
 def lock_key(target: str, warehouse: str | None) -> str:
