@@ -41,9 +41,15 @@ def _cap_percentile(text: str) -> float | None:
 
 
 def _existing_path(text: str) -> str:
-    if "*" not in text and not Path(text).exists():
-        raise argparse.ArgumentTypeError(f"file not found: {text}")
-    return str(Path(text).resolve()) if "*" not in text else text
+    """A file that exists (used as is, brackets and all), or a pattern with `*`/`?` wildcards."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory: give a file, or a pattern such as {path / '*.parquet'}")
+    if path.exists():
+        return str(path.resolve())
+    if "*" in text or "?" in text:
+        return text
+    raise argparse.ArgumentTypeError(f"file not found: {text}")
 
 
 def _cmd_run(args) -> int:

@@ -87,8 +87,22 @@ def source_relation_sql(path: Path | str | list, encoding: str = "utf-8") -> str
             f"{', '.join(paths[:3])}: unsupported file type {', '.join(sorted(suffixes)) or '(none)'}; "
             f"use one of {', '.join(_READERS)} (one type per load)"
         )
+    paths = [_literal_path(p) for p in paths]
     listed = _quote(paths[0]) if len(paths) == 1 else "[" + ", ".join(_quote(p) for p in paths) + "]"
     return _READERS[suffixes.pop()].format(paths=listed, encoding=_quote(encoding))
+
+
+def _literal_path(path: str) -> str:
+    """An existing file's path as DuckDB must be given it: DuckDB globs `[...]`, `*` and `?` in every
+    path, so `orders[2024].csv` would read `orders2.csv`; they are escaped as one-character classes."""
+    if not Path(path).exists():
+        return path  # a pattern, meant as one
+    return "".join(f"[{ch}]" if ch in "[*?" else ch for ch in path)
+
+
+def identifier(name: str) -> str:
+    """A source column name as a quoted SQL identifier (a mapping or a header cannot inject SQL)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def describe_source(path) -> str:
@@ -99,7 +113,7 @@ def describe_source(path) -> str:
 def _source_columns(con: duckdb.DuckDBPyConnection, path, relation: str, encoding: str = "utf-8") -> list[str]:
     paths = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
     for single in paths:
-        if "*" not in single:
+        if Path(single).exists() or not any(w in single for w in "*?"):
             _check_complete(Path(single))
     try:
         described = con.execute(f"describe select * from {relation}").fetchall()
@@ -114,6 +128,8 @@ def _check_complete(path: Path) -> None:
     off in the middle of a line is refused rather than landed with a broken last row)."""
     if not path.exists():
         raise ContractError(f"{path}: file not found")
+    if path.is_dir():
+        raise ContractError(f"{path}: is a directory (rule: give a file, or a pattern such as {path / '*.parquet'})")
     size = path.stat().st_size
     if size == 0:
         raise ContractError(f"{path}: empty file, 0 bytes (rule: an input file must not be empty)")
@@ -155,7 +171,8 @@ def _column_expressions(entity: Entity, source: str, columns: list[str],
     present = set(columns)
     mapping = {c.name: (column_map or {}).get(c.name, c.name) for c in entity.columns}
     if all(mapping[name] in present for name in entity.required):
-        exprs = {name: (f'"{source_name}"' if source_name in present else "null") for name, source_name in mapping.items()}
+        exprs = {name: (identifier(source_name) if source_name in present else "null")
+                 for name, source_name in mapping.items()}
         return exprs, None, {s for s in mapping.values() if s in present}
     adapter = None if column_map else find_adapter(entity.name, present)
     if adapter:
@@ -229,7 +246,7 @@ def _pii_expressions(con, entity: Entity, columns: list[str], column_map: dict[s
             "select count(*) from duckdb_functions() where function_name = 'clv_hmac'").fetchall()[0][0]
         if not registered:
             con.create_function("clv_hmac", _hmac_hex, [str], str, type="arrow")
-        return {c: (f'clv_hmac(cast("{source_names[c]}" as varchar))' if c in present else "null")
+        return {c: (f'clv_hmac(cast({identifier(source_names[c])} as varchar))' if c in present else "null")
                 for c in entity.pii_columns}
     return {c: "null" for c in entity.pii_columns}
 

@@ -121,9 +121,9 @@ def test_postgres_and_event_sources_land_idempotently(shop_database, tmp_path, m
                          ).fetchall()
     assert landed == [("a2", "N0", 2.0, 9.99)]
 
-    # same watermark, same files: nothing new
+    # same watermark, same files: nothing new (the lookback re-reads the last hour; nothing lands twice)
     again, _ = land_sources(con, sink, sources, tmp_path / "cache")
-    assert [(r.entity, r.rows_inserted) for r in again] == [("events", 0)]
+    assert [(r.entity, r.rows_inserted) for r in again] == [("orders", 0), ("customers", 0), ("events", 0)]
     before = counts(con)
 
     # new rows in the OLTP database and a new day of events: exactly those land
@@ -131,7 +131,8 @@ def test_postgres_and_event_sources_land_idempotently(shop_database, tmp_path, m
         add_order_lines(cur, 61, 9, datetime(2024, 3, 8))
     write_events(tmp_path / "events", date(2024, 3, 3), 2)
     third, _ = land_sources(con, sink, sources, tmp_path / "cache")
-    assert [(r.entity, r.rows_read, r.rows_inserted) for r in third] == [("orders", 9, 9), ("events", 36, 6)]
+    assert [(r.entity, r.rows_read, r.rows_inserted) for r in third] == [
+        ("orders", 69, 9), ("customers", 2, 0), ("events", 36, 6)]
     assert counts(con)["orders"] == before["orders"] + 9
     assert sink.get_watermark("shop_order_lines") == datetime(2024, 3, 8)
     assert_no_clear_pii(con)
@@ -151,8 +152,9 @@ def test_an_edited_oltp_line_lands_as_a_new_version_valid_from_its_change(shop_d
     with shop_database, shop_database.cursor() as cur:  # the shop corrects a quantity a week later
         cur.execute("update public.order_lines set qty = 7, updated_at = '2024-03-08' where line_id = 5")
     with duckdb.connect(str(warehouse)) as con:
-        [orders, _] = land_sources(con, DuckDBRawSink(con), sources, tmp_path / "cache")[0]
-        assert (orders.entity, orders.rows_read, orders.rows_inserted) == ("orders", 1, 1)
+        orders = land_sources(con, DuckDBRawSink(con), sources, tmp_path / "cache")[0][0]
+        # the lookback re-reads the lines of the last watermark: only the corrected one is new
+        assert (orders.entity, orders.rows_read, orders.rows_inserted) == ("orders", 60, 1)
         assert con.execute("select count(*), count(distinct line_id) from raw.orders").fetchall() == [(61, 60)]
     run_dbt(["run", "--select", "stg_shop__orders"], warehouse=warehouse)
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -185,6 +187,29 @@ def assert_no_clear_pii(con) -> None:
     assert_no_clear_text(con, PII_VALUES)
 
 
+def test_rows_committed_late_below_the_watermark_are_not_lost(shop_database, tmp_path):
+    """A long transaction commits rows stamped before the watermark the last load reached: the lookback
+    re-reads them; without it (lookback 0, the old strict `>`) they are lost."""
+    for lookback, expected in ((60, 42), (0, 40)):
+        (tmp_path / "sources.yml").write_text(SOURCES_YML.replace(
+            "    dsn_env: SHOP_DB_DSN\n    columns: {customer_id: customer_ref",
+            f"    dsn_env: SHOP_DB_DSN\n    lookback_minutes: {lookback}\n    columns: {{customer_id: customer_ref", 1))
+        [orders] = [s for s in load_sources(tmp_path / "sources.yml") if s.name == "shop_order_lines"]
+        with shop_database, shop_database.cursor() as cur:
+            cur.execute("delete from public.order_lines")
+            add_order_lines(cur, 1, 20, datetime(2024, 3, 1, 12, 0))
+        con = duckdb.connect(str(tmp_path / f"warehouse-{lookback}.duckdb"))
+        sink = DuckDBRawSink(con)
+        land_sources(con, sink, [orders], tmp_path / "cache")
+        with shop_database, shop_database.cursor() as cur:
+            add_order_lines(cur, 21, 20, datetime(2024, 3, 1, 12, 30))  # committed next
+            add_order_lines(cur, 41, 2, datetime(2024, 3, 1, 11, 55))  # committed late, stamped earlier
+        land_sources(con, sink, [orders], tmp_path / "cache")
+        land_sources(con, sink, [orders], tmp_path / "cache")  # and again: nothing twice
+        assert con.execute("select count(*), count(distinct row_key) from raw.orders").fetchone() == (expected, expected)
+        con.close()
+
+
 def test_the_example_sources_file_is_valid():
     from clv.config import REPO_ROOT
 
@@ -195,12 +220,67 @@ def test_the_example_sources_file_is_valid():
 
 def test_sources_file_errors_name_the_setting(tmp_path):
     bad = tmp_path / "sources.yml"
-    bad.write_text("sources:\n  - name: x\n    kind: files\n    entity: orders\n    columns: {price: p}\n")
+    bad.write_text("sources:\n  - name: x\n    kind: files\n    entity: orders\n    path: a.csv\n    columns: {price: p}\n")
     with pytest.raises(SourceConfigError, match=r"source x: columns maps unknown contract column\(s\) price"):
         load_sources(bad)
     bad.write_text("sources:\n  - name: y\n    kind: postgres\n    entity: orders\n")
     with pytest.raises(SourceConfigError, match="source y: missing setting table"):
         load_sources(bad)
+    bad.write_text("sources:\n  - name: z\n    kind: files\n    entity: orders\n    path: a.csv\n    pathh: b.csv\n")
+    with pytest.raises(SourceConfigError, match=r"sources.yml, line 6: source z: unknown setting\(s\) pathh"):
+        load_sources(bad)
+    bad.write_text("sources:\n  - name: z\n    kind: files\n    entity: orders\n    path: [a.csv]\n")
+    with pytest.raises(SourceConfigError, match=r"line 5: source z: path must be text \(got \['a.csv'\]\)"):
+        load_sources(bad)
+    bad.write_text("sources:\n  - just a string\n")
+    with pytest.raises(SourceConfigError, match="source #1 is not a mapping of settings"):
+        load_sources(bad)
+    bad.write_text("sources:\n  - name: ../../x\n    kind: postgres\n    entity: orders\n    table: t\n"
+                   "    watermark_column: u\n")
+    with pytest.raises(SourceConfigError, match="source ../../x: name must be letters, digits"):
+        load_sources(bad)
+    bad.write_text("sources:\n  - name: w\n    kind: postgres\n    entity: orders\n    table: t\n"
+                   "    watermark_column: u\n    lookback_minutes: -5\n")
+    with pytest.raises(SourceConfigError, match="lookback_minutes must be 0 or more"):
+        load_sources(bad)
+    bad.write_text("source:\n  - name: x\n")
+    with pytest.raises(SourceConfigError, match=r"unknown key\(s\) source"):
+        load_sources(bad)
+
+
+def test_a_literal_path_is_read_as_is_and_only_wildcards_glob(tmp_path):
+    from clv.contract import ContractError
+    from clv.landing import land_file
+
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "order_id": ["1", "2"], "order_ts": ["2024-03-01", "2024-03-02"],
+                          "quantity": [1, 2], "unit_price": [10.0, 20.0]})
+    frame.to_csv(tmp_path / "orders[2024].csv", index=False)
+    frame.assign(customer_id=["x", "y"]).to_csv(tmp_path / "orders2.csv", index=False)
+    con = duckdb.connect()
+    sink = DuckDBRawSink(con)
+    literal = FileSource("orders", "orders", str(tmp_path / "orders[2024].csv"))
+    assert literal.files(tmp_path) == [tmp_path / "orders[2024].csv"]
+    land_sources(con, sink, [literal], tmp_path / "cache")
+    assert con.execute("select customer_id from raw.orders order by 1").fetchall() == [("a",), ("b",)]  # not x, y
+    with pytest.raises(ContractError, match="file not found"):
+        FileSource("orders", "orders", str(tmp_path / "orders[2025].csv")).files(tmp_path)  # not orders2.csv
+    assert len(FileSource("orders", "orders", str(tmp_path / "orders*.csv")).files(tmp_path)) == 2
+    (tmp_path / "x.csv").mkdir()
+    with pytest.raises(ContractError, match=r"x.csv is a directory \(rule: give a file, or a pattern"):
+        FileSource("orders", "orders", str(tmp_path / "x.csv")).files(tmp_path)
+    with pytest.raises(ContractError, match="is a directory"):
+        land_file(con, "orders", tmp_path / "x.csv")
+
+
+def test_a_column_mapping_cannot_inject_sql(tmp_path):
+    from clv.landing import land_file
+
+    crafted = 'qty", (select 42) as "x'
+    pd.DataFrame({"customer_id": ["a"], "order_id": ["1"], "order_ts": [pd.Timestamp("2024-03-01")],
+                  crafted: [3.0], "unit_price": [10.0]}).to_parquet(tmp_path / "o.parquet", index=False)
+    con = duckdb.connect()
+    land_file(con, "orders", tmp_path / "o.parquet", column_map={"quantity": crafted})
+    assert con.execute("select quantity from raw.orders").fetchall() == [(3.0,)]  # the column's value, not 42
 
 
 def test_s3_files_by_date_partition(tmp_path, monkeypatch):
