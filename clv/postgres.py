@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
@@ -22,7 +22,7 @@ class PostgresSettings:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     database: str
 
     @classmethod
@@ -37,8 +37,9 @@ class PostgresSettings:
         )
 
     def connect(self, database: str | None = None):
+        """A connection whose session time zone is UTC, whatever the server's or the client's (PGTZ)."""
         return psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                                dbname=database or self.database, connect_timeout=5)
+                                dbname=database or self.database, connect_timeout=5, options="-c timezone=UTC")
 
 
 def ensure_raw_tables(cur) -> None:

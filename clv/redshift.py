@@ -13,7 +13,7 @@ import gzip
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clv import storage
@@ -29,7 +29,7 @@ class RedshiftSettings:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     database: str
     iam_role: str
     storage_url: str
@@ -52,8 +52,12 @@ class RedshiftSettings:
     def connect(self):
         import psycopg2  # Redshift speaks the PostgreSQL protocol
 
-        return psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
                                 dbname=self.database, connect_timeout=10, sslmode="require")
+        with conn.cursor() as cur:  # every session in UTC (Redshift's default, unless the user changed it)
+            cur.execute("set timezone to 'UTC'")
+        conn.commit()
+        return conn
 
 
 def ensure_raw_tables(cur) -> None:

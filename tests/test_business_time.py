@@ -84,3 +84,27 @@ def test_an_unknown_time_zone_is_a_clear_error(monkeypatch):
         business_timezone()
     monkeypatch.delenv("CLV_TIMEZONE")
     assert business_timezone() == "UTC"
+
+
+def test_postgres_sessions_are_utc_whatever_the_client_zone(monkeypatch):
+    """libpq applies PGTZ to the session; the warehouse connection sets UTC over it."""
+    from clv.postgres import PostgresSettings
+    from tests.conftest import scratch_postgres_database
+
+    monkeypatch.setenv("PGTZ", "America/New_York")
+    with scratch_postgres_database() as (_, database):
+        conn = PostgresSettings.from_env().connect(database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("show timezone")
+                assert cur.fetchone()[0] == "UTC"
+        finally:
+            conn.close()
+        import psycopg2  # the same client without the setting follows PGTZ: the test can fail
+
+        settings = PostgresSettings.from_env()
+        plain = psycopg2.connect(host=settings.host, port=settings.port, user=settings.user, dbname=database)
+        with plain.cursor() as cur:
+            cur.execute("show timezone")
+            assert cur.fetchone()[0] == "America/New_York"
+        plain.close()

@@ -192,30 +192,83 @@ def test_container_entry_points_are_importable_without_the_platform():
     sys.modules.pop("train", None)
 
 
+def _policy_allows(path: Path, action: str, resource: str) -> bool:
+    """Whether an Allow statement of the policy matches the action and the resource (IAM wildcards; the
+    conditions only narrow further and are not evaluated)."""
+    from fnmatch import fnmatchcase
+
+    text = (path.read_text().replace("CLV_BUCKET", "clv-bucket").replace("CLV_PREFIX", "prod")
+            .replace("ACCOUNT_ID", "123456789012"))
+    document = json.loads(text)
+    listed = lambda value: [value] if isinstance(value, str) else value  # noqa: E731
+    return any(statement["Effect"] == "Allow"
+               and any(fnmatchcase(action, a) for a in listed(statement["Action"]))
+               and any(fnmatchcase(resource, r) for r in listed(statement["Resource"]))
+               for statement in (document.get("PermissionsPolicy") or document)["Statement"])
+
+
+S3 = "arn:aws:s3:::clv-bucket/prod/"
+
+
 def test_iam_policies_allow_every_call_the_code_makes():
-    """Each AWS API the job code calls is allowed to the role that makes it."""
+    """Each AWS API the job code calls is allowed to the role that makes it, on the resource it touches."""
     import re
 
-    def actions(path: Path) -> set[str]:
-        document = json.loads(path.read_text())
-        statements = (document.get("PermissionsPolicy") or document)["Statement"]
-        found = set()
-        for statement in statements:
-            listed = statement["Action"]
-            found |= set([listed] if isinstance(listed, str) else listed)
-        return found
-
     iam = REPO_ROOT / "deployments" / "iam"
-    pipeline = actions(iam / "clv-pipeline-policy.json")
+    pipeline, execution = iam / "clv-pipeline-policy.json", iam / "sagemaker-execution-policy.json"
+    redshift = iam / "redshift-copy-role.json"
     code = (REPO_ROOT / "clv" / "sagemaker_jobs.py").read_text()
     called = {"sagemaker:" + "".join(part.title() for part in name.split("_"))
-              for name in re.findall(r"client\.((?:create|describe)_\w+)\(", code)}
-    called |= {"sagemaker:" + "".join(part.title() for part in name.split("_"))
-               for name in re.findall(r"client\.((?:create|describe)_\w+)\b", code)}
-    assert called and called <= pipeline, called - pipeline
-    assert "iam:PassRole" in pipeline and {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= pipeline
-    execution = actions(iam / "sagemaker-execution-policy.json")
-    assert {"s3:GetObject", "s3:PutObject", "ecr:BatchGetImage", "logs:PutLogEvents"} <= execution
-    assert {"s3:GetObject", "s3:ListBucket"} <= actions(iam / "redshift-copy-role.json")
+              for name in re.findall(r"client\.((?:create|describe)_\w+)\b", code)}
+    assert called
+    for action in called:
+        kind = {"TrainingJob": "training-job", "Model": "model", "TransformJob": "transform-job"}[
+            action.split(":")[1].removeprefix("Create").removeprefix("Describe")]
+        assert _policy_allows(pipeline, action, f"arn:aws:sagemaker:eu-west-1:123456789012:{kind}/clv-x"), action
+    needed = [  # (role policy, action, resource) as the code uses them
+        (pipeline, "s3:PutObject", S3 + "training/clv-train-1/training_set.parquet"),
+        (pipeline, "s3:PutObject", S3 + "champion/v3/model.tar.gz"),
+        (pipeline, "s3:PutObject", S3 + "scoring/clv-score-1/input/shard-00000.parquet"),
+        (pipeline, "s3:PutObject", S3 + "landing/orders/part.csv.gz"),
+        (pipeline, "s3:PutObject", S3 + "publish/clv_scores/20240310.csv.gz"),
+        (pipeline, "s3:PutObject", S3 + "mlflow-artifacts/1/abc/artifacts/model.pkl"),
+        (pipeline, "s3:GetObject", S3 + "scoring/clv-score-1/output/shard-00000.parquet.out"),
+        (pipeline, "s3:GetObject", S3 + "models/clv-train-1/output/model.tar.gz"),
+        (pipeline, "iam:PassRole", "arn:aws:iam::123456789012:role/clv-sagemaker-execution"),
+        (redshift, "s3:GetObject", S3 + "landing/orders/part.csv.gz"),
+        (redshift, "s3:GetObject", S3 + "publish/clv_scores/20240310.csv.gz"),
+        (execution, "s3:GetObject", S3 + "training/clv-train-1/training_set.parquet"),
+        (execution, "s3:GetObject", S3 + "champion/v3/model.tar.gz"),
+        (execution, "s3:GetObject", S3 + "scoring/clv-score-1/input/shard-00000.parquet"),
+        (execution, "s3:PutObject", S3 + "models/clv-train-1/output/model.tar.gz"),
+        (execution, "s3:PutObject", S3 + "scoring/clv-score-1/output/shard-00000.parquet.out"),
+        (execution, "ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:123456789012:repository/clv"),
+        (execution, "logs:PutLogEvents",
+         "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/TrainingJobs:log-stream:clv-train-1/algo-1"),
+    ]
+    assert [n[1:] for n in needed if not _policy_allows(*n)] == []
+    forbidden = [  # least privilege: what each role must not do
+        (pipeline, "s3:DeleteObject", S3 + "landing/orders/part.csv.gz"),
+        (pipeline, "s3:PutObject", "arn:aws:s3:::other-bucket/x"),
+        (redshift, "s3:GetObject", S3 + "mlflow-artifacts/1/abc/artifacts/model.pkl"),
+        (redshift, "s3:PutObject", S3 + "landing/orders/part.csv.gz"),
+        (execution, "s3:PutObject", S3 + "mlflow-artifacts/1/abc/artifacts/model.pkl"),  # pickles the worker loads
+        (execution, "s3:PutObject", S3 + "champion/v3/model.tar.gz"),
+        (execution, "s3:PutObject", S3 + "models/registry.pkl"),
+        (execution, "s3:PutObject", S3 + "landing/orders/part.csv.gz"),
+        (execution, "s3:PutObject", S3 + "publish/clv_scores/20240310.csv.gz"),
+        (execution, "ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:123456789012:repository/other-team"),
+        (execution, "logs:PutLogEvents", "arn:aws:logs:eu-west-1:123456789012:log-group:/other/app:log-stream:x"),
+    ]
+    assert [f[1:] for f in forbidden if _policy_allows(*f)] == []
     trust = json.loads((iam / "sagemaker-execution-trust.json").read_text())
     assert trust["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+
+
+def test_no_password_in_a_settings_repr():
+    from clv.postgres import PostgresSettings
+    from clv.redshift import RedshiftSettings
+
+    shown = repr(PostgresSettings("h", 5432, "u", "pg-s3cret", "clv")) + repr(
+        RedshiftSettings("h", 5439, "u", "rs-s3cret", "analytics", "arn:role", "s3://b/p"))
+    assert "s3cret" not in shown and "host='h'" in shown
