@@ -38,8 +38,12 @@ class PostgresSettings:
 
     def connect(self, database: str | None = None):
         """A connection whose session time zone is UTC, whatever the server's or the client's (PGTZ)."""
-        return psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                                dbname=database or self.database, connect_timeout=5, options="-c timezone=UTC")
+        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                                dbname=database or self.database, connect_timeout=5)
+        with conn.cursor() as cur:  # after the start-up, which applies PGTZ
+            cur.execute("set timezone to 'UTC'")
+        conn.commit()
+        return conn
 
 
 def ensure_raw_tables(cur) -> None:
