@@ -62,7 +62,7 @@ def _cmd_run(args) -> int:
         order_value_cap_percentile=args.order_value_cap_percentile,
         high_tier_share=args.high_tier_share, medium_tier_share=args.medium_tier_share, target=args.target,
         settings_file=args.settings, retrain=args.retrain, full_refresh=args.full_refresh,
-        allow_older_cutoff=args.allow_older_cutoff,
+        allow_older_cutoff=args.allow_older_cutoff, new_registry=args.new_registry,
         # the bundled demo data only when nothing names any input (`make run`)
         demo=not (args.orders or args.sources or args.settings),
     )
@@ -262,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rebuild every feature and label snapshot (default: keep those already built)")
     run.add_argument("--allow-older-cutoff", action="store_true",
                      help="publish scores even when clv_scores holds a newer cutoff (re-publishing an old week)")
+    run.add_argument("--new-registry", action="store_true",
+                     help="start a new MLflow registry although the warehouse publishes scores of a model the store "
+                          "lacks (default: refuse, the store is probably the wrong one)")
     run.set_defaults(func=_cmd_run)
 
     retrain = sub.add_parser("retrain", help="train and gate a new version on the landed data, if anything is new")

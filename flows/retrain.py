@@ -16,7 +16,8 @@ from clv import config
 from clv.settings import load_settings
 from clv.warehouse import WarehouseReader, scoring_cutoff
 from clv.snapshots import plan_for_warehouse
-from flows.weekly import recent_orders, register_and_gate, scoring_population, train_model
+from clv.store_check import check_tracking_store
+from flows.weekly import published_model, recent_orders, register_and_gate, scoring_population, train_model
 from models_ml import registry
 
 PERFORMANCE_REASON = "clv.performance.degraded"
@@ -49,6 +50,7 @@ def retrain_flow(settings_file: str | None = None, warehouse: str | None = None,
     target = settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
     with exclusive_warehouse(target, warehouse, "retrain-clv"):
+        check_tracking_store(config.default_tracking_uri(), settings.model_name, published_model(target, warehouse))
         registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
         reader = WarehouseReader(target, warehouse)
         go, why = something_new(reader, settings.model_name, reason)

@@ -29,6 +29,7 @@ from clv.transform import dbt_vars, run_dbt
 from clv import model_decisions
 from clv.settings import RunSettings, SettingsError, load_settings
 from clv.snapshots import SnapshotPlan, plan_for_warehouse
+from clv.store_check import check_tracking_store
 from clv.warehouse import WarehouseReader, connect, connect_in_memory, publish_scores, scoring_cutoff
 from models_ml import registry, zoo
 from models_ml.btyd import AliveModel
@@ -247,6 +248,17 @@ def recent_orders(target: str, warehouse: str, cutoff, days: int = 7) -> pd.Data
                       "where order_date > ? and order_date <= ? order by customer_id, order_date", [start, cutoff])
 
 
+def published_model(target: str, warehouse: str) -> tuple[str, str] | None:
+    """(model_name, model_version) of the scores BI reads now, or None before the first publish."""
+    if target == "duckdb" and not Path(warehouse).exists():
+        return None
+    reader = WarehouseReader(target, warehouse)
+    if not reader.exists("clv_scores"):
+        return None
+    row = reader.frame("select model_name, model_version from clv_scores limit 1")
+    return None if row.empty else (str(row.iloc[0, 0]), str(row.iloc[0, 1]))
+
+
 def resolve_settings(settings_file: str | None, demo: bool, **params) -> RunSettings:
     """The run's settings: explicit parameters, then the settings file, then defaults. Without inputs a
     run stops, unless it is the demo (`make run`), which lands the bundled Online Retail II orders."""
@@ -281,6 +293,7 @@ def weekly_clv_pipeline(
     model_spec: dict | None = None,
     full_refresh: bool = False,
     allow_older_cutoff: bool = False,
+    new_registry: bool = False,
 ) -> dict:
     """Land the inputs, build features and labels in dbt, train and gate a model when there is no
     champion yet (or `retrain`), and score every customer with the champion. Feature and label snapshots
@@ -300,6 +313,8 @@ def weekly_clv_pipeline(
         raise ValueError(f"unknown warehouse target {target!r}: use duckdb, postgres or redshift")
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
     with exclusive_warehouse(target, warehouse, "weekly-clv"):
+        check_tracking_store(config.default_tracking_uri(), settings.model_name, published_model(target, warehouse),
+                             new_registry)
         loads = land_inputs(warehouse, settings.orders, settings.customers, settings.events, target, settings.sources)
         scoring_date, plan = build_features(warehouse, settings.cutoff, settings.horizon_days, target,
                                             settings.order_value_cap_percentile, settings.min_history_days,

@@ -199,3 +199,45 @@ def test_the_redshift_lease_admits_one_run_and_is_given_back():
     assert table.rows == []
     with run_lock._lease_lock("redshift", None, "retrain-clv by b", connect=table.connect):
         assert table.rows == ["retrain-clv by b"]
+
+
+def test_a_corrupt_mlflow_store_stops_the_run_before_landing(clv_home, tmp_path):
+    from clv.store_check import TrackingStoreError
+    from flows.weekly import weekly_clv_pipeline
+
+    store = clv_home / "mlflow" / "mlflow.db"
+    store.parent.mkdir(parents=True)
+    store.write_bytes(b"this is not a database" * 100)
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer_id,order_id,order_ts,quantity,unit_price\nc1,o1,2024-03-01,1,9.5\n")
+    warehouse = tmp_path / "w.duckdb"
+    started = time.monotonic()
+    with pytest.raises(TrackingStoreError, match="cannot be read as an MLflow store"):
+        weekly_clv_pipeline.fn(orders=str(orders), warehouse=str(warehouse))
+    assert time.monotonic() - started < 30 and not warehouse.exists()  # before landing, dbt and training
+
+
+def test_a_missing_store_beside_served_scores_needs_new_registry(tmp_path):
+    from clv.store_check import TrackingStoreError, check_tracking_store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    check_tracking_store(uri, "clv_xgboost", None)  # a fresh install: nothing published yet
+    check_tracking_store(uri, "clv_xgboost", ("last_period", "baseline"))  # nothing a registry served
+    with pytest.raises(TrackingStoreError, match="does not exist, but the warehouse publishes scores of clv_xgboost "
+                                                 "version 4.*--new-registry"):
+        check_tracking_store(uri, "clv_xgboost", ("clv_xgboost", "4"))
+    check_tracking_store(uri, "clv_xgboost", ("clv_xgboost", "4"), new_registry=True)
+
+
+def test_a_store_without_the_served_model_is_refused_and_one_with_it_passes(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from clv.store_check import TrackingStoreError, check_tracking_store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("other_model")
+    with pytest.raises(TrackingStoreError, match="has no registered model clv_xgboost"):
+        check_tracking_store(uri, "clv_xgboost", ("clv_xgboost", "2"))
+    client.create_registered_model("clv_xgboost")
+    check_tracking_store(uri, "clv_xgboost", ("clv_xgboost", "2"))

@@ -1,0 +1,48 @@
+"""Checks at the start of a run that the MLflow store is the one the warehouse was served from.
+
+A corrupt store must fail before hours of landing, dbt and training, with one line; a missing store next
+to a warehouse that already publishes scores would silently start a new registry whose first version
+becomes champion without being compared with what is served, so it is refused unless the operator says
+`--new-registry`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TrackingStoreError(ValueError):
+    """The MLflow store is unreachable, not an MLflow store, or not the warehouse's registry."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def check_tracking_store(uri: str, model_name: str, published: tuple[str, str] | None,
+                         new_registry: bool = False) -> None:
+    """Raise TrackingStoreError when the store cannot be read, or when the warehouse publishes scores of
+    `model_name` (`published` = (model_name, version) of clv_scores) and the store lacks that model,
+    unless `new_registry`."""
+    path = sqlite_path(uri)
+    missing = path is not None and (not path.exists() or path.stat().st_size == 0)
+    served_model = published is not None and published[0] == model_name
+    if missing:
+        if served_model and not new_registry:
+            raise TrackingStoreError(
+                f"the MLflow store {uri} does not exist, but the warehouse publishes scores of {model_name} version "
+                f"{published[1]}: point MLFLOW_TRACKING_URI (or CLV_HOME) at that store, or pass --new-registry to "
+                "start a new registry (its first version is then gated against last year's spend only)")
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        found = MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models(
+            filter_string=f"name = '{model_name}'", max_results=1)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy, OS and MLflow errors all mean: not usable
+        cause = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise TrackingStoreError(f"the MLflow store {uri} cannot be read as an MLflow store ({cause}); restore it "
+                                 "from a backup or point MLFLOW_TRACKING_URI at the right store") from None
+    if served_model and not found and not new_registry:
+        raise TrackingStoreError(
+            f"the MLflow store {uri} has no registered model {model_name}, but the warehouse publishes scores of its "
+            f"version {published[1]}: point MLFLOW_TRACKING_URI at the store that holds it, or pass --new-registry")
