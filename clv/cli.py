@@ -116,6 +116,24 @@ def _cmd_monitor(args) -> int:
     return 0
 
 
+def _cmd_loads(args) -> int:
+    from clv.loads import list_loads, undo_load
+
+    target = args.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
+    warehouse = str(Path(args.warehouse or config.default_warehouse()).resolve())
+    if args.action == "list":
+        loads = list_loads(target, warehouse, args.limit)
+        print(loads.to_string(index=False) if not loads.empty else "no loads yet")
+        return 0
+    if not args.load_id:
+        raise ValueError("clv loads undo needs a LOAD_ID (`clv loads list` shows them)")
+    result = undo_load(target, warehouse, args.load_id)
+    print(f"load {args.load_id} ({result['entity']}) undone: "
+          + ", ".join(f"{n:,} {what}" for what, n in result["removed"].items()))
+    print("feature snapshots already built from it are kept: rebuild them with `clv run --full-refresh`")
+    return 0
+
+
 def _who() -> str:
     import getpass
 
@@ -282,6 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
                                "redshift: CLV_REDSHIFT_* and CLV_STORAGE_URL)")
     features.set_defaults(func=_cmd_features)
 
+    loads = sub.add_parser("loads", help="list the latest loads, or undo one (raw rows, quarantine, watermark, record)")
+    loads.add_argument("action", choices=["list", "undo"])
+    loads.add_argument("load_id", nargs="?", help="the load to undo (from `clv loads list`)")
+    loads.add_argument("--limit", type=int, default=20, help="loads listed (default 20)")
+    loads.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+    loads.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
+                       help="warehouse engine (default CLV_DBT_TARGET or duckdb)")
+    loads.set_defaults(func=_cmd_loads)
+
     promote = sub.add_parser("promote", help="point the champion alias at a registered model version")
     promote.add_argument("version", help="model version to promote")
     promote.add_argument("--reason", required=True, help="why (recorded on the version with who and when)")
@@ -365,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-WRITING_COMMANDS = ("run", "retrain", "features", "monitor", "shadow")
+WRITING_COMMANDS = ("run", "retrain", "features", "monitor", "shadow", "loads")
 
 
 def _warehouse_lock(args):

@@ -20,6 +20,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -417,6 +418,32 @@ def _cast_checks(con, table: str, rows: int) -> list[validation.CheckResult]:
     return [validation.cast_check(column, count, rows, sample, reason) for column, count, sample, reason in failures]
 
 
+COLLISION_SAMPLE = 2_000  # customers of the load compared with what is landed
+COLLISION_MIN_KNOWN = 20  # fewer known ids than this say nothing
+COLLISION_SHARE = 0.5  # over this share of known ids with another signup date: another shop's ids
+
+
+def _collision_checks(con, sink, entity: Entity, table: str) -> list[validation.CheckResult]:
+    """A customers load whose ids are mostly known, but with other signup dates, is another shop's export
+    whose ids collide with this one's (critical). A few changed dates are corrections (passes)."""
+    if entity.name != "customers" or not hasattr(sink, "known_signups"):
+        return []
+    sample = con.execute(f"""select customer_id, signup_ts from {table}
+                            where quarantine_reason is null and signup_ts is not null
+                            using sample reservoir({COLLISION_SAMPLE} rows) repeatable (7)""").fetchall()
+    known = sink.known_signups([customer for customer, _ in sample]) if sample else {}
+    if len(known) < COLLISION_MIN_KNOWN:
+        return []
+    moved = [(c, known[c], ts) for c, ts in sample if c in known and abs(ts - known[c]) > timedelta(days=1)]
+    example = f", e.g. {moved[0][0]}: {moved[0][1]:%Y-%m-%d} -> {moved[0][2]:%Y-%m-%d}" if moved else ""
+    return [validation.CheckResult(
+        expectation="expect_known_customers_to_keep_their_signup_date", column="customer_id", severity="critical",
+        success=len(moved) <= COLLISION_SHARE * len(known), unexpected_count=len(moved), checked_rows=len(known),
+        observed=f"{len(moved):,} of {len(known):,} known customer ids have another signup date{example}",
+        rule="most known customer ids with other signup dates: another shop's export whose ids collide with this "
+             "one's (land it into its own warehouse; `clv loads undo LOAD_ID` removes a load landed by mistake)")]
+
+
 def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: int, adapter: str | None,
                     ignored: list[str], parameters: dict) -> StagedLoad:
     quarantined = dict(con.execute(
@@ -426,10 +453,11 @@ def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: in
     if entity.name == "orders":
         value_median = con.execute(
             f"select median(quantity * unit_price) from {table} where quarantine_reason is null").fetchall()[0][0]
+    collisions = _collision_checks(con, sink, entity, table)
     started = time.perf_counter()
     frame = _validation_frame(con, entity, table, rows)
     report = ValidationReport(entity.name, source, rows, len(frame), quarantined, ignored,
-                              _cast_checks(con, table, rows)
+                              _cast_checks(con, table, rows) + collisions
                               # a load in which no row typed has nothing for the suite to measure
                               + (validation.run_suite(entity.name, frame, parameters) if len(frame) else []))
     del frame
@@ -493,6 +521,12 @@ class DuckDBRawSink:
         return self.con.execute(
             "select rows_read, value_median from raw.loads where entity = ? and rows_read > 0 "
             "and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit ?", [entity, limit]).fetchall()
+
+    def known_signups(self, customer_ids: list[str]) -> dict:
+        """Signup time already landed for each of these customers (those that have one)."""
+        return dict(self.con.execute(
+            "select customer_id, max(signup_ts) from raw.customers where signup_ts is not null "
+            "and customer_id in (select unnest(?)) group by customer_id", [customer_ids]).fetchall())
 
     def get_watermark(self, source: str):
         rows = self.con.execute("select watermark from raw.source_watermarks where source = ?", [source]).fetchall()

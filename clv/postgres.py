@@ -82,6 +82,18 @@ class PostgresRawSink:
         self.duck = duck
         self.settings = settings or PostgresSettings.from_env()
 
+    def known_signups(self, customer_ids: list[str]) -> dict:
+        """Signup time already landed for each of these customers (those that have one)."""
+        conn = self.settings.connect()
+        try:
+            with conn, conn.cursor() as cur:
+                ensure_raw_tables(cur)
+                cur.execute("select customer_id, max(signup_ts) from raw.customers where signup_ts is not null "
+                            "and customer_id = any(%s) group by customer_id", [list(customer_ids)])
+                return dict(cur.fetchall())
+        finally:
+            conn.close()
+
     def recent_loads(self, entity: str, limit: int) -> list[tuple[int, float | None]]:
         conn = self.settings.connect()
         try:

@@ -120,6 +120,13 @@ class RedshiftRawSink:
                            "and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit %s",
                            [entity, limit])
 
+    def known_signups(self, customer_ids: list[str]) -> dict:
+        """Signup time already landed for each of these customers (those that have one)."""
+        if not customer_ids:
+            return {}
+        return dict(self._query("select customer_id, max(signup_ts) from raw.customers where signup_ts is not null "
+                                "and customer_id in %s group by customer_id", [tuple(customer_ids)]))
+
     def get_watermark(self, source: str):
         rows = self._query("select watermark from raw.source_watermarks where source = %s", [source])
         return rows[0][0] if rows else None

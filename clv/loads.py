@@ -1,0 +1,65 @@
+"""The load log, and undoing one load: its raw rows, its quarantined rows, the watermark it set and its
+record in `raw.loads`, removed in one transaction (DuckDB file, PostgreSQL or Redshift)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clv.contract import ENTITIES
+from clv.warehouse import WarehouseReader, connect
+
+
+def list_loads(target: str, warehouse: str | None, limit: int = 20) -> pd.DataFrame:
+    """The latest loads, newest first."""
+    return WarehouseReader(target, warehouse).frame(
+        "select load_id, entity, source, rows_read, rows_inserted, rows_quarantined, status, loaded_at "
+        f"from raw.loads order by loaded_at desc limit {int(limit)}")
+
+
+def undo_statements(entity: str, placeholder: str) -> list[tuple[str, str]]:
+    """(what, statement) deleting one load's traces, each taking the load id."""
+    return [(f"raw.{entity} rows", f"delete from raw.{entity} where load_id = {placeholder}"),
+            ("quarantined rows", f"delete from raw.quarantine where load_id = {placeholder}"),
+            ("watermarks", f"delete from raw.source_watermarks where load_id = {placeholder}"),
+            ("load records", f"delete from raw.loads where load_id = {placeholder}")]
+
+
+def undo_load(target: str, warehouse: str | None, load_id: str) -> dict:
+    """Remove one load in one transaction; returns the entity and the rows removed per table. A source
+    whose watermark this load set is read from its start again next time (row keys keep what is landed)."""
+    if target == "duckdb":
+        with connect(warehouse) as con:
+            entity = _entity(con.execute("select entity from raw.loads where load_id = ?", [load_id]).fetchall(),
+                             load_id)
+            con.execute("begin transaction")
+            try:
+                removed = {what: con.execute(sql, [load_id]).fetchone()[0]
+                           for what, sql in undo_statements(entity, "?")}
+                con.execute("commit")
+            except Exception:
+                con.execute("rollback")
+                raise
+        return {"entity": entity, "removed": removed}
+    from clv import server_warehouse
+
+    conn = server_warehouse.connect(target)
+    try:
+        with conn, conn.cursor() as cur:  # one transaction
+            cur.execute("select entity from raw.loads where load_id = %s", [load_id])
+            entity = _entity(cur.fetchall(), load_id)
+            removed = {}
+            for what, sql in undo_statements(entity, "%s"):
+                cur.execute(sql, [load_id])
+                removed[what] = cur.rowcount
+    finally:
+        conn.close()
+    return {"entity": entity, "removed": removed}
+
+
+def _entity(rows: list, load_id: str) -> str:
+    if not rows:
+        raise LookupError(f"no load {load_id} in raw.loads (`clv loads list` shows the latest loads)")
+    entity = rows[0][0]
+    if entity not in ENTITIES:
+        raise LookupError(f"load {load_id} is of an unknown entity {entity!r}")
+    return entity
