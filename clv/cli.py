@@ -393,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 WRITING_COMMANDS = ("run", "retrain", "features", "monitor", "shadow", "loads")
+FLOW_COMMANDS = ("run", "retrain", "features", "monitor", "shadow")
 
 
 def _warehouse_lock(args):
@@ -411,6 +412,45 @@ def _warehouse_lock(args):
         return nullcontext()
     warehouse = args.warehouse or settings.warehouse or config.default_warehouse()
     return warehouse_run_lock("duckdb", str(Path(warehouse).resolve()), f"clv {args.command}")
+
+
+def user_error_types() -> tuple[type, ...]:
+    """Errors that are the input's or the operator's, answered with one line: no traceback."""
+    from clv.contract import ContractError
+    from clv.run_lock import WarehouseBusyError
+    from clv.settings import SettingsError
+    from clv.sources import SourceConfigError
+    from clv.store_check import TrackingStoreError
+    from clv.validation import InputValidationError
+    from clv.warehouse import OlderCutoffError
+    from models_ml.scoring import ImplausibleScoresError
+
+    return (ContractError, InputValidationError, SettingsError, SourceConfigError, TrackingStoreError,
+            WarehouseBusyError, ImplausibleScoresError, OlderCutoffError)
+
+
+def _drop_tracebacks_of_user_errors() -> None:
+    """Log records (Prefect's task and flow failures included) keep their one-line message but lose the
+    traceback when the exception is a user error: the CLI's last line says what to do."""
+    expected = user_error_types()
+    make_record = logging.getLogRecordFactory()
+
+    def record_without_traceback(*args, **kwargs):
+        record = make_record(*args, **kwargs)
+        if record.exc_info and isinstance(record.exc_info[1], expected):
+            record.exc_info, record.exc_text = None, None
+        return record
+
+    logging.setLogRecordFactory(record_without_traceback)
+    names = tuple(f"{kind.__name__}{sep}" for kind in expected for sep in ("(", ":"))
+
+    def not_a_repeat_of_the_error_line(record: logging.LogRecord) -> bool:
+        # Prefect reports a failed task and flow three times; the CLI's error line says it once
+        return not (record.name.startswith(("prefect.task_runs", "prefect.flow_runs"))
+                    and any(name in record.getMessage() for name in names))
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(not_a_repeat_of_the_error_line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -435,8 +475,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from clv.run_lock import WarehouseBusyError
 
+    _drop_tracebacks_of_user_errors()
     try:
         with _warehouse_lock(args):
+            if args.command in FLOW_COMMANDS:
+                from clv.prefect_server import start_temporary_server
+
+                start_temporary_server()  # ends with this process, even when it is killed
             return args.func(args)
     except (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError,
             MlflowException, WarehouseBusyError) as exc:

@@ -1,0 +1,161 @@
+"""The bad-input matrix through the command a user runs (`clv run` in a subprocess, with its temporary
+Prefect server): exit code, exactly one error line naming the cause, no traceback, nothing personal in
+the logs or the Prefect database; and a killed run leaves no Prefect server behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from tests.test_bad_inputs import good_orders, write_customers_with_a_malformed_line
+
+CLV = str(Path(sys.executable).with_name("clv"))
+
+
+def clv(args: list[str], home: Path, **env) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "CLV_HOME": str(home), "PREFECT_HOME": str(home / "prefect"), **env}
+    environment.pop("PREFECT_API_URL", None)
+    return subprocess.run([CLV, *args], env=environment, capture_output=True, text=True, timeout=300)
+
+
+def assert_one_error_line(done: subprocess.CompletedProcess, exit_code: int, *phrases: str) -> str:
+    output = done.stdout + done.stderr
+    assert done.returncode == exit_code, output[-2000:]
+    assert "Traceback" not in output, output[-3000:]
+    errors = [line for line in output.splitlines() if " ERROR " in line or line.startswith(("clv ", "usage:"))]
+    errors = [line for line in errors if not line.startswith("usage:")]  # argparse prints its usage first
+    assert len(errors) == 1 and errors[0].startswith("clv run: error: "), errors
+    for phrase in phrases:
+        assert phrase in errors[0], errors[0]
+    return errors[0]
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False) if path.suffix == ".csv" else frame.to_parquet(path, index=False)
+    return path
+
+
+def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], int, tuple[str, ...]]]:
+    """case -> (clv run arguments, exit code, phrases of the error line)."""
+    absurd = good_orders(seed=30, lines=1000)
+    absurd.loc[:19, "quantity"] = 1e12
+    comma = good_orders(seed=31).astype({"unit_price": object})
+    comma.loc[:19, "unit_price"] = "12,5"
+    floats = good_orders(seed=32).assign(customer_id=[i % 50 + 0.5 for i in range(400)])
+    latin = tmp / "latin.csv"
+    latin.write_bytes(good_orders(seed=33).assign(product_id="Crème").to_csv(index=False).encode("latin-1"))
+    (tmp / "folder.csv").mkdir()
+    sources = tmp / "sources.yml"
+    sources.write_text(f"sources:\n  - name: orders\n    kind: files\n    entity: orders\n    path: {latin}\n"
+                       "    encodng: latin-1\n")
+    missing = write(good_orders(seed=34).drop(columns="unit_price"), tmp / "no-price.csv")
+    return {
+        "missing column": (["--orders", str(missing)], 1, ("missing required column(s) unit_price",)),
+        "absurd quantities": (["--orders", str(write(absurd, tmp / "absurd.parquet"))], 1,
+                              ("column quantity", "20 of 1,000 rows", "implausible")),
+        "decimal comma": (["--orders", str(write(comma, tmp / "comma.csv"))], 1, ("sample '12,5'", "decimal comma")),
+        "non-integral ids": (["--orders", str(write(floats, tmp / "floats.parquet"))], 1,
+                             ("customer_id is a number with decimals",)),
+        "latin-1 text": (["--orders", str(latin)], 1, ("not valid UTF-8", "encoding: latin-1")),
+        "a directory": (["--orders", str(tmp / "folder.csv")], 2, ("is a directory",)),
+        "brackets, no such file": (["--orders", str(tmp / "orders[2024].csv")], 2, ("file not found",)),
+        "typo in the sources file": (["--sources", str(sources)], 1, ("line 6", "unknown setting(s) encodng")),
+    }
+
+
+def test_bad_inputs_through_the_cli_answer_with_one_line(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    write(good_orders(seed=35), tmp_path / "orders2.csv")  # what a bracket glob would have matched
+    cases = bad_inputs(tmp_path)
+
+    def run(case: str) -> subprocess.CompletedProcess:
+        home = tmp_path / case.replace(" ", "-")
+        return clv(["run", *cases[case][0], "--warehouse", str(home / "w.duckdb")], home)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:  # independent runs, each with its own home
+        outcomes = dict(zip(cases, pool.map(run, cases)))
+    for case, (_, code, phrases) in cases.items():
+        assert_one_error_line(outcomes[case], code, *phrases)
+        warehouse = tmp_path / case.replace(" ", "-") / "w.duckdb"
+        if warehouse.exists():  # refused inputs land nothing
+            with duckdb.connect(str(warehouse), read_only=True) as con:
+                assert con.execute("select count(*) from raw.orders").fetchone() == (0,), case
+
+
+def test_a_busy_warehouse_and_a_corrupt_store_answer_with_one_line(tmp_path):
+    orders = write(good_orders(seed=36), tmp_path / "orders.csv")
+    warehouse = tmp_path / "w.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom clv.run_lock import warehouse_run_lock\n"
+                               "with warehouse_run_lock('duckdb', sys.argv[1], 'weekly-clv'):\n"
+                               "    print('held', flush=True); time.sleep(60)", str(warehouse)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        done = clv(["run", "--orders", str(orders), "--warehouse", str(warehouse)], tmp_path / "home")
+        assert_one_error_line(done, 1, f"is in use by weekly-clv (pid {holder.pid})")
+        assert time.monotonic() - started < 15  # at once: before the Prefect server starts
+    finally:
+        holder.kill()
+        holder.wait()
+    home = tmp_path / "corrupt"
+    (home / "mlflow").mkdir(parents=True)
+    (home / "mlflow" / "mlflow.db").write_bytes(b"not a database" * 100)
+    done = clv(["run", "--orders", str(orders), "--warehouse", str(home / "w.duckdb")], home)
+    assert_one_error_line(done, 1, "cannot be read as an MLflow store")
+
+
+def test_a_malformed_line_with_an_email_reaches_neither_logs_nor_the_prefect_database(tmp_path):
+    customers = tmp_path / "customers.csv"
+    write_customers_with_a_malformed_line(customers)
+    orders = write(good_orders(seed=37), tmp_path / "orders.csv")
+    home = tmp_path / "home"
+    done = clv(["run", "--orders", str(orders), "--customers", str(customers),
+                "--warehouse", str(home / "w.duckdb")], home)
+    assert_one_error_line(done, 1, "a line near line 25,001 has 3 fields where the header has 2")
+    assert "person@example.com" not in done.stdout + done.stderr
+    stored = [p for p in (home / "prefect").rglob("*") if p.is_file()]
+    assert any(p.name.startswith("prefect.db") for p in stored), stored  # the run's Prefect database exists
+    leaked = [str(p) for p in home.rglob("*") if p.is_file() and b"person@example.com" in p.read_bytes()]
+    assert leaked == [], leaked
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_killing_a_run_ends_its_temporary_prefect_server(tmp_path):
+    home = tmp_path / "home"
+    environment = {**os.environ, "CLV_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+    environment.pop("PREFECT_API_URL", None)
+    orders = write(good_orders(seed=38), tmp_path / "orders.csv")
+    run = subprocess.Popen([CLV, "run", "--orders", str(orders), "--warehouse", str(home / "w.duckdb")],
+                           env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, deadline = None, time.monotonic() + 120
+    while server is None and time.monotonic() < deadline and run.poll() is None:
+        server = next((c for c in _children(run.pid)
+                       if b"uvicorn" in Path(f"/proc/{c}/cmdline").read_bytes()), None)
+        time.sleep(0.1)
+    assert server is not None, "the run's temporary Prefect server was not seen"
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{server}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = Path(f"/proc/{server}").exists() and b"uvicorn" in Path(f"/proc/{server}/cmdline").read_bytes()
+    if alive:
+        os.kill(server, signal.SIGKILL)
+    assert not alive, "the temporary Prefect server outlived its killed run"
