@@ -271,7 +271,9 @@ def _typed_sql(column, raw_type: str, zone: str) -> tuple[str, str, str]:
         if raw_type.upper().startswith(_NUMERIC_TYPES):
             typed = f"case when {raw} = trunc({raw}) then cast(cast({raw} as hugeint) as varchar) end"
         else:
-            typed = rf"regexp_replace(cast({raw} as varchar), '^(-?[0-9]+)\.0+$', '\1')"
+            text = f"cast({raw} as varchar)"
+            typed = (f"case when contains({text}, '.') then regexp_replace({text}, '^(-?[0-9]+)[.]0+$', '\\1') "
+                     f"else {text} end")
         return typed, f"({raw} is not null and {typed} is null)", f"{column.name} is a number with decimals, not an id"
     typed = f"try_cast({raw} as {column.sql_type})"
     failed = f"({raw} is not null and {typed} is null)"
@@ -404,7 +406,8 @@ def _load_medians(con, relation: str, exprs: dict[str, str]) -> tuple[float | No
     # which then fails on the first value that does not parse
     quantity, price = (f"try(cast(({exprs[c]}) as double))" for c in ("quantity", "unit_price"))
     return con.execute(f"""
-        select median(abs(q)) filter (where isfinite(q)), median(abs(q * p)) filter (where isfinite(q * p))
+        select approx_quantile(abs(q), 0.5) filter (where isfinite(q)),
+               approx_quantile(abs(q * p), 0.5) filter (where isfinite(q * p))
         from (select {quantity} as q, {price} as p from {relation})""").fetchone()
 
 

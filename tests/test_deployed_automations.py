@@ -190,6 +190,19 @@ def test_deployed_weekly_monitor_retrain_shadow_chain(local_prefect, tmp_path, m
     assert (weeks, duplicates) == (3, 0)
     assert landed <= 6000  # the shop's own customers only: no demo data landed
 
+    # every deployment that writes the warehouse queues on one shared slot: while another holder has it
+    # (a run of any of them), a weekly run waits; it completes once the slot is given back
+    limits = {limit["name"]: limit for limit in local_prefect.api_post("/v2/concurrency_limits/filter", {})}
+    assert (limits["clv-warehouse-writes"]["limit"], limits["clv-warehouse-writes"]["active_slots"]) == (1, 0)
+    slot = {"names": ["clv-warehouse-writes"], "slots": 1}
+    local_prefect.api_post("/v2/concurrency_limits/increment", {**slot, "mode": "concurrency"})
+    local_prefect.api_post(f"/deployments/{local_prefect.deployment_id('weekly-clv', 'weekly')}/create_flow_run", {})
+    time.sleep(20)
+    waiting = local_prefect.runs_of("weekly")[3]
+    assert waiting["state"]["type"] not in TERMINAL, waiting["state"]  # queued behind the holder
+    local_prefect.api_post("/v2/concurrency_limits/decrement", slot)
+    local_prefect.wait_for_run("weekly", 4)
+
     from mlflow import MlflowClient
 
     from clv import config
