@@ -429,9 +429,16 @@ def user_error_types() -> tuple[type, ...]:
             WarehouseBusyError, ImplausibleScoresError, OlderCutoffError)
 
 
+_USER_ERRORS_QUIET = False
+
+
 def _drop_tracebacks_of_user_errors() -> None:
     """Log records (Prefect's task and flow failures included) keep their one-line message but lose the
     traceback when the exception is a user error: the CLI's last line says what to do."""
+    global _USER_ERRORS_QUIET
+    if _USER_ERRORS_QUIET:  # once per process (tests call main() many times)
+        return
+    _USER_ERRORS_QUIET = True
     expected = user_error_types()
     make_record = logging.getLogRecordFactory()
 
