@@ -473,28 +473,34 @@ def main(argv: list[str] | None = None) -> int:
     if not (all(0 <= share <= 1 for share in shares) and sum(shares) <= 1):
         print("clv: tier shares must lie in [0, 1] and add up to at most 1", file=sys.stderr)
         return 2
-    from mlflow.exceptions import MlflowException
-    from psycopg2 import Error as PostgresError
-
-    from clv.contract import ContractError
-    from clv.settings import SettingsError  # noqa: F401 - a ValueError, caught below
-    from clv.transform import DbtBuildError
+    from contextlib import ExitStack
 
     from clv.run_lock import WarehouseBusyError
+    from clv.settings import SettingsError
 
-    _drop_tracebacks_of_user_errors()
-    try:
-        with _warehouse_lock(args):
+    with ExitStack() as held:
+        try:  # first of all, so that a busy warehouse answers at once
+            held.enter_context(_warehouse_lock(args))
+        except (WarehouseBusyError, SettingsError) as exc:
+            print(f"clv {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        from mlflow.exceptions import MlflowException
+        from psycopg2 import Error as PostgresError
+
+        from clv.contract import ContractError
+        from clv.transform import DbtBuildError
+
+        _drop_tracebacks_of_user_errors()
+        try:
             if args.command in FLOW_COMMANDS:
                 from clv.prefect_server import start_temporary_server
 
                 start_temporary_server()  # ends with this process, even when it is killed
             return args.func(args)
-    except (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError,
-            MlflowException, WarehouseBusyError) as exc:
-        print(f"clv {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-
+        except (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError,
+                MlflowException, WarehouseBusyError) as exc:
+            print(f"clv {args.command}: error: {exc}", file=sys.stderr)
+            return 1
 
 if __name__ == "__main__":
     sys.exit(main())
