@@ -244,6 +244,8 @@ def _cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clv", description=__doc__)
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks instead of one error line (for bug reports)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add_build_options(command, bundled_default):
@@ -414,32 +416,17 @@ def _warehouse_lock(args):
     return warehouse_run_lock("duckdb", str(Path(warehouse).resolve()), f"clv {args.command}")
 
 
-def user_error_types() -> tuple[type, ...]:
-    """Errors that are the input's or the operator's, answered with one line: no traceback."""
-    from clv.contract import ContractError
-    from clv.run_lock import WarehouseBusyError
-    from clv.settings import SettingsError
-    from clv.sources import SourceConfigError
-    from clv.store_check import TrackingStoreError
-    from clv.validation import InputValidationError
-    from clv.warehouse import OlderCutoffError
-    from models_ml.scoring import ImplausibleScoresError
-
-    return (ContractError, InputValidationError, SettingsError, SourceConfigError, TrackingStoreError,
-            WarehouseBusyError, ImplausibleScoresError, OlderCutoffError)
-
-
 _USER_ERRORS_QUIET = False
 
 
-def _drop_tracebacks_of_user_errors() -> None:
+def _drop_tracebacks_of_user_errors(expected: tuple[type, ...]) -> None:
     """Log records (Prefect's task and flow failures included) keep their one-line message but lose the
-    traceback when the exception is a user error: the CLI's last line says what to do."""
+    traceback when the exception is one the CLI reports in one line (its last line says what to do;
+    `--debug` keeps tracebacks)."""
     global _USER_ERRORS_QUIET
     if _USER_ERRORS_QUIET:  # once per process (tests call main() many times)
         return
     _USER_ERRORS_QUIET = True
-    expected = user_error_types()
     make_record = logging.getLogRecordFactory()
 
     def record_without_traceback(*args, **kwargs):
@@ -482,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         try:  # first of all, so that a busy warehouse answers at once
             held.enter_context(_warehouse_lock(args))
         except (WarehouseBusyError, SettingsError) as exc:
+            if args.debug:
+                raise
             print(f"clv {args.command}: error: {exc}", file=sys.stderr)
             return 1
         from mlflow.exceptions import MlflowException
@@ -490,15 +479,19 @@ def main(argv: list[str] | None = None) -> int:
         from clv.contract import ContractError
         from clv.transform import DbtBuildError
 
-        _drop_tracebacks_of_user_errors()
+        reported = (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError,
+                    MlflowException, WarehouseBusyError)
+        if not args.debug:
+            _drop_tracebacks_of_user_errors(reported)
         try:
             if args.command in FLOW_COMMANDS:
                 from clv.prefect_server import start_temporary_server
 
                 start_temporary_server()  # ends with this process, even when it is killed
             return args.func(args)
-        except (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError,
-                MlflowException, WarehouseBusyError) as exc:
+        except reported as exc:
+            if args.debug:
+                raise
             print(f"clv {args.command}: error: {exc}", file=sys.stderr)
             return 1
 

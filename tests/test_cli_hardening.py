@@ -22,7 +22,8 @@ CLV = str(Path(sys.executable).with_name("clv"))
 
 def clv(args: list[str], home: Path, **env) -> subprocess.CompletedProcess:
     environment = {**os.environ, "CLV_HOME": str(home), "PREFECT_HOME": str(home / "prefect"), **env}
-    environment.pop("PREFECT_API_URL", None)
+    for inherited in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):  # other tests set them in this process
+        environment.pop(inherited, None)
     return subprocess.run([CLV, *args], env=environment, capture_output=True, text=True, timeout=300)
 
 
@@ -104,6 +105,8 @@ def test_a_busy_warehouse_and_a_corrupt_store_answer_with_one_line(tmp_path):
         done = clv(["run", "--orders", str(orders), "--warehouse", str(warehouse)], tmp_path / "home")
         assert_one_error_line(done, 1, f"is in use by weekly-clv (pid {holder.pid})")
         assert time.monotonic() - started < 15  # at once: before the Prefect server starts
+        debug = clv(["--debug", "run", "--orders", str(orders), "--warehouse", str(warehouse)], tmp_path / "home")
+        assert debug.returncode == 1 and "Traceback" in debug.stderr and "WarehouseBusyError" in debug.stderr
     finally:
         holder.kill()
         holder.wait()
@@ -141,6 +144,7 @@ def test_killing_a_run_ends_its_temporary_prefect_server(tmp_path):
     home = tmp_path / "home"
     environment = {**os.environ, "CLV_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
     environment.pop("PREFECT_API_URL", None)
+    environment.pop("MLFLOW_TRACKING_URI", None)
     orders = write(good_orders(seed=38), tmp_path / "orders.csv")
     run = subprocess.Popen([CLV, "run", "--orders", str(orders), "--warehouse", str(home / "w.duckdb")],
                            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
