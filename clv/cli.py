@@ -21,6 +21,15 @@ _QUIET_DEFAULTS = {
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("clv-platform")
+    except PackageNotFoundError:  # a checkout without `make setup`
+        return "unknown (not installed)"
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -112,7 +121,8 @@ def _cmd_monitor(args) -> int:
     print("Performance from matured labels: " + ("DEGRADED: " + "; ".join(performance["reasons"])
                                                  if performance["degraded"] else
                                                  f"no drop ({performance['measured_runs']} measured runs)"))
-    print(f"report: {args.json}")
+    if args.json:
+        print(f"report: {args.json}")
     return 0
 
 
@@ -244,6 +254,7 @@ def _cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clv", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks instead of one error line (for bug reports)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -290,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     retrain = sub.add_parser("retrain", help="train and gate a new version on the landed data, if anything is new")
     retrain.add_argument("--settings", type=_existing_path, help="settings file (YAML)")
     retrain.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
-    retrain.add_argument("--target", choices=["duckdb", "postgres", "redshift"])
+    retrain.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
+                         help="warehouse engine (default: the settings file, else CLV_DBT_TARGET or duckdb)")
     retrain.add_argument("--reason", default="manual", help="why (a performance trigger always retrains)")
     retrain.set_defaults(func=_cmd_retrain)
 
@@ -303,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.set_defaults(func=_cmd_features)
 
     loads = sub.add_parser("loads", help="list the latest loads, or undo one (raw rows, quarantine, watermark, record)")
-    loads.add_argument("action", choices=["list", "undo"])
+    loads.add_argument("action", choices=["list", "undo"], help="list the latest loads, or undo one")
     loads.add_argument("load_id", nargs="?", help="the load to undo (from `clv loads list`)")
     loads.add_argument("--limit", type=int, default=20, help="loads listed (default 20)")
     loads.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
@@ -314,12 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     promote = sub.add_parser("promote", help="point the champion alias at a registered model version")
     promote.add_argument("version", help="model version to promote")
     promote.add_argument("--reason", required=True, help="why (recorded on the version with who and when)")
-    promote.add_argument("--model-name", default=config.MODEL_NAME)
+    promote.add_argument("--model-name", default=config.MODEL_NAME, help=f"registered model (default {config.MODEL_NAME})")
     promote.set_defaults(func=_cmd_promote)
 
     rollback = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
     rollback.add_argument("--reason", required=True, help="why (recorded on the version rolled back)")
-    rollback.add_argument("--model-name", default=config.MODEL_NAME)
+    rollback.add_argument("--model-name", default=config.MODEL_NAME, help=f"registered model (default {config.MODEL_NAME})")
     rollback.set_defaults(func=_cmd_rollback)
 
     shadow = sub.add_parser("shadow", help="score the latest population with champion and challenger side by side")
@@ -329,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     shadow.set_defaults(func=_cmd_shadow)
 
     segments = sub.add_parser("segments", help="campaign segments from the latest shadow run (canary or A/B)")
-    segments.add_argument("--kind", choices=["canary", "ab"], required=True)
+    segments.add_argument("--kind", choices=["canary", "ab"], required=True,
+                          help="canary: a target list scored by the challenger; ab: a random two-arm split")
     segments.add_argument("--size", type=int, help="canary target list size (default: 10%% of customers)")
     segments.add_argument("--seed", type=int, default=1, help="A/B assignment seed (default 1)")
     segments.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
@@ -344,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     monitor = sub.add_parser("monitor", help="drift of the latest scoring run against the champion's baseline")
     monitor.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
-    monitor.add_argument("--json", required=True, help="where to write the JSON report")
+    monitor.add_argument("--json", help="also write the report as JSON to this file")
     monitor.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
                          default=os.environ.get("CLV_DBT_TARGET", "duckdb"),
                          help="warehouse engine (default CLV_DBT_TARGET or duckdb)")
@@ -365,10 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_features.add_argument("--json", required=True, help="where to write the JSON result")
     bench_features.add_argument("--data", help="reuse a `clv synth` directory instead of generating")
     bench_features.add_argument("--workdir", help="scratch directory (default $CLV_HOME/bench)")
-    bench_features.add_argument("--training-snapshots", type=int, default=3)
+    bench_features.add_argument("--training-snapshots", type=int, default=3,
+                                help="training cutoffs built besides the scoring cutoff (default 3)")
     bench_features.set_defaults(func=_cmd_bench)
     bench_accuracy = bench_sub.add_parser("accuracy", help="every model on one strict temporal holdout (JSON + HTML)")
-    bench_accuracy.add_argument("--dataset", choices=["online-retail", "cdnow", "synthetic"], required=True)
+    bench_accuracy.add_argument("--dataset", choices=["online-retail", "cdnow", "synthetic"], required=True,
+                                help="which data: Online Retail I+II, CDNOW, or a synthetic shop with an oracle")
     bench_accuracy.add_argument("--json", required=True, help="where to write the JSON result")
     bench_accuracy.add_argument("--report", help="HTML report path (default: the JSON path with .html)")
     bench_accuracy.add_argument("--customers", type=int, default=20000, help="synthetic customers (default 20k)")
@@ -381,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="write a synthetic shop (orders, customers, events) as parquet")
     synth.add_argument("--customers", type=int, required=True, help="number of customers")
     synth.add_argument("--out", required=True, help="output directory")
-    synth.add_argument("--seed", type=int, default=7)
+    synth.add_argument("--seed", type=int, default=7, help="random seed (default 7): the same seed, the same shop")
     synth.add_argument("--start", type=_date, default=date(2023, 1, 1), help="first day of the period")
     synth.add_argument("--days", type=int, default=730, help="length of the period in days (default 730)")
     synth.add_argument("--rate-multiplier", type=float, default=1.0,
@@ -414,6 +429,19 @@ def _warehouse_lock(args):
         return nullcontext()
     warehouse = args.warehouse or settings.warehouse or config.default_warehouse()
     return warehouse_run_lock("duckdb", str(Path(warehouse).resolve()), f"clv {args.command}")
+
+
+def _check_inputs_first(args) -> None:
+    """The local input files of `clv run` / `clv features` are checked (found, readable, complete, required
+    columns) before Prefect and dbt start, so the usual mistakes answer in a second."""
+    if args.command not in ("run", "features"):
+        return
+    from clv.settings import load_settings
+    from clv.sources import preflight, run_sources
+
+    settings = load_settings(getattr(args, "settings", None), orders=args.orders, customers=args.customers,
+                             events=args.events, sources=args.sources)
+    preflight(run_sources(settings.orders, settings.customers, settings.events, settings.sources))
 
 
 _USER_ERRORS_QUIET = False
@@ -484,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.debug:
             _drop_tracebacks_of_user_errors(reported)
         try:
+            _check_inputs_first(args)
             if args.command in FLOW_COMMANDS:
                 from clv.prefect_server import start_temporary_server
 

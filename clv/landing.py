@@ -358,6 +358,15 @@ def _validation_frame(con, entity: Entity, table: str, rows: int):
         from checked left join days on days.order_day = cast(checked.order_ts as date)""").df()
 
 
+def check_readable(entity_name: str, path, column_map: dict[str, str] | None = None, encoding: str = "utf-8",
+                   source: str | None = None) -> None:
+    """Raise ContractError, as staging would, when an input cannot be read or lacks a required column.
+    Reads the schema (a CSV's sniffed sample, a parquet footer), not the rows."""
+    with duckdb.connect() as con:
+        columns = _source_columns(con, path, source_relation_sql(path, encoding), encoding)
+        _column_expressions(ENTITIES[entity_name], source or describe_source(path), columns, column_map)
+
+
 def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None,
                column_map: dict[str, str] | None = None, encoding: str = "utf-8",
                source: str | None = None) -> StagedLoad:

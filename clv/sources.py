@@ -250,6 +250,28 @@ def _parse_source(path: Path, index: int, entry) -> Source:
                           DEFAULT_LOOKBACK_MINUTES if lookback is None else lookback)
 
 
+def run_sources(orders: str | None, customers: str | None, events: str | None,
+                sources: str | None) -> list[Source]:
+    """The sources of a run: a sources file, plus any input files given directly."""
+    listed = load_sources(sources) if sources else []
+    listed += [FileSource(entity, entity, str(path)) for entity, path in
+               (("orders", orders), ("customers", customers), ("events", events)) if path]
+    return listed
+
+
+def preflight(sources: list[Source]) -> None:
+    """Check each local file source the way landing will (files found, readable, complete, required columns
+    present), reading headers and schemas only: the usual mistakes answered in a second, before a server
+    or dbt starts. S3 and PostgreSQL sources are checked when they are landed."""
+    from clv.landing import check_readable
+
+    for source in sources:
+        if isinstance(source, FileSource) and not storage.is_s3(source.path):
+            files = source.files(Path(tempfile.gettempdir()))
+            check_readable(source.entity, files, source.columns, source.encoding,
+                           source=f"{source.name}: {source.path} ({len(files)} files)")
+
+
 def land_sources(con, sink, sources: list[Source], cache_dir: Path):
     """Stage and validate every source, then commit them all (or none, when a critical rule fails).
     Returns (load results, validation reports)."""

@@ -22,7 +22,7 @@ from flows.exclusive import exclusive_warehouse
 from clv import config, sagemaker_jobs, server_warehouse
 from clv.storage import Storage
 from clv.landing import DuckDBRawSink, ensure_raw_tables
-from clv.sources import FileSource, PostgresSource, land_sources, load_sources
+from clv.sources import land_sources, run_sources
 from clv.validation import InputValidationError, reports_markdown, write_report
 from clv.postgres import PostgresRawSink
 from clv.transform import dbt_vars, run_dbt
@@ -39,15 +39,6 @@ from models_ml.scoring import (DEFAULT_MAX_PREDICTION_MULTIPLE, build_score_tabl
 from models_ml.training import serving_rows, train_and_evaluate
 
 
-def input_sources(orders: str | None, customers: str | None, events: str | None,
-                  sources: str | None) -> list[FileSource | PostgresSource]:
-    """The sources of a run: a sources file, plus any input files given directly."""
-    listed = load_sources(sources) if sources else []
-    listed += [FileSource(entity, entity, str(path)) for entity, path in
-               (("orders", orders), ("customers", customers), ("events", events)) if path]
-    return listed
-
-
 @task(cache_policy=NO_CACHE)
 def land_inputs(warehouse: str, orders: str | None, customers: str | None, events: str | None,
                 target: str = "duckdb", sources: str | None = None) -> list[dict]:
@@ -56,7 +47,7 @@ def land_inputs(warehouse: str, orders: str | None, customers: str | None, event
     validation report is a Prefect artifact and a file under $CLV_HOME/reports. With the postgres
     target, inputs are staged in an in-memory DuckDB and COPied to PostgreSQL."""
     logger = get_run_logger()
-    listed = input_sources(orders, customers, events, sources)
+    listed = run_sources(orders, customers, events, sources)
     cache_dir = config.project_home() / "landing-cache"
     with connect(warehouse) if target == "duckdb" else connect_in_memory() as con:
         sink = raw_sink(con, target)

@@ -163,3 +163,35 @@ def test_killing_a_run_ends_its_temporary_prefect_server(tmp_path):
     if alive:
         os.kill(server, signal.SIGKILL)
     assert not alive, "the temporary Prefect server outlived its killed run"
+
+
+def test_a_file_error_answers_before_prefect_starts(tmp_path):
+    missing = write(good_orders(seed=39).drop(columns="unit_price"), tmp_path / "no-price.csv")
+    started = time.monotonic()
+    done = clv(["run", "--orders", str(missing), "--warehouse", str(tmp_path / "w.duckdb")], tmp_path / "home")
+    seconds = time.monotonic() - started
+    assert_one_error_line(done, 1, "missing required column(s) unit_price")
+    assert "Starting temporary server" not in done.stderr and not (tmp_path / "w.duckdb").exists()
+    assert seconds < 10, seconds  # about 2 s here; no Prefect server, no dbt
+
+
+def test_version_and_help_on_every_option():
+    import argparse
+
+    from clv.cli import build_parser
+
+    done = subprocess.run([CLV, "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip().startswith("clv 0.1")
+    undocumented = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif action.help is None:
+                undocumented.append((" ".join(path), action.option_strings or action.dest))
+
+    walk(build_parser(), ["clv"])
+    assert undocumented == []
+    assert build_parser().parse_args(["monitor"]).json is None  # the report is printed; JSON on request
