@@ -162,6 +162,11 @@ def test_deployed_weekly_monitor_retrain_shadow_chain(local_prefect, tmp_path, m
         "orders: exports/orders.parquet\ncustomers: exports/customers.parquet\nevents: exports/events.parquet\n"
         f"target: duckdb\nwarehouse: {warehouse}\n")
 
+    automations = {a["name"]: a for a in local_prefect.api_post("/automations/filter", {})}
+    assert set(automations) == {"monitor after each weekly run", "retrain when drift is detected",
+                                "retrain when performance degrades", "shadow run after each retraining"}
+    assert all(a["description"] and a["enabled"] for a in automations.values())  # what the Prefect UI shows
+
     # week 0 trains the champion; week 1 is like the weeks before: monitor runs after each, nothing retrains
     for week in (0, 1):
         export_week(shop, exports, week)

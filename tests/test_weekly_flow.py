@@ -192,6 +192,8 @@ def test_every_deployment_takes_the_settings_file_and_retrain_is_triggered_by_ev
         assert "demo" not in deployment["parameters"]
     retrain = deployments["retrain"]
     assert retrain["entrypoint"] == "flows/retrain.py:retrain_flow"
+    triggers = [t for d in deployments.values() for t in d.get("triggers", [])]
+    assert len(triggers) == 4 and all(t.get("name") and t.get("description") for t in triggers)
     events = {t["expect"][0]: t["parameters"] for t in retrain["triggers"]}
     assert events == {"clv.drift.detected": {"settings_file": "clv-settings.yml", "reason": "clv.drift.detected"},
                       "clv.performance.degraded": {"settings_file": "clv-settings.yml",
