@@ -74,7 +74,7 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
     example = example.apply(lambda c: c.astype("float64") if pd.api.types.is_numeric_dtype(c) else c)
     signature = infer_signature(example, result.model.predict(example))
     fingerprint = data_fingerprint(training_set)
-    with mlflow.start_run(run_name=f"train-{run_params.get('scoring_cutoff', '')}") as run:
+    with mlflow.start_run(run_name=run_name(result.spec, run_params.get("scoring_cutoff", ""), fingerprint)) as run:
         mlflow.log_params({**{f"xgb_{k}": v for k, v in result.params.items()}, **run_params})
         mlflow.log_params({
             "train_cutoffs": ",".join(result.train_cutoffs),
@@ -109,12 +109,25 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
                                        signature=signature, input_example=example)
         version = mlflow.register_model(info.model_uri, model_name)
     client = MlflowClient()
+    client.update_registered_model(model_name, description=(
+        f"Predicted customer spend over the next {run_params.get('horizon_days', 365)} days, per customer "
+        "(CLV platform). Versions are trained on month-end feature snapshots and gated against last year's "
+        "spend; the `champion` alias is what the weekly run serves."))
+    client.update_model_version(model_name, version.version, description=(
+        f"{result.spec.get('type', 'model')} trained on {result.rows_trained:,} customer snapshots, cutoffs "
+        f"{result.train_cutoffs[0]} .. {result.train_cutoffs[-1]} (data through {run_params.get('scoring_cutoff', '')}, "
+        f"training data {fingerprint[:12]}); gate outcome: pending"))
     for key, value in {"training_data_hash": fingerprint, "model_spec": spec_key(result.spec),
                        "data_through": str(run_params.get("scoring_cutoff", ""))}.items():
         client.set_model_version_tag(model_name, version.version, key, value)
     for key, value in result.holdout_metrics.items():
         client.set_model_version_tag(model_name, version.version, f"backtest_{key}", f"{value:.6g}")
     return RegisteredModel(model_name, str(version.version), run.info.run_id, False)
+
+
+def run_name(spec: dict, cutoff, fingerprint: str) -> str:
+    """A run name that tells runs apart in the MLflow UI: model type, data cutoff, training-data hash."""
+    return f"{spec.get('type', 'model')}-{cutoff}-{fingerprint[:8]}"
 
 
 def json_safe(value):
@@ -263,6 +276,9 @@ def record_gates(model_name: str, version: str, run_id: str, gates: list[dict], 
         client.set_model_version_tag(model_name, version, f"gate_{gate['gate']}", "pass" if gate["passed"] else "fail")
     client.set_model_version_tag(model_name, version, "gates", "pass" if passed else "fail")
     client.set_model_version_tag(model_name, version, "gate_outcome", outcome)
+    described = client.get_model_version(model_name, version).description or ""
+    client.update_model_version(model_name, version, description=described.replace(
+        "gate outcome: pending", f"gate outcome: {outcome} ({sum(g['passed'] for g in gates)} of {len(gates)} gates passed)"))
     client.log_dict(run_id, json_safe({"passed": passed, "outcome": outcome, "gates": gates}), "gates.json")
     if outcome == "challenger":
         client.set_registered_model_alias(model_name, challenger_alias, version)

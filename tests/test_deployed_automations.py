@@ -7,6 +7,7 @@ the rest. A stationary week: `monitor` runs and nothing retrains. A week whose p
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -221,3 +222,10 @@ def test_deployed_weekly_monitor_retrain_shadow_chain(local_prefect, tmp_path, m
     assert versions["1"].tags["gate_outcome"] == "champion"
     assert versions["2"].tags["gate_outcome"] in {"challenger", "rejected"}  # a stated gate result
     assert client.get_run(versions["2"].run_id).data.params["trigger"] == "clv.drift.detected"
+    # what the MLflow UI shows: a run name per model, cutoff and data; descriptions with the gate outcome
+    first = client.get_run(versions["1"].run_id)
+    tags = first.data.tags
+    assert first.info.run_name == (f"{json.loads(tags['model_spec'])['type']}-{tags['data_through']}-"
+                                   f"{tags['training_data_hash'][:8]}")
+    assert "gate outcome: champion (" in versions["1"].description
+    assert client.get_registered_model("clv_xgboost").description.startswith("Predicted customer spend")
