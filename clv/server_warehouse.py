@@ -15,6 +15,8 @@ import io
 
 import pandas as pd
 
+from clv.warehouse import TIER_SUMMARY_TABLE, tier_summary_sql
+
 SERVER_TARGETS = ("postgres", "redshift")
 
 
@@ -102,6 +104,9 @@ def publish_statements(table: str, history: str, types: list[tuple[str, str]], l
                   load_sql,
                   f"drop table if exists {table}",
                   f"alter table {table}__next rename to {table}"]
+    if {"clv_tier", "cutoff_date"} <= {name for name, _ in types}:
+        statements += [f"drop table if exists {TIER_SUMMARY_TABLE}",
+                       f"create table {TIER_SUMMARY_TABLE} as {tier_summary_sql(table)}"]
     if existing_history_columns is None:
         statements.append(f"create table {history} ({columns})")
     else:

@@ -75,6 +75,17 @@ def scoring_cutoff(target: str = "duckdb", warehouse: Path | str | None = None):
     return rows[0][0]
 
 
+TIER_SUMMARY_TABLE = "clv_tier_summary"
+
+
+def tier_summary_sql(scores_relation: str) -> str:
+    """Customers, predicted value and share of value per tier, for dashboards (any of the three engines)."""
+    return (f"select clv_tier, max(cutoff_date) as cutoff_date, count(*) as customers, "
+            f"sum(predicted_clv_12m) as predicted_value, "
+            f"sum(predicted_clv_12m) / nullif(sum(sum(predicted_clv_12m)) over (), 0) as share_of_value "
+            f"from {scores_relation} group by clv_tier")
+
+
 class OlderCutoffError(ValueError):
     """Publishing would move `clv_scores` back to an older cutoff than the one BI tools read now."""
 
@@ -95,8 +106,8 @@ def check_cutoff_not_older(published, scores: pd.DataFrame, allow_older_cutoff: 
 
 
 def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, allow_older_cutoff: bool = False) -> None:
-    """Replace `clv_scores` and append to `clv_scores_history` in one transaction: readers see the
-    previous table or the new one, never a half-written one. Scoring the same cutoff with the same model
+    """Replace `clv_scores` (and its per-tier summary `clv_tier_summary`) and append to `clv_scores_history`
+    in one transaction: readers see the previous tables or the new ones, never a half-written one. Scoring the same cutoff with the same model
     version again replaces that run's history rows (a re-run adds no duplicates). Scores of a cutoff
     older than the published one are refused (`check_cutoff_not_older`)."""
     con.register("new_scores", scores)
@@ -108,6 +119,8 @@ def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, allow_o
         published = con.execute(f"select max(cutoff_date) from {SCORES_TABLE}").fetchone()[0] if has_cutoff else None
         check_cutoff_not_older(published, scores, allow_older_cutoff)
         con.execute(f"create or replace table {SCORES_TABLE} as select * from new_scores")
+        if {"clv_tier", "cutoff_date"} <= set(scores.columns):
+            con.execute(f"create or replace table {TIER_SUMMARY_TABLE} as {tier_summary_sql('new_scores')}")
         con.execute(f"create table if not exists {SCORES_HISTORY_TABLE} as select * from new_scores where false")
         _add_missing_columns(con, SCORES_HISTORY_TABLE, SCORES_TABLE)
         run_keys = ["cutoff_date", "model_name", "model_version"]

@@ -87,6 +87,30 @@ def test_scores_never_go_back_to_an_older_cutoff_on_duckdb(tmp_path):
         assert con.execute("select cutoff_date from clv_scores").fetchall() == [(pd.Timestamp("2024-03-10").date(),)]
 
 
+def test_a_tier_summary_is_published_with_the_scores_on_duckdb_and_postgres(tmp_path, monkeypatch):
+    from clv import server_warehouse
+    from tests.redshift_dialect import redshift_problems
+
+    scores = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "cutoff_date": [pd.Timestamp("2024-03-10").date()] * 4,
+                           "predicted_clv_12m": [600.0, 300.0, 80.0, 20.0], "clv_tier": ["high", "medium", "low", "low"],
+                           "model_name": "m", "model_version": "1"})
+    expected = [("high", 1, 600.0, 0.6), ("low", 2, 100.0, 0.1), ("medium", 1, 300.0, 0.3)]
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        publish_scores(con, scores)
+        rows = con.execute("select clv_tier, customers, predicted_value, round(share_of_value, 6) "
+                           "from clv_tier_summary order by 1").fetchall()
+    assert rows == expected
+    with scratch_postgres_database() as (_, database):
+        monkeypatch.setenv("CLV_PG_DATABASE", database)
+        server_warehouse.publish_scores("postgres", scores)
+        summary = server_warehouse.read_query("postgres", "select clv_tier, customers, predicted_value, "
+                                                          "share_of_value from clv_tier_summary order by 1")
+    assert [(t, int(n), v, round(s, 6)) for t, n, v, s in summary.itertuples(index=False)] == expected
+    statements = server_warehouse.publish_statements("clv_scores", "clv_scores_history",
+                                                     server_warehouse.column_types(scores, "redshift"), "select 1", None)
+    assert [s for s in statements if redshift_problems(s)] == []
+
+
 def test_scores_never_go_back_to_an_older_cutoff_on_postgres(monkeypatch):
     from clv import server_warehouse
 
