@@ -39,7 +39,35 @@ from models_ml.scoring import (DEFAULT_MAX_PREDICTION_MULTIPLE, build_score_tabl
 from models_ml.training import serving_rows, train_and_evaluate
 
 
-@task(cache_policy=NO_CACHE)
+def transient(exc: BaseException | None) -> bool:
+    """An error a second attempt can fix: a dropped or refused connection, a timeout, an AWS endpoint or
+    throttling error. Never an input, data or configuration error (those fail at once)."""
+    import psycopg2
+
+    if isinstance(exc, (ConnectionError, TimeoutError, psycopg2.OperationalError)):
+        return True
+    try:
+        from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, ReadTimeoutError
+    except ImportError:  # pragma: no cover - botocore is pinned
+        return False
+    if isinstance(exc, (BotoConnectionError, ReadTimeoutError)):
+        return True
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+        "Throttling", "ThrottlingException", "SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError")
+
+
+def retry_on_transient_errors(task, task_run, state) -> bool:
+    """Prefect retry condition: retry only `transient` errors."""
+    data = state.data
+    return transient(data if isinstance(data, BaseException) else state.result(raise_on_failure=False))
+
+
+# I/O steps (reading remote sources, publishing) retry transient errors with backoff; long steps time out.
+IO_RETRIES = {"retries": 2, "retry_delay_seconds": [10, 60], "retry_condition_fn": retry_on_transient_errors}
+HOUR = 3600
+
+
+@task(cache_policy=NO_CACHE, timeout_seconds=4 * HOUR, **IO_RETRIES)
 def land_inputs(warehouse: str, orders: str | None, customers: str | None, events: str | None,
                 target: str = "duckdb", sources: str | None = None) -> list[dict]:
     """Land every input into the raw schema: stage, validate with the Great Expectations suites, then
@@ -99,7 +127,7 @@ def read_frame(target: str, warehouse: str, sql: str, params=None) -> pd.DataFra
     return WarehouseReader(target, warehouse).frame(sql, params)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, timeout_seconds=6 * HOUR)
 def build_features(warehouse: str, cutoff: date | None, horizon_days: int, dbt_target: str = "duckdb",
                    order_value_cap_percentile: float | None = 0.999, min_history_days: int = 90,
                    snapshot_grid_months: int = 1, backtest_origins: int = 3,
@@ -124,7 +152,7 @@ def build_features(warehouse: str, cutoff: date | None, horizon_days: int, dbt_t
     return scoring_cutoff(dbt_target, warehouse), plan
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, timeout_seconds=6 * HOUR)
 def train_model(warehouse: str, plan: SnapshotPlan, model_name: str, target: str = "duckdb",
                 spec: dict | None = None, resamples: int = 200) -> dict:
     """Backtest the configuration against last year's spend and the champion's configuration on the
@@ -150,7 +178,7 @@ def train_model(warehouse: str, plan: SnapshotPlan, model_name: str, target: str
     return {"no_change": False, "result": result, "serving_rows": rows, "champion": champion}
 
 
-@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, timeout_seconds=HOUR, **IO_RETRIES)
 def register_and_gate(trained: dict, model_name: str, run_params: dict, scoring_population: pd.DataFrame,
                       recent_orders: pd.DataFrame, gate_config: dict | None = None) -> dict:
     """Register the new version in MLflow (with its drift baseline: its own scoring population) and run
@@ -171,7 +199,7 @@ def register_and_gate(trained: dict, model_name: str, run_params: dict, scoring_
     return decision
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, timeout_seconds=4 * HOUR, **IO_RETRIES)
 def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_name: str, horizon_days: int = 365,
                     high_share: float = 0.2, medium_share: float = 0.3, target: str = "duckdb",
                     max_prediction_multiple: float = DEFAULT_MAX_PREDICTION_MULTIPLE,

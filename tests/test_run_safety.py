@@ -265,3 +265,40 @@ def test_a_store_without_the_served_model_is_refused_and_one_with_it_passes(tmp_
         check_tracking_store(uri, "clv_xgboost", ("clv_xgboost", "2"))
     client.create_registered_model("clv_xgboost")
     check_tracking_store(uri, "clv_xgboost", ("clv_xgboost", "2"))
+
+
+def test_io_steps_retry_a_dropped_connection_but_not_a_bad_input(prefect_server, tmp_path, monkeypatch):
+    """Landing (like publishing) retries transient errors; an input error fails at its first attempt."""
+    from prefect import flow
+
+    from clv.contract import ContractError
+    from clv.landing import DuckDBRawSink
+    from flows import weekly
+    from tests.test_bad_inputs import good_orders
+
+    orders = tmp_path / "orders.parquet"
+    good_orders(seed=40).to_parquet(orders, index=False)
+    attempts, failure = [], {"error": None}
+    insert = DuckDBRawSink.insert_new_rows
+
+    def flaky(self, load, load_id):
+        attempts.append(load_id)
+        if len(attempts) == 1:
+            raise failure["error"]
+        return insert(self, load, load_id)
+
+    monkeypatch.setattr(DuckDBRawSink, "insert_new_rows", flaky)
+
+    @flow
+    def land(warehouse: str) -> list:
+        return weekly.land_inputs.with_options(retry_delay_seconds=0)(warehouse, str(orders), None, None)
+
+    failure["error"] = ConnectionError("server closed the connection unexpectedly")
+    [loaded] = land(str(tmp_path / "a.duckdb"))
+    assert len(attempts) == 2 and loaded["rows_inserted"] == 400
+    attempts.clear()
+    failure["error"] = ContractError("orders file x: missing required column(s) unit_price")
+    with pytest.raises(ContractError):
+        land(str(tmp_path / "b.duckdb"))
+    assert len(attempts) == 1  # not retried
+    assert weekly.score_customers.retries == 2 and weekly.score_customers.retry_condition_fn is not None
