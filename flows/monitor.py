@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
 from flows.exclusive import exclusive_warehouse
@@ -33,6 +33,10 @@ def monitor_flow(warehouse: str | None = None, json_path: str | None = None, tar
                          settings.horizon_days)
         create_markdown_artifact(key="clv-drift", markdown=report_markdown(report),
                                  description="Drift and matured performance of the latest scoring run")
+        if report.get("monitored"):
+            create_table_artifact(key="clv-drift-table", table=drift_table(report),
+                                  description=f"Drift of cutoff {report.get('cutoff')} against champion "
+                                              f"v{report['model_version']}: {report['status']}")
         resource = {"prefect.resource.id": f"clv.model.{report['model_name']}"}
         logger = get_run_logger()
         if report["status"] == "alert":
@@ -47,6 +51,18 @@ def monitor_flow(warehouse: str | None = None, json_path: str | None = None, tar
                 "reasons": report["performance"]["reasons"]})
             logger.warning("performance degraded: %s", "; ".join(report["performance"]["reasons"]))
         return report
+
+
+def drift_table(report: dict) -> list[dict]:
+    """One row per signal: predictions, each feature (PSI, KS) and the week's activity (ratio), worst first."""
+    rows = [{"signal": "predictions", "measure": "PSI", "value": round(report["prediction"]["psi"], 4),
+             "ks_stat": round(report["prediction"]["ks_stat"], 4), "status": report["prediction"]["status"]}]
+    rows += [{"signal": name, "measure": "PSI", "value": round(f["psi"], 4), "ks_stat": round(f["ks_stat"], 4),
+              "status": f["status"]} for name, f in report["features"].items()]
+    rows += [{"signal": name, "measure": "ratio to the champion's week", "value": None if a.get("ratio") is None else round(a["ratio"], 3), "ks_stat": None,
+              "status": a["status"]} for name, a in report.get("activity", {}).items()]
+    order = {"alert": 0, "warning": 1, "ok": 2}
+    return sorted(rows, key=lambda row: (order.get(row["status"], 3), row["signal"]))
 
 
 def _size(report: dict, name: str) -> float:

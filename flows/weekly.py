@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 
 from flows.exclusive import exclusive_warehouse
@@ -196,6 +196,13 @@ def register_and_gate(trained: dict, model_name: str, run_params: dict, scoring_
         logger.info("gate %s: %s (%s)", gate["gate"], "pass" if gate["passed"] else "FAIL", gate["detail"])
     create_markdown_artifact(key="clv-gates", markdown=gates_markdown(decision, result),
                              description="Promotion gates of the version trained in this run")
+    create_table_artifact(key="clv-gates-table", table=[
+        {"gate": g["gate"], "result": "pass" if g["passed"] else "FAIL", "numbers": g["detail"]} for g in decision["gates"]],
+        description=f"Version {decision['version']}: {decision['outcome']}. {mlflow_link(registered.run_id)}")
+    if result.backtest is not None:
+        create_table_artifact(key="clv-backtest", table=backtest_table(result.backtest.summary()),
+                              description=f"Strict backtest, mean over origins [95% paired bootstrap]. "
+                                          f"{mlflow_link(registered.run_id)}")
     return decision
 
 
@@ -239,9 +246,49 @@ def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_
     else:
         server_warehouse.publish_scores(target, scores, allow_older_cutoff=allow_older_cutoff)
     export = export_scores(scores, cutoff)
+    create_table_artifact(key="clv-score-tiers", table=tier_table(scores),
+                          description=f"Scores published for cutoff {cutoff} by {served_name} version {version}")
     tiers = scores["clv_tier"].value_counts().to_dict()
     return {"customers_scored": len(scores), "served_model": served_name, "model_version": version, "tiers": tiers,
             "predicted_total": float(predictions.sum()), "scores_export": export}
+
+
+def mlflow_link(run_id: str) -> str:
+    """Where the run lives in MLflow (a link when the tracking server is HTTP)."""
+    uri = config.default_tracking_uri()
+    if uri.startswith("http"):
+        return f"MLflow run: {uri.rstrip('/')}/#/experiments/0/runs/{run_id}"  # resolved by the MLflow UI
+    return f"MLflow run {run_id} in {uri}"
+
+
+def tier_table(scores: pd.DataFrame) -> list[dict]:
+    """Customers and predicted value per tier, and the share of value of the top 10% and 20% of customers."""
+    total = float(scores["predicted_clv_12m"].sum()) or 1.0
+    rows = [{"tier": tier, "customers": int((scores["clv_tier"] == tier).sum()),
+             "predicted_value": round(float(scores.loc[scores["clv_tier"] == tier, "predicted_clv_12m"].sum()), 2),
+             "share_of_value": round(float(scores.loc[scores["clv_tier"] == tier, "predicted_clv_12m"].sum()) / total, 4)}
+            for tier in ("high", "medium", "low")]
+    ranked = scores["predicted_clv_12m"].sort_values(ascending=False).to_numpy(float)
+    for share in (0.1, 0.2):
+        top = ranked[: max(1, int(round(share * len(ranked))))]
+        rows.append({"tier": f"top {share:.0%} of customers", "customers": len(top),
+                     "predicted_value": round(float(top.sum()), 2), "share_of_value": round(float(top.sum()) / total, 4)})
+    return rows
+
+
+def backtest_table(backtest: dict) -> list[dict]:
+    """One row per model: each metric with its interval, and its difference to last year's spend."""
+    rows = []
+    for name, metrics in backtest["metrics"].items():
+        ci = backtest["ci"][name]
+        row = {"model": name}
+        for key, label in (("mae", "MAE"), ("normalized_gini", "Gini"), ("calibration_ratio", "calibration")):
+            low, high = ci.get(key, [float("nan")] * 2)
+            row[label] = f"{metrics[key]:,.3f} [{low:,.3f}, {high:,.3f}]"
+            diff = ci.get(f"{key}_diff_vs_{BASELINE}")
+            row[f"{label} vs last year's spend"] = f"[{diff[0]:+,.3f}, {diff[1]:+,.3f}]" if diff else ""
+        rows.append(row)
+    return rows
 
 
 def export_scores(scores: pd.DataFrame, cutoff) -> str:

@@ -105,6 +105,15 @@ def test_champion_on_a_synthetic_shop_and_reruns_that_change_nothing(prefect_ser
     high = scores[scores["clv_tier"] == "high"]
     assert high["predicted_clv_12m"].min() >= scores[scores["clv_tier"] != "high"]["predicted_clv_12m"].max()
 
+    tables = latest_table_artifacts("clv-gates-table", "clv-backtest", "clv-score-tiers")
+    assert [row["gate"] for row in tables["clv-gates-table"]] == [g["gate"] for g in decision["gates"]]
+    assert {row["model"] for row in tables["clv-backtest"]} >= {"last_period"}
+    assert all("[" in row["MAE"] for row in tables["clv-backtest"])  # every metric with its interval
+    tiers = {row["tier"]: row for row in tables["clv-score-tiers"]}
+    assert sum(tiers[t]["customers"] for t in ("high", "medium", "low")) == len(scores)
+    assert tiers["high"]["share_of_value"] > tiers["low"]["share_of_value"]
+    assert "top 10% of customers" in tiers
+
     second = shop_run(synthetic_shop)  # unchanged data: a champion serves, nothing is trained
     assert second["decision"] is None and second["model_version"] == "1"
     third = shop_run(synthetic_shop, retrain=True)  # asked to retrain on the same data: "no change"
@@ -117,6 +126,26 @@ def test_champion_on_a_synthetic_shop_and_reruns_that_change_nothing(prefect_ser
     assert main(["shadow"]) == 0  # nothing to compare: skipped, not failed
     tags = MlflowClient().get_model_version("clv_xgboost", "1").tags
     assert tags["gates"] == "pass" and tags["gate_outcome"] == "champion"
+
+
+def latest_table_artifacts(*keys: str) -> dict[str, list[dict]]:
+    """The latest table artifact of each key, as the Prefect UI shows it (rows as dicts)."""
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(keys))),
+                                      sort=ArtifactSort.CREATED_DESC)
+    latest = {}
+    for artifact in found:
+        if artifact.key not in latest:
+            data = artifact.data
+            latest[artifact.key] = json.loads(data) if isinstance(data, str) else data
+    assert set(latest) == set(keys), set(keys) - set(latest)
+    return latest
 
 
 GATE_WATCHED = [
