@@ -257,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks instead of one error line (for bug reports)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show dbt's own output in full (default: one line per dbt node, warnings and errors)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add_build_options(command, bundled_default):
@@ -444,6 +446,13 @@ def _check_inputs_first(args) -> None:
     preflight(run_sources(settings.orders, settings.customers, settings.events, settings.sources))
 
 
+def _with_run_name(record: logging.LogRecord) -> bool:
+    """Adds the Prefect task or flow run a line belongs to (`[land_inputs-0]`), empty outside runs."""
+    name = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
+    record.run_name = f" [{name}]" if name else ""
+    return True
+
+
 _USER_ERRORS_QUIET = False
 
 
@@ -481,12 +490,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["CLV_DBT_VERBOSE"] = "1"
+    for handler in [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]:  # ours
+        handler.addFilter(_with_run_name)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s%(run_name)s: %(message)s"))
     if (getattr(args, "horizon_days", 1) or 1) < 1:
-        print("clv: --horizon-days must be at least 1", file=sys.stderr)
+        print(f"clv {args.command}: error: --horizon-days must be at least 1 (got {args.horizon_days})", file=sys.stderr)
         return 2
     shares = (getattr(args, "high_tier_share", None) or 0.2, getattr(args, "medium_tier_share", None) or 0.3)
     if not (all(0 <= share <= 1 for share in shares) and sum(shares) <= 1):
-        print("clv: tier shares must lie in [0, 1] and add up to at most 1", file=sys.stderr)
+        print(f"clv {args.command}: error: tier shares must lie in [0, 1] and add up to at most 1", file=sys.stderr)
         return 2
     from contextlib import ExitStack
 

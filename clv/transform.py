@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 from clv.config import DBT_PROFILES_DIR, DBT_PROJECT_DIR, project_home
@@ -48,9 +49,16 @@ def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: 
     ]
     if variables:
         args += ["--vars", json.dumps(variables)]
-    log.info("dbt %s", " ".join(command))
+    # dbt's own console output: warnings and errors only unless CLV_DBT_VERBOSE=1 (`clv --verbose`), no
+    # colour codes outside a terminal; every node's result is one line in the run's log instead
+    # (the full dbt log stays in $CLV_HOME/dbt/logs).
+    verbose = os.environ.get(DBT_VERBOSE_ENV, "") not in ("", "0", "false")
+    args = [*args[:len(command)], "--log-level", "info" if verbose else "warn",
+            "--use-colors" if sys.stdout.isatty() else "--no-use-colors", *args[len(command):]]
+    logger = _run_logger()
+    logger.info("dbt %s", " ".join(command))
     try:
-        result = dbtRunner().invoke(args)
+        result = dbtRunner(callbacks=[_node_summary(logger)]).invoke(args)
     finally:
         _release_duckdb_file()
     if result.success:
@@ -63,6 +71,31 @@ def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: 
         if str(r.status) in {"error", "fail"}
     ]
     raise DbtBuildError(f"dbt {' '.join(command)} failed:\n  " + "\n  ".join(failures or ["unknown failure"]))
+
+
+DBT_VERBOSE_ENV = "CLV_DBT_VERBOSE"
+
+
+def _run_logger():
+    """The Prefect run's logger inside a flow or task run (its lines reach the Prefect UI), else ours."""
+    try:
+        from prefect.logging import get_run_logger
+
+        return get_run_logger()
+    except Exception:  # noqa: BLE001 - outside a run context
+        return log
+
+
+def _node_summary(logger):
+    """A dbt callback logging one line per finished model, test or seed: status and seconds."""
+    def on_event(event) -> None:
+        if event.info.name != "NodeFinished":
+            return
+        node, outcome = event.data.node_info, event.data.run_result
+        level = logging.WARNING if outcome.status in ("error", "fail", "warn") else logging.INFO
+        logger.log(level, "dbt %s %s: %s (%.1f s)%s", node.resource_type, node.node_name, outcome.status,
+                   outcome.execution_time, f" {outcome.message[:200]}" if level > logging.INFO and outcome.message else "")
+    return on_event
 
 
 def _release_duckdb_file() -> None:

@@ -21,6 +21,7 @@ CLV = str(Path(sys.executable).with_name("clv"))
 
 
 def clv(args: list[str], home: Path, **env) -> subprocess.CompletedProcess:
+    (home / "prefect").mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "CLV_HOME": str(home), "PREFECT_HOME": str(home / "prefect"), **env}
     for inherited in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):  # other tests set them in this process
         environment.pop(inherited, None)
@@ -195,3 +196,17 @@ def test_version_and_help_on_every_option():
     walk(build_parser(), ["clv"])
     assert undocumented == []
     assert build_parser().parse_args(["monitor"]).json is None  # the report is printed; JSON on request
+
+
+def test_dbt_reports_one_line_per_node_with_the_task_name_and_no_colour_codes(tmp_path):
+    orders = write(good_orders(seed=41), tmp_path / "orders.csv")
+    done = clv(["features", "--orders", str(orders), "--horizon-days", "30",
+                "--warehouse", str(tmp_path / "w.duckdb")], tmp_path / "home")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "\x1b[" not in output  # not a terminal: no ANSI colour codes
+    assert any("[build_features-" in line and "dbt model customer_features: success" in line
+               for line in output.splitlines())
+    assert "Concurrency: " not in output  # dbt's own chatter only with --verbose
+    bad = clv(["run", "--horizon-days", "-5"], tmp_path / "home")
+    assert bad.returncode == 2 and bad.stderr.strip() == "clv run: error: --horizon-days must be at least 1 (got -5)"
