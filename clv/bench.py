@@ -388,7 +388,8 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
     from clv.warehouse import publish_scores, read_table, scoring_cutoff
     from models_ml import registry
     from models_ml.btyd import AliveModel
-    from models_ml.scoring import build_score_table, reasons_in_batches
+    from models_ml.reasons import reasons_in_batches
+    from models_ml.scoring import build_score_table
     from models_ml.training import train_and_evaluate
 
     reset_peak_rss()
@@ -449,19 +450,20 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
         btyd = AliveModel(horizon_days).components(features)
         return model, version, features, predictions, btyd
     model, version, features, predictions, btyd = clock.run("score", None, score, rows_after=lambda v: len(v[2]))
-    reasons = clock.run("reasons", len(features), lambda: reasons_in_batches(model, features))
+    reasons, contributions = clock.run("reasons", len(features), lambda: reasons_in_batches(model, features))
 
     def publish():
         scores = build_score_table(features["customer_id"], cutoff, predictions, config.MODEL_NAME, version,
                                    pd.Timestamp.now(tz="UTC").tz_localize(None), p_alive=btyd["p_alive"],
-                                   expected_orders=btyd["expected_orders"], reasons=reasons)
+                                   expected_orders=btyd["expected_orders"], reasons=reasons,
+                                   reason_contributions=contributions)
         with connect(warehouse) as con:
             publish_scores(con, scores)
     start = time.perf_counter()
     publish()  # writing clv_scores counts as scoring
     clock.stages["score"]["seconds"] = round(clock.stages["score"]["seconds"] + time.perf_counter() - start, 2)
     scored = len(features)
-    features = predictions = btyd = reasons = None  # free them before monitoring
+    features = predictions = btyd = reasons = contributions = None  # free them before monitoring
     clock.run("monitor", scored, lambda: monitor(warehouse, home / "monitor.json"))
     scan_total = scans["orders"] + scans["events"]
     cycle = sum(v["seconds"] for v in clock.stages.values())

@@ -215,7 +215,7 @@ def train_on_sagemaker(training_set: pd.DataFrame, horizon_days: int, settings: 
 def batch_score_on_sagemaker(model, version: str, features: pd.DataFrame,
                              settings: SageMakerSettings | None = None) -> pd.DataFrame:
     """Predictions and top reasons for every row of `features` from a Batch Transform job; a frame
-    with customer_id, predicted_clv_12m, top_reasons in the order of `features`."""
+    with customer_id, predicted_clv_12m, top_reasons, reason_contributions in the order of `features`."""
     settings = settings or SageMakerSettings.from_env()
     client, s3 = sagemaker_client(settings), storage.s3_client()
     name = job_name("score")

@@ -12,7 +12,6 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -34,8 +33,8 @@ from clv.warehouse import WarehouseReader, connect, connect_in_memory, publish_s
 from models_ml import registry, zoo
 from models_ml.btyd import AliveModel
 from models_ml.protocol import BASELINE
-from models_ml.scoring import (DEFAULT_MAX_PREDICTION_MULTIPLE, build_score_table, check_publishable,
-                                reasons_in_batches)
+from models_ml.reasons import baseline_reasons, reasons_in_batches
+from models_ml.scoring import DEFAULT_MAX_PREDICTION_MULTIPLE, build_score_table, check_publishable
 from models_ml.training import serving_rows, train_and_evaluate
 
 
@@ -221,7 +220,7 @@ def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_
     if registry.champion_version(model_name) is None:
         served_name, version = BASELINE, "baseline"
         predictions = zoo.build_model({"type": BASELINE}, horizon_days).predict(features)
-        reasons = baseline_reasons(features, horizon_days)
+        reasons, contributions = baseline_reasons(features, horizon_days)
     else:
         served_name = model_name
         model, version, columns = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
@@ -230,16 +229,18 @@ def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_
             raise KeyError(f"customer_features lacks column(s) the champion needs: {', '.join(missing)}")
         if sagemaker_jobs.scoring_backend() == "sagemaker":
             remote = sagemaker_jobs.batch_score_on_sagemaker(model, version, features)
-            predictions, reasons = remote["predicted_clv_12m"].to_numpy(float), remote["top_reasons"].to_numpy(object)
+            predictions = remote["predicted_clv_12m"].to_numpy(float)
+            reasons, contributions = remote["top_reasons"].to_numpy(object), remote["reason_contributions"].to_numpy(object)
         else:
-            predictions, reasons = model.predict(features), reasons_in_batches(model, features)
+            predictions = model.predict(features)
+            reasons, contributions = reasons_in_batches(model, features)
     check_publishable(features["customer_id"], predictions, features["revenue_sum_365d"], horizon_days,
                       max_prediction_multiple)
     btyd = AliveModel(horizon_days).components(features)
     scores = build_score_table(features["customer_id"], cutoff, predictions, served_name, version,
                                pd.Timestamp.now(tz="UTC").tz_localize(None), high_share, medium_share,
                                p_alive=btyd["p_alive"], expected_orders=btyd["expected_orders"],
-                               reasons=reasons)
+                               reasons=reasons, reason_contributions=contributions)
     if target == "duckdb":
         with connect(warehouse) as con:
             publish_scores(con, scores, allow_older_cutoff)
@@ -415,12 +416,6 @@ def weekly_clv_pipeline(
         create_markdown_artifact(key="weekly-clv-summary", markdown=format_summary(summary),
                                  description="Weekly CLV run")
         return summary
-
-
-def baseline_reasons(features: pd.DataFrame, horizon_days: int) -> np.ndarray:
-    """The reason text while last year's spend is served: the only input."""
-    spend = features["revenue_sum_365d"].clip(lower=0).fillna(0).to_numpy(float) * horizon_days / 365.0
-    return np.char.mod("last year's spend (%.2f); no model has passed the gates yet", spend).astype(object)
 
 
 def _metric_line(name: str, metrics: dict, ci: dict, reference: str | None = None) -> str:

@@ -3,6 +3,7 @@ did (overall and by slice) and where it should not be trusted."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from models_ml.metrics import full_report
@@ -19,10 +20,6 @@ def slice_table(holdout: pd.DataFrame, column: str, min_customers: int = 30) -> 
 
 def model_card(result, model_name: str, horizon_days: int, git_commit: str, data_hash: str) -> str:
     """Markdown model card of a TrainingResult (models_ml/training.py)."""
-    def fmt(values: dict) -> str:
-        shown = ("mae", "normalized_gini", "calibration_ratio")
-        return ", ".join(f"{k} {values[k]:,.3f}" for k in shown if k in values) or "not available"
-
     backtest = result.backtest
     lines = [
         f"# Model card: {model_name}",
@@ -49,16 +46,17 @@ def model_card(result, model_name: str, horizon_days: int, git_commit: str, data
             f"- origins {', '.join(backtest.origins)}, horizon {backtest.horizon_days} days, {len(backtest.rows):,} "
             "customer rows; each origin's model fit only on cutoffs whose label window ends by the origin"
             + (f" ({backtest.note})" if backtest.note else ""),
-            f"- this configuration: {fmt(result.holdout_metrics)}",
-            f"- last year's spend, same rows: {fmt(result.baseline_metrics)}",
+            "",
+            markdown_table(pd.DataFrame([
+                {"model": f"{model_name} ({result.spec['type']})", **_headline(result.holdout_metrics)},
+                {"model": "last year's spend (baseline)", **_headline(result.baseline_metrics)}])),
         ]
         for column in ("country", "acquisition_channel"):
             holdout = result.holdout
             if holdout is not None and column in holdout and holdout[column].nunique() > 1:
                 table = slice_table(holdout, column, 100)
                 if not table.empty:
-                    lines += ["", f"### By {column} (calibration = predicted / actual)", "",
-                              table.round(3).to_markdown(index=False) if _has_tabulate() else table.round(3).to_string(index=False)]
+                    lines += ["", f"### By {column} (calibration = predicted / actual)", "", markdown_table(table)]
     lines += [
         "",
         "## Limitations",
@@ -70,9 +68,24 @@ def model_card(result, model_name: str, horizon_days: int, git_commit: str, data
     return "\n".join(lines) + "\n"
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _headline(values: dict) -> dict:
+    return {"MAE": values.get("mae"), "normalized Gini": values.get("normalized_gini"),
+            "calibration": values.get("calibration_ratio")}
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub-flavoured markdown table (MLflow's artifact viewer renders it); numbers rounded,
+    thousands separated, missing values empty, pipes in text escaped."""
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and not np.isfinite(value)):
+            return ""
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return f"{int(value):,}"
+        if isinstance(value, (float, np.floating)):
+            return f"{float(value):,.{digits}f}"
+        return str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(str(c) for c in table.columns) + " |"
+    rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(table[c]) else "---" for c in table.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body])

@@ -19,7 +19,7 @@ from models_ml.training import TrainingResult
 from models_ml.zoo import spec_key
 from models_ml.metrics import decile_table
 from models_ml.model_card import model_card
-from models_ml.report import decile_chart, lorenz_chart
+from models_ml.report import calibration_chart, decile_chart, lorenz_chart, shap_summary_chart
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "clv-weekly"
@@ -103,8 +103,12 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
             holdout = result.holdout
             mlflow.log_text(lorenz_chart(holdout["actual"].to_numpy(float), {"model": holdout["predicted"].to_numpy(float)}),
                             "plots/lorenz.svg")
-            mlflow.log_text(decile_chart(model_name, decile_table(holdout["actual"], holdout["predicted"])),
-                            "plots/deciles.svg")
+            deciles = decile_table(holdout["actual"], holdout["predicted"])
+            mlflow.log_text(decile_chart(model_name, deciles), "plots/deciles.svg")
+            mlflow.log_text(calibration_chart({model_name: deciles}, model_name), "plots/calibration.svg")
+        explained = scoring_population if scoring_population is not None else latest_cutoff_rows(training_set)
+        if hasattr(result.model, "explain") or hasattr(result.model, "contributions"):
+            mlflow.log_text(shap_summary_chart(result.model, explained), "plots/shap_summary.svg")
         info = mlflow.pyfunc.log_model(name="model", python_model=CLVModelWrapper(result.model),
                                        signature=signature, input_example=example)
         version = mlflow.register_model(info.model_uri, model_name)
@@ -123,6 +127,13 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
     for key, value in result.holdout_metrics.items():
         client.set_model_version_tag(model_name, version.version, f"backtest_{key}", f"{value:.6g}")
     return RegisteredModel(model_name, str(version.version), run.info.run_id, False)
+
+
+def latest_cutoff_rows(training_set: pd.DataFrame) -> pd.DataFrame:
+    """The customers at the latest cutoff of a training set (what the SHAP summary explains when no
+    scoring population is given)."""
+    cutoffs = pd.to_datetime(training_set["cutoff_date"])
+    return training_set[cutoffs == cutoffs.max()]
 
 
 def run_name(spec: dict, cutoff, fingerprint: str) -> str:

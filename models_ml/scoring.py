@@ -55,8 +55,9 @@ def check_publishable(customer_ids, predictions, last_year_spend, horizon_days: 
 
 def build_score_table(customer_ids, cutoff_date, predictions, model_name: str, model_version: str,
                       scored_at: pd.Timestamp, high_share: float = 0.2, medium_share: float = 0.3,
-                      p_alive=None, expected_orders=None, reasons=None) -> pd.DataFrame:
-    """The `clv_scores` rows for one scoring run."""
+                      p_alive=None, expected_orders=None, reasons=None,
+                      reason_contributions=None) -> pd.DataFrame:
+    """The `clv_scores` rows for one scoring run (reasons: models_ml/reasons.py)."""
     predictions = np.asarray(predictions, float)
     if np.isnan(predictions).any():
         raise ValueError(f"{int(np.isnan(predictions).sum())} predictions are NaN; refusing to publish scores")
@@ -75,41 +76,9 @@ def build_score_table(customer_ids, cutoff_date, predictions, model_name: str, m
             "p_alive": optional(p_alive, float),
             "expected_orders_12m": optional(expected_orders, float),
             "top_reasons": optional(reasons, object),
+            "reason_contributions": optional(reason_contributions, object),
             "model_name": model_name,
             "model_version": str(model_version),
             "scored_at": scored_at,
         }
     )
-
-
-def top_reasons(contributions: np.ndarray, feature_names: list[str], k: int = 3, fmt: str = "%+.2f") -> np.ndarray:
-    """The k inputs that move each row's score most (largest |contribution|), as text such as
-    "last_year_spend (+1234), days_since_last_order (-310), ..." (currency relative to the average
-    customer for models with `explain`). Vectorised: no Python loop over rows."""
-    contributions = np.asarray(contributions, float)
-    if contributions.size == 0:
-        return np.array([], dtype=object)
-    k = min(k, contributions.shape[1])
-    top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
-    names = np.asarray(feature_names, dtype=object)
-    values = np.take_along_axis(contributions, top, axis=1)
-    parts = [pd.Series(names[top[:, j]]) + " (" + pd.Series(np.char.mod(fmt, values[:, j])) + ")"
-             for j in range(k)]
-    text = parts[0]
-    for part in parts[1:]:
-        text = text + ", " + part
-    return text.to_numpy(dtype=object)
-
-
-def reasons_in_batches(model, features: pd.DataFrame, batch_size: int = 200_000, k: int = 3) -> np.ndarray:
-    """Top-k reasons per customer, computed batch by batch so memory stays bounded: contributions in
-    currency relative to the average customer (`explain`, exact TreeSHAP with last year's spend as its own
-    term), or the raw SHAP margin for models without it."""
-    out = np.empty(len(features), dtype=object)
-    in_currency = hasattr(model, "explain")
-    for start in range(0, len(features), batch_size):
-        batch = features.iloc[start:start + batch_size]
-        contributions = model.explain(batch) if in_currency else model.contributions(batch)
-        out[start:start + len(batch)] = top_reasons(contributions.to_numpy(), list(contributions.columns), k,
-                                                    "%+.0f" if in_currency else "%+.2f")
-    return out

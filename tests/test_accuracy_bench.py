@@ -78,10 +78,40 @@ def test_report_charts_are_drawn_in_headless_chromium(synthetic_bench, tmp_path)
     expected = int(re.search(r'data-charts-expected="(\d+)"', result.stdout).group(1))
     drawn = re.search(r'data-charts-drawn="(\d+)"', result.stdout)
     assert drawn is not None, result.stderr[-2000:]
-    # Lorenz, calibration, one decile chart per model, the champion's SHAP summary
-    assert int(drawn.group(1)) == expected == 2 + len(MODELS) + 1
+    # gain curves, calibration, deciles of the champion and the three baselines, the champion's SHAP
+    # summary, the three BTYD plots
+    assert int(drawn.group(1)) == expected == 2 + 4 + 1 + 3
+    titles = re.findall(r'<figure class="chart" data-title="([^"]+)"', result.stdout)
+    assert titles[:2] == ["Gain curves", "Calibration"] and "SHAP summary: xgboost_offset (champion)" in titles
+    assert {"BTYD: P(alive) by frequency and recency", "BTYD: expected purchases by frequency and recency",
+            "BTYD: calibration vs holdout purchases"} <= set(titles)
+
+
+def test_report_leads_with_the_champion_against_the_baselines(synthetic_bench):
+    summary, _ = synthetic_bench
     page = open(summary["report"]).read()
-    assert "&#9733; champion" in page and "vs last_period [" in page and "by slice" in page
+    table = page[page.index('<table id="metrics">'):page.index("</table>", page.index('<table id="metrics">'))]
+    order = re.findall(r"<tr[^>]*><th>([a-z_]+)", table)[1:]  # after the header row
+    assert order[:4] == ["xgboost_offset", "last_period", "heuristic", "bgnbd_gg"]
+    assert order[-2:] == ["oracle", "bayes_ceiling"]  # references last, marked as not models
+    assert table.count("(reference, not a model)") == 2 and "&#9733; champion" in table
+    # the best value per column among the models (not the references) is bold, once per column at least
+    models = {n: m for n, m in summary["models"].items() if n not in ("oracle", "bayes_ceiling")}
+    best_mae = min(models, key=lambda n: models[n]["mae"])
+    best_row = re.search(rf"<tr[^>]*><th>{best_mae}.*?</tr>", table).group(0)
+    assert best_row.split("<td")[1].startswith(' class="best"')
+    assert table.count('class="best"') >= 3
+    worst_mae = max(models, key=lambda n: models[n]["mae"])
+    assert not re.search(rf"<tr[^>]*><th>{worst_mae}.*?</tr>", table).group(0).split("<td")[1].startswith(' class="best"')
+    # definitions of every metric, the champion by slice beside last year's spend
+    for term in ("<dt>MAE</dt>", "<dt>normalized Gini</dt>", "<dt>calibration</dt>", "<dt>interval</dt>"):
+        assert term in page
+    slices = re.findall(r'<table class="slices" data-slice="([a-z_]+)">', page)
+    assert slices == ["country", "acquisition_channel"]
+    assert "calibration<br>last_period" in page and "Gini vs overall" in page
+    # the gain curves name the champion and the baselines, in the chart's own text
+    gain = page[page.index('data-title="Gain curves"'):page.index("</figure>", page.index('data-title="Gain curves"'))]
+    assert "xgboost_offset (champion)" in gain and "last_period (baseline)" in gain
 
 
 def test_tuning_searches_before_the_test_origins_and_never_returns_worse_than_the_default(clv_home):

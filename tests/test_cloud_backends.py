@@ -161,7 +161,8 @@ def test_weekly_flow_on_s3_and_sagemaker(prefect_server, clv_home, synthetic_sho
     exported = pd.read_parquet(io.BytesIO(s3.get_object(
         Bucket=BUCKET, Key=f"weekly/clv_scores/cutoff={cutoff}/clv_scores.parquet")["Body"].read()))
     assert len(scores) == summary["customers_scored"] == len(exported) > 0
-    assert scores["top_reasons"].str.count(r"\(").eq(3).all()
+    assert scores["top_reasons"].str.count("; ").eq(2).all()
+    assert scores["reason_contributions"].map(lambda r: len(json.loads(r))).eq(3).all()
     # the scores equal what the registered champion gives locally
     champion, _, _ = registry.load_model_by_alias("clv_xgboost")
     with duckdb.connect(str(clv_home / "warehouse" / "clv.duckdb"), read_only=True) as con:

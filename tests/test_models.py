@@ -112,7 +112,7 @@ def test_equal_predictions_share_a_tier_whatever_the_row_order():
 def test_score_table_refuses_nan_predictions():
     table = build_score_table(["a", "b"], "2024-01-01", [1.0, 2.0], "m", "3", pd.Timestamp("2024-01-02"))
     assert list(table.columns) == ["customer_id", "cutoff_date", "predicted_clv_12m", "clv_tier", "p_alive",
-                                   "expected_orders_12m", "top_reasons", "model_name", "model_version", "scored_at"]
+                                   "expected_orders_12m", "top_reasons", "reason_contributions", "model_name", "model_version", "scored_at"]
     assert table["model_version"].tolist() == ["3", "3"]
     with pytest.raises(ValueError, match="1 predictions are NaN"):
         build_score_table(["a", "b"], "2024-01-01", [1.0, np.nan], "m", "3", pd.Timestamp("2024-01-02"))
@@ -145,14 +145,6 @@ def test_decile_mape_skips_empty_bins_and_is_zero_when_exact():
     y = np.repeat(np.arange(1, 11, dtype=float), 5)
     assert decile_mape(y, y) == 0.0
     assert decile_mape(y, y * 1.5) == pytest.approx(0.5)
-
-
-def test_top_reasons_pick_the_largest_absolute_contributions():
-    from models_ml.scoring import top_reasons
-
-    contributions = np.array([[0.1, -2.0, 0.5, 0.0], [3.0, 0.2, -0.1, -0.4]])
-    reasons = top_reasons(contributions, ["a", "b", "c", "d"])
-    assert list(reasons) == ["b (-2.00), c (+0.50), a (+0.10)", "a (+3.00), d (-0.40), b (+0.20)"]
 
 
 def test_offset_model_scales_with_last_year_spend():

@@ -47,11 +47,19 @@ def test_registration_logs_the_backtest_and_leaves_aliases_to_the_gates(store):
     assert {"model_card.md", "plots", "feature_columns.json", "backtest.json", "gates.json", "baseline"} <= artifacts
     card = mlflow.artifacts.load_text(f"runs:/{first.run_id}/model_card.md")
     assert "## Intended use" in card and "strict rolling-origin backtest" in card and "## Limitations" in card
+    # performance as a markdown table: a header row, a rule with right-aligned numbers, model and baseline
+    table = [line for line in card.splitlines() if line.startswith("|")]
+    assert table[0] == "| model | MAE | normalized Gini | calibration |" and table[1] == "|---|---:|---:|---:|"
+    assert table[2].startswith("| clv_test (") and table[3].startswith("| last year's spend (baseline) |")
+    assert f"{result.holdout_metrics['normalized_gini']:,.3f}" in table[2]
     # the same configuration on the same rows is found again (a re-run registers nothing)
     assert registry.find_version("clv_test", registry.data_fingerprint(data), result.spec) == "2"
     assert registry.find_version("clv_test", registry.data_fingerprint(data.head(10)), result.spec) is None
     plots = {a.path for a in MlflowClient().list_artifacts(first.run_id, "plots")}
-    assert plots == {"plots/lorenz.svg", "plots/deciles.svg"}
+    assert plots == {"plots/lorenz.svg", "plots/deciles.svg", "plots/calibration.svg", "plots/shap_summary.svg"}
+    shap_svg = mlflow.artifacts.load_text(f"runs:/{first.run_id}/plots/shap_summary.svg")
+    top_input = result.model.explain(data[data["cutoff_date"] == data["cutoff_date"].max()]).abs().mean().idxmax()
+    assert shap_svg.startswith("<svg") and top_input in shap_svg  # the strongest input is on the chart
     info = mlflow.models.get_model_info("models:/clv_test/1")
     assert info.signature.inputs.input_names() == result.model.required_columns()
 

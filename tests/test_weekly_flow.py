@@ -46,7 +46,8 @@ def test_weekly_flow_on_online_retail_serves_last_years_spend_when_the_model_los
     assert "beats_baseline" in decision["reason"]
     assert registry.champion_version("clv_xgboost") is None
     assert scores["model_name"].eq("last_period").all() and scores["model_version"].eq("baseline").all()
-    assert scores["top_reasons"].str.startswith("last year's spend").all()
+    assert scores["top_reasons"].str.startswith("spent ").all()
+    assert scores["top_reasons"].str.endswith("is served: no model has passed the gates yet").all()
     assert "NOT served" in format_summary(first)
     assert (scores["predicted_clv_12m"] >= 0).all()
     assert set(scores["clv_tier"]) == {"low", "medium", "high"}
@@ -100,8 +101,11 @@ def test_champion_on_a_synthetic_shop_and_reruns_that_change_nothing(prefect_ser
     with duckdb.connect(str(warehouse), read_only=True) as con:
         scores = con.execute("select * from clv_scores").df()
     assert scores["model_version"].eq("1").all() and scores["model_name"].eq("clv_xgboost").all()
-    assert scores["top_reasons"].str.count(r"\(").eq(3).all()
-    assert scores["top_reasons"].str.contains("last_year_spend").mean() > 0.5  # in currency, as its own term
+    assert scores["top_reasons"].str.count("; ").eq(2).all()  # three reasons in words, in currency
+    assert scores["top_reasons"].str.contains("spent [0-9,]+ in the last year", regex=True).mean() > 0.5
+    structured = scores["reason_contributions"].map(json.loads)
+    assert structured.map(len).eq(3).all()
+    assert (structured.str[0].str["feature"] == "last_year_spend").mean() > 0.3
     high = scores[scores["clv_tier"] == "high"]
     assert high["predicted_clv_12m"].min() >= scores[scores["clv_tier"] != "high"]["predicted_clv_12m"].max()
 

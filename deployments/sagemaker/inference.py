@@ -3,7 +3,7 @@ output_fn for the CLV model.
 
 Each request is one parquet shard of `customer_features` (BatchStrategy SingleRecord, no splitting);
 the response is CSV with a header: customer_id, predicted_clv_12m, top_reasons (the three strongest
-exact TreeSHAP contributions, computed in batches).
+exact TreeSHAP contributions in words, computed in batches), reason_contributions (the same as JSON).
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ def input_fn(request_body: bytes, content_type: str) -> pd.DataFrame:
 
 
 def predict_fn(features: pd.DataFrame, model) -> pd.DataFrame:
-    from models_ml.scoring import reasons_in_batches
+    from models_ml.reasons import reasons_in_batches
 
+    reasons, contributions = reasons_in_batches(model, features)
     return pd.DataFrame({"customer_id": features["customer_id"].astype(str),
                          "predicted_clv_12m": model.predict(features),
-                         "top_reasons": reasons_in_batches(model, features)})
+                         "top_reasons": reasons, "reason_contributions": contributions})
 
 
 def output_fn(prediction: pd.DataFrame, accept: str) -> tuple[str, str]:

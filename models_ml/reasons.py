@@ -1,0 +1,150 @@
+"""Why a customer got their score, for the people who read `clv_scores`: the three inputs that move the
+prediction most, in words a marketer can read ("spent 1,240 in the last 365 days (+310)": the input's
+value, then how much it adds to or takes from the prediction, in currency, against the average customer),
+and the same facts as JSON for tools (`reason_contributions`)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+# Phrases of the inputs: "{v}" is the customer's value, formatted by kind (money and counts with thousands
+# separators, shares as percentages, durations in minutes). Window features ("_30d", "_90d", ...) are
+# matched by pattern below; an input without a phrase is shown by its column name.
+PHRASES = {
+    "last_year_spend": ("spent {v} in the last year", "money"),
+    "days_since_last_order": ("last order {v} days ago", "count"),
+    "days_since_last_session": ("last visit {v} days ago", "count"),
+    "days_since_signup": ("signed up {v} days ago", "count"),
+    "order_days_count": ("ordered on {v} different days", "count"),
+    "orders_count": ("{v} orders in all", "count"),
+    "avg_order_value": ("average order {v}", "money"),
+    "tenure_days": ("first order {v} days ago", "count"),
+    "revenue_total": ("spent {v} in all", "money"),
+    "btyd_frequency": ("bought again on {v} days", "count"),
+    "btyd_recency": ("{v} days from first to last purchase", "count"),
+    "btyd_t": ("first purchase {v} days ago", "count"),
+    "btyd_monetary_value": ("average repeat purchase {v}", "money"),
+    "mean_days_between_orders": ("orders every {v} days on average", "count"),
+    "std_days_between_orders": ("order gaps vary by {v} days", "count"),
+    "distinct_products_count": ("{v} different products in all", "count"),
+    "product_diversity_ratio": ("product variety {v}", "ratio"),
+    "return_rate": ("returned {v} of spend", "share"),
+    "revenue_share_90d": ("{v} of the year's spend in the last 90 days", "share"),
+    "revenue_next_90d_last_year": ("spent {v} in the coming 90 days' season last year", "money"),
+    "revenue_next_91_180d_last_year": ("spent {v} in days 91-180 ahead, last year", "money"),
+    "cutoff_month": ("scored in month {v}", "count"),
+    "observable_history_days": ("{v} days of history", "count"),
+    "expected_orders": ("expected orders (BG/NBD) {v}", "ratio"),
+    "p_alive": ("still active with probability {v}", "share"),
+    "expected_order_value": ("expected order value (Gamma-Gamma) {v}", "money"),
+    "btyd_clv": ("BG/NBD value {v}", "money"),
+}
+WINDOW_PHRASES = (
+    (re.compile(r"revenue_sum_(\d+)d"), "spent {v} in the last {n} days", "money"),
+    (re.compile(r"orders_count_(\d+)d"), "{v} orders in the last {n} days", "count"),
+    (re.compile(r"distinct_products_(\d+)d"), "{v} different products in the last {n} days", "count"),
+    (re.compile(r"sessions_count_(\d+)d"), "{v} site visits in the last {n} days", "count"),
+    (re.compile(r"session_duration_s_mean_(\d+)d"), "visits of {v} minutes in the last {n} days", "minutes"),
+    (re.compile(r"add_to_cart_count_(\d+)d"), "{v} add-to-carts in the last {n} days", "count"),
+)
+VALUE_OF = {"last_year_spend": "revenue_sum_365d"}  # a model term whose value is another column's
+
+
+def phrase(feature: str) -> tuple[str, str]:
+    """(template with "{v}", value kind) of one model input."""
+    if feature in PHRASES:
+        return PHRASES[feature]
+    for pattern, template, kind in WINDOW_PHRASES:
+        match = pattern.fullmatch(feature)
+        if match:
+            return template.replace("{n}", match.group(1)), kind
+    return feature + " {v}", "ratio"
+
+
+def _format(values: np.ndarray, kind: str) -> pd.Series:
+    series = pd.Series(values, dtype="float64")
+    if kind == "share":
+        return series.map("{:.0%}".format)
+    if kind == "minutes":
+        return (series / 60).map("{:,.1f}".format)
+    if kind == "ratio":
+        return series.map("{:,.2f}".format)
+    return series.map("{:,.0f}".format)
+
+
+def describe(feature: str, values: np.ndarray, contributions: np.ndarray) -> pd.Series:
+    """"<phrase with the value> (<contribution>)" for one input over many rows; a missing value reads
+    "<feature> not recorded"."""
+    template, kind = phrase(feature)
+    head, _, tail = template.partition("{v}")
+    text = head + _format(values, kind) + tail
+    text = text.where(pd.notna(pd.Series(values, dtype="float64")), feature + " not recorded")
+    return text + " (" + pd.Series(contributions, dtype="float64").map("{:+,.0f}".format) + ")"
+
+
+def _json_number(values: np.ndarray) -> pd.Series:
+    text = pd.Series(np.char.mod("%.6g", np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)))
+    return text.where(np.isfinite(values), "null")
+
+
+def top_reasons(contributions: pd.DataFrame, values: pd.DataFrame, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the k inputs with the largest |contribution|: (text for people, JSON for tools).
+    `contributions` has one column per model input; `values` holds the inputs' values (a column absent
+    from it reads "not recorded"). Vectorised per input, not per row."""
+    n = len(contributions)
+    if n == 0 or contributions.shape[1] == 0:
+        return np.array([], dtype=object), np.array([], dtype=object)
+    names = list(contributions.columns)
+    matrix = contributions.to_numpy(float)
+    k = min(k, matrix.shape[1])
+    top = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :k]
+    texts, jsons = [], []
+    for j in range(k):
+        chosen = top[:, j]
+        text = pd.Series(np.empty(n, dtype=object))
+        record = pd.Series(np.empty(n, dtype=object))
+        for index in np.unique(chosen):
+            rows = np.flatnonzero(chosen == index)
+            feature = names[index]
+            source = VALUE_OF.get(feature, feature)
+            value = (values[source].to_numpy(float)[rows] if source in values
+                     else np.full(len(rows), np.nan))
+            contribution = matrix[rows, index]
+            text.iloc[rows] = describe(feature, value, contribution).to_numpy(object)
+            record.iloc[rows] = ('{"feature": "' + feature + '", "value": ' + _json_number(value)
+                                 + ', "contribution": ' + _json_number(np.round(contribution, 2)) + "}").to_numpy(object)
+        texts.append(text)
+        jsons.append(record)
+    text, record = texts[0], jsons[0]
+    for more_text, more_record in zip(texts[1:], jsons[1:]):
+        text = text + "; " + more_text
+        record = record + ", " + more_record
+    return text.to_numpy(object), ("[" + record + "]").to_numpy(object)
+
+
+def reasons_in_batches(model, features: pd.DataFrame, batch_size: int = 200_000, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k reasons (text, JSON) per customer, batch by batch so memory stays bounded: contributions in
+    currency relative to the average customer (`explain`: exact TreeSHAP, last year's spend as its own
+    term), or the model's raw SHAP margin for models without it."""
+    texts = np.empty(len(features), dtype=object)
+    jsons = np.empty(len(features), dtype=object)
+    for start in range(0, len(features), batch_size):
+        batch = features.iloc[start:start + batch_size]
+        contributions = model.explain(batch) if hasattr(model, "explain") else model.contributions(batch)
+        text, record = top_reasons(contributions, batch, k)
+        texts[start:start + len(batch)] = text
+        jsons[start:start + len(batch)] = record
+    return texts, jsons
+
+
+def baseline_reasons(features: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reasons while last year's spend is served: it is the only input (scaled to the horizon)."""
+    spend = features["revenue_sum_365d"].clip(lower=0).fillna(0).to_numpy(float)
+    text = ("spent " + pd.Series(spend).map("{:,.0f}".format) + " in the last year; last year's spend"
+            + (f" (x {horizon_days}/365)" if horizon_days != 365 else "")
+            + " is served: no model has passed the gates yet")
+    record = '[{"feature": "last_year_spend", "value": ' + _json_number(spend) + ', "contribution": null}]'
+    return text.to_numpy(object), record.to_numpy(object)

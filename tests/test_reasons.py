@@ -1,0 +1,85 @@
+"""Reasons marketers read in clv_scores: the inputs that move a score most, in words, with the same facts
+as JSON for tools."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from models_ml.reasons import PHRASES, baseline_reasons, phrase, reasons_in_batches, top_reasons
+
+MARTS = Path(__file__).resolve().parents[1] / "dbt_project" / "models" / "marts" / "_marts.yml"
+
+
+def test_the_largest_contributions_in_words_with_value_and_amount():
+    contributions = pd.DataFrame({"last_year_spend": [310.4, 2.0], "days_since_last_order": [-45.2, -900.0],
+                                  "return_rate": [3.1, 0.5], "revenue_sum_90d": [1.0, 120.0]})
+    values = pd.DataFrame({"revenue_sum_365d": [1240.0, 15.5], "days_since_last_order": [12, 400],
+                           "return_rate": [0.25, 0.0], "revenue_sum_90d": [80.0, 0.0]})
+    text, records = top_reasons(contributions, values)
+    assert list(text) == [
+        "spent 1,240 in the last year (+310); last order 12 days ago (-45); returned 25% of spend (+3)",
+        "last order 400 days ago (-900); spent 0 in the last 90 days (+120); spent 16 in the last year (+2)"]
+    first = json.loads(records[0])
+    assert first == [{"feature": "last_year_spend", "value": 1240, "contribution": 310.4},
+                     {"feature": "days_since_last_order", "value": 12, "contribution": -45.2},
+                     {"feature": "return_rate", "value": 0.25, "contribution": 3.1}]
+    assert [r["feature"] for r in json.loads(records[1])] == ["days_since_last_order", "revenue_sum_90d",
+                                                                 "last_year_spend"]
+
+
+def test_missing_values_and_unknown_inputs_still_read():
+    contributions = pd.DataFrame({"days_since_last_session": [-20.0], "brand_new_feature": [5.0]})
+    values = pd.DataFrame({"days_since_last_session": [np.nan], "brand_new_feature": [0.5]})
+    text, records = top_reasons(contributions, values, k=3)
+    assert text[0] == "days_since_last_session not recorded (-20); brand_new_feature 0.50 (+5)"
+    assert json.loads(records[0])[0] == {"feature": "days_since_last_session", "value": None, "contribution": -20.0}
+
+
+def test_window_features_name_their_window():
+    assert phrase("orders_count_30d") == ("{v} orders in the last 30 days", "count")
+    contributions = pd.DataFrame({"session_duration_s_mean_90d": [7.0]})
+    text, _ = top_reasons(contributions, pd.DataFrame({"session_duration_s_mean_90d": [150.0]}))
+    assert text[0] == "visits of 2.5 minutes in the last 90 days (+7)"
+
+
+def test_every_documented_feature_has_a_phrase():
+    """A model input without a phrase shows its column name: add one to PHRASES with a new feature."""
+    columns = next(m for m in yaml.safe_load(MARTS.read_text())["models"] if m["name"] == "customer_features")["columns"]
+    not_inputs = {"customer_id", "cutoff_date", "country", "acquisition_channel"}
+    generic = [c["name"] for c in columns if c["name"] not in not_inputs
+               and phrase(c["name"])[0] == c["name"] + " {v}"]
+    assert generic == []
+    assert set(PHRASES) - {c["name"] for c in columns} == {"last_year_spend", "expected_orders", "p_alive",
+                                                           "expected_order_value", "btyd_clv"}
+
+
+def test_batches_give_the_same_reasons_as_one_pass():
+    from tests.test_models import synthetic_snapshots
+    from models_ml.gradient_boosting import XGBoostCLV
+
+    data = synthetic_snapshots(300)
+    model = XGBoostCLV({"max_depth": 3, "n_estimators": 50}, horizon_days=365, offset="last_period").fit(data)
+    latest = data[data["cutoff_date"] == data["cutoff_date"].max()]
+    whole = reasons_in_batches(model, latest)
+    batched = reasons_in_batches(model, latest, batch_size=37)
+    assert list(whole[0]) == list(batched[0]) and list(whole[1]) == list(batched[1])
+    explained = model.explain(latest)
+    for text, record, (_, row) in zip(whole[0], whole[1], explained.iterrows()):
+        parsed = json.loads(record)
+        assert [r["feature"] for r in parsed] == list(row.abs().sort_values(ascending=False, kind="stable").index[:3])
+        assert [r["contribution"] for r in parsed] == pytest.approx(
+            [round(row[r["feature"]], 2) for r in parsed], abs=0.006)
+        assert text.count("; ") == 2
+
+
+def test_while_no_model_is_served_the_reason_is_last_years_spend():
+    text, records = baseline_reasons(pd.DataFrame({"revenue_sum_365d": [1234.4, np.nan]}), 180)
+    assert text[0] == ("spent 1,234 in the last year; last year's spend (x 180/365) is served: no model has "
+                       "passed the gates yet")
+    assert json.loads(records[1]) == [{"feature": "last_year_spend", "value": 0, "contribution": None}]
