@@ -182,6 +182,21 @@ def _cmd_shadow(args) -> int:
     return 0 if result["passed"] else 3
 
 
+def _cmd_notifications(args) -> int:
+    from prefect.settings import PREFECT_API_URL
+
+    from deployments.notifications import setup_failure_notifications
+
+    if not PREFECT_API_URL.value():
+        raise SystemExit("clv notifications: error: PREFECT_API_URL is not set: point it at the Prefect server "
+                         "your deployments run on (a run without a server has no automations)")
+    created = setup_failure_notifications(args.webhook_url, allow_private_urls=not args.public_only)
+    print(f"block {created['block']} ({created['block_id']}) and automation '{created['automation']}' "
+          f"({created['automation_id']}) on {PREFECT_API_URL.value()}: failed, crashed or timed-out CLV runs "
+          f"are posted to {args.webhook_url}")
+    return 0
+
+
 def _cmd_segments(args) -> int:
     from clv.campaigns import write_segments
 
@@ -395,6 +410,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      "temporal validation split of the training data (logged to MLflow)")
     bench_accuracy.set_defaults(func=_cmd_bench)
 
+    notifications = sub.add_parser("notifications", help="notify a webhook when a deployed CLV run fails")
+    notifications_sub = notifications.add_subparsers(dest="notifications_command", required=True)
+    setup = notifications_sub.add_parser("setup", help="create or replace the webhook block and the automation "
+                                                       "'notify when a CLV run fails' on PREFECT_API_URL")
+    setup.add_argument("--webhook-url", required=True,
+                       help="where to POST {text, subject, body} as JSON (Slack and Teams read 'text')")
+    setup.add_argument("--public-only", action="store_true",
+                       help="refuse webhooks on private or loopback addresses (Prefect's SSRF guard)")
+    setup.set_defaults(func=_cmd_notifications)
+
     synth = sub.add_parser("synth", help="write a synthetic shop (orders, customers, events) as parquet")
     synth.add_argument("--customers", type=int, required=True, help="number of customers")
     synth.add_argument("--out", required=True, help="output directory")
@@ -444,6 +469,29 @@ def _check_inputs_first(args) -> None:
     settings = load_settings(getattr(args, "settings", None), orders=args.orders, customers=args.customers,
                              events=args.events, sources=args.sources)
     preflight(run_sources(settings.orders, settings.customers, settings.events, settings.sources))
+
+
+def _console_lines_below_the_progress_line() -> None:
+    """Every console log handler (ours and Prefect's) first takes the progress status line away (it is
+    redrawn within a second), so log lines never run into it."""
+    from clv import progress
+
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict))]
+    for handler in {h for logger in loggers for h in getattr(logger, "handlers", [])}:
+        if not isinstance(handler, logging.StreamHandler) or getattr(handler, "_clv_progress", False):
+            continue
+        if isinstance(handler, logging.FileHandler):
+            continue
+        emit = handler.emit
+
+        def emit_clear(record: logging.LogRecord, emit=emit) -> None:
+            shown = progress.current()
+            if shown is None:
+                emit(record)
+            else:
+                with shown.holding_the_line():
+                    emit(record)
+        handler.emit, handler._clv_progress = emit_clear, True
 
 
 def _with_run_name(record: logging.LogRecord) -> bool:
@@ -519,18 +567,23 @@ def main(argv: list[str] | None = None) -> int:
         from psycopg2 import Error as PostgresError
 
         from clv.contract import ContractError
+        from clv.freshness import StaleSourceError
         from clv.transform import DbtBuildError
 
         reported = (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError,
-                    MlflowException, WarehouseBusyError)
+                    MlflowException, WarehouseBusyError, StaleSourceError)
         if not args.debug:
             _drop_tracebacks_of_user_errors(reported)
         try:
             _check_inputs_first(args)
             if args.command in FLOW_COMMANDS:
+                from clv import progress
                 from clv.prefect_server import start_temporary_server
 
                 start_temporary_server()  # ends with this process, even when it is killed
+                held.callback(progress.disable)
+                progress.enable(sys.stderr)
+                _console_lines_below_the_progress_line()
             return args.func(args)
         except reported as exc:
             if args.debug:

@@ -31,8 +31,9 @@ def dbt_vars(cutoff=None, horizon_days: int = 365, training_cutoffs=(), label_ho
 
 
 def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: dict | None = None,
-            target: str = "duckdb"):
-    """Invoke `dbt <command>` on the project against a target; raise DbtBuildError naming what failed."""
+            target: str = "duckdb", check: bool = True):
+    """Invoke `dbt <command>` on the project against a target; raise DbtBuildError naming what failed
+    (with `check=False`, failed nodes are left to the caller: only a dbt that could not run raises)."""
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -61,10 +62,10 @@ def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: 
         result = dbtRunner(callbacks=[_node_summary(logger)]).invoke(args)
     finally:
         _release_duckdb_file()
-    if result.success:
-        return result
     if result.exception is not None:
         raise DbtBuildError(f"dbt {' '.join(command)} could not run: {result.exception}")
+    if result.success or not check:
+        return result
     failures = [
         f"{r.node.resource_type} {r.node.name}: {r.status} ({(r.message or '').strip()[:300]})"
         for r in (result.result.results if result.result else [])

@@ -22,6 +22,8 @@ from clv import config, sagemaker_jobs, server_warehouse
 from clv.storage import Storage
 from clv.landing import DuckDBRawSink, ensure_raw_tables
 from clv.sources import land_sources, run_sources
+from clv import progress
+from clv.freshness import check_source_freshness, write_freshness_report
 from clv.validation import InputValidationError, reports_markdown, write_report
 from clv.postgres import PostgresRawSink
 from clv.transform import dbt_vars, run_dbt
@@ -67,6 +69,8 @@ HOUR = 3600
 
 
 @task(cache_policy=NO_CACHE, timeout_seconds=4 * HOUR, **IO_RETRIES)
+@progress.step("land inputs", lambda loads: f"{sum(l['rows_inserted'] for l in loads):,} new rows, "
+                                                 f"{sum(l['rows_quarantined'] for l in loads):,} quarantined")
 def land_inputs(warehouse: str, orders: str | None, customers: str | None, events: str | None,
                 target: str = "duckdb", sources: str | None = None) -> list[dict]:
     """Land every input into the raw schema: stage, validate with the Great Expectations suites, then
@@ -126,7 +130,26 @@ def read_frame(target: str, warehouse: str, sql: str, params=None) -> pd.DataFra
     return WarehouseReader(target, warehouse).frame(sql, params)
 
 
+@task(cache_policy=NO_CACHE, timeout_seconds=HOUR, **IO_RETRIES)
+@progress.step("check source freshness", lambda checked: ", ".join(f"{c['source']} {c['status']}" for c in checked))
+def check_freshness(warehouse: str, target: str = "duckdb") -> list[dict]:
+    """dbt source freshness of the landed feeds (clv/freshness.py): a stale feed is a warning in the log,
+    the artifact `clv-source-freshness` and $CLV_HOME/reports; past its error threshold the run stops here,
+    before features are built."""
+    logger = get_run_logger()
+    checked = check_source_freshness(warehouse, target)
+    label = f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}"
+    path = write_freshness_report(checked, config.project_home() / "reports", label)
+    for check in checked:
+        (logger.warning if check.status == "warn" else logger.info)("source freshness: %s", check.line())
+    create_table_artifact(key="clv-source-freshness", table=[asdict(c) for c in checked],
+                          description="How long since each feed last delivered new rows (dbt source freshness)")
+    logger.info("freshness report: %s", path)
+    return [asdict(c) for c in checked]
+
+
 @task(cache_policy=NO_CACHE, timeout_seconds=6 * HOUR)
+@progress.step("build features (dbt)", lambda built: f"scoring cutoff {built[0]}")
 def build_features(warehouse: str, cutoff: date | None, horizon_days: int, dbt_target: str = "duckdb",
                    order_value_cap_percentile: float | None = 0.999, min_history_days: int = 90,
                    snapshot_grid_months: int = 1, backtest_origins: int = 3,
@@ -152,6 +175,8 @@ def build_features(warehouse: str, cutoff: date | None, horizon_days: int, dbt_t
 
 
 @task(cache_policy=NO_CACHE, timeout_seconds=6 * HOUR)
+@progress.step("train and backtest", lambda trained: "no change since the last version" if trained["no_change"]
+               else f"{trained['result'].rows_trained:,} snapshots trained")
 def train_model(warehouse: str, plan: SnapshotPlan, model_name: str, target: str = "duckdb",
                 spec: dict | None = None, resamples: int = 200) -> dict:
     """Backtest the configuration against last year's spend and the champion's configuration on the
@@ -178,6 +203,7 @@ def train_model(warehouse: str, plan: SnapshotPlan, model_name: str, target: str
 
 
 @task(cache_policy=NO_CACHE, timeout_seconds=HOUR, **IO_RETRIES)
+@progress.step("register and gate", lambda decision: f"version {decision['version']}: {decision['outcome']}")
 def register_and_gate(trained: dict, model_name: str, run_params: dict, scoring_population: pd.DataFrame,
                       recent_orders: pd.DataFrame, gate_config: dict | None = None) -> dict:
     """Register the new version in MLflow (with its drift baseline: its own scoring population) and run
@@ -206,6 +232,8 @@ def register_and_gate(trained: dict, model_name: str, run_params: dict, scoring_
 
 
 @task(cache_policy=NO_CACHE, timeout_seconds=4 * HOUR, **IO_RETRIES)
+@progress.step("score and publish", lambda scored: f"{scored['customers_scored']:,} customers scored by "
+                                                     f"{scored['served_model']}")
 def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_name: str, horizon_days: int = 365,
                     high_share: float = 0.2, medium_share: float = 0.3, target: str = "duckdb",
                     max_prediction_multiple: float = DEFAULT_MAX_PREDICTION_MULTIPLE,
@@ -383,6 +411,7 @@ def weekly_clv_pipeline(
         check_tracking_store(config.default_tracking_uri(), settings.model_name, published_model(target, warehouse),
                              new_registry)
         loads = land_inputs(warehouse, settings.orders, settings.customers, settings.events, target, settings.sources)
+        freshness = check_freshness(warehouse, target)
         scoring_date, plan = build_features(warehouse, settings.cutoff, settings.horizon_days, target,
                                             settings.order_value_cap_percentile, settings.min_history_days,
                                             settings.snapshot_grid_months, settings.backtest_origins,
@@ -407,6 +436,7 @@ def weekly_clv_pipeline(
             "cutoff": str(scoring_date),
             "horizon_days": settings.horizon_days,
             "loads": loads,
+            "freshness": freshness,
             "plan": plan.as_dict(),
             "decision": decision,
             "warehouse": warehouse if target == "duckdb" else f"{target} ({WAREHOUSE_SETTINGS[target]} settings)",

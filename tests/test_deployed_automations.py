@@ -7,12 +7,14 @@ the rest. A stationary week: `monitor` runs and nothing retrains. A week whose p
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -38,6 +40,29 @@ def _free_port() -> int:
 
 def _tail(path: Path, lines: int = 60) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+class WebhookReceiver:
+    """A local HTTP server standing in for the team's chat webhook: it keeps every JSON body posted."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/clv"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
 
 
 class LocalPrefect:
@@ -101,14 +126,14 @@ class LocalPrefect:
         return self.api_post("/flow_runs/filter", {
             "deployments": {"name": {"any_": [deployment]}}, "sort": "EXPECTED_START_TIME_ASC"})
 
-    def wait_for_run(self, deployment: str, count: int, timeout: float = 900) -> dict:
-        """The `count`-th run of a deployment, once it has reached a final state."""
+    def wait_for_run(self, deployment: str, count: int, timeout: float = 900, expect: str = "COMPLETED") -> dict:
+        """The `count`-th run of a deployment, once it has reached a final state (which must be `expect`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             runs = self.runs_of(deployment)
             if len(runs) >= count and runs[count - 1]["state"]["type"] in TERMINAL:
                 run = runs[count - 1]
-                assert run["state"]["type"] == "COMPLETED", (
+                assert run["state"]["type"] == expect, (
                     f"{deployment} run {run['name']}: {run['state']['type']} {run['state'].get('message')}\n"
                     f"worker log:\n{_tail(self.root / 'worker.log', 120)}")
                 return run
@@ -163,9 +188,16 @@ def test_deployed_weekly_monitor_retrain_shadow_chain(local_prefect, tmp_path, m
         "orders: exports/orders.parquet\ncustomers: exports/customers.parquet\nevents: exports/events.parquet\n"
         f"target: duckdb\nwarehouse: {warehouse}\n")
 
+    # the operator connects failure notifications to the team's webhook (here a local receiver)
+    receiver = WebhookReceiver()
+    setup = subprocess.run([str(BIN / "clv"), "notifications", "setup", "--webhook-url", receiver.url],
+                           env=local_prefect.env, capture_output=True, text=True, timeout=120)
+    assert setup.returncode == 0 and "notify when a CLV run fails" in setup.stdout, setup.stderr[-2000:]
+
     automations = {a["name"]: a for a in local_prefect.api_post("/automations/filter", {})}
     assert set(automations) == {"monitor after each weekly run", "retrain when drift is detected",
-                                "retrain when performance degrades", "shadow run after each retraining"}
+                                "retrain when performance degrades", "shadow run after each retraining",
+                                "notify when a CLV run fails"}
     assert all(a["description"] and a["enabled"] for a in automations.values())  # what the Prefect UI shows
 
     # week 0 trains the champion; week 1 is like the weeks before: monitor runs after each, nothing retrains
@@ -208,6 +240,26 @@ def test_deployed_weekly_monitor_retrain_shadow_chain(local_prefect, tmp_path, m
     assert waiting["state"]["type"] not in TERMINAL, waiting["state"]  # queued behind the holder
     local_prefect.api_post("/v2/concurrency_limits/decrement", slot)
     local_prefect.wait_for_run("weekly", 4)
+
+    # nine runs completed: the failure webhook stayed quiet. A run that fails (an export the settings name
+    # is missing) posts one message naming the deployment, the run, its state and the error.
+    assert receiver.received == []
+    (local_prefect.project / "clv-settings.yml").write_text(
+        "orders: exports/missing-orders.parquet\n"
+        f"target: duckdb\nwarehouse: {warehouse}\n")
+    local_prefect.api_post(f"/deployments/{local_prefect.deployment_id('weekly-clv', 'weekly')}/create_flow_run", {})
+    failed = local_prefect.wait_for_run("weekly", 5, expect="FAILED")
+    deadline = time.monotonic() + 60
+    while not receiver.received and time.monotonic() < deadline:
+        time.sleep(1)
+    time.sleep(5)  # and only one
+    receiver.stop()
+    assert len(receiver.received) == 1, receiver.received
+    message = receiver.received[0]
+    assert message["subject"] == f"CLV run failed: {failed['name']}"
+    assert message["body"].startswith(f"CLV weekly run {failed['name']} ended Failed: ")
+    assert "missing-orders.parquet" in message["body"] and f"/runs/flow-run/{failed['id']}" in message["body"]
+    assert message["text"] == message["subject"] + "\n" + message["body"]
 
     from mlflow import MlflowClient
 
