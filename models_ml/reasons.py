@@ -33,8 +33,8 @@ PHRASES = {
     "product_diversity_ratio": ("product variety {v}", "ratio"),
     "return_rate": ("returned {v} of spend", "share"),
     "revenue_share_90d": ("{v} of the year's spend in the last 90 days", "share"),
-    "revenue_next_90d_last_year": ("spent {v} in the coming 90 days' season last year", "money"),
-    "revenue_next_91_180d_last_year": ("spent {v} in days 91-180 ahead, last year", "money"),
+    "revenue_next_90d_last_year": ("spent {v} in the same 90 days last year", "money"),
+    "revenue_next_91_180d_last_year": ("spent {v} in the 90 days after those, last year", "money"),
     "cutoff_month": ("scored in month {v}", "count"),
     "observable_history_days": ("{v} days of history", "count"),
     "expected_orders": ("expected orders (BG/NBD) {v}", "ratio"),
@@ -45,12 +45,15 @@ PHRASES = {
 WINDOW_PHRASES = (
     (re.compile(r"revenue_sum_(\d+)d"), "spent {v} in the last {n} days", "money"),
     (re.compile(r"orders_count_(\d+)d"), "{v} orders in the last {n} days", "count"),
-    (re.compile(r"distinct_products_(\d+)d"), "{v} different products in the last {n} days", "count"),
+    (re.compile(r"distinct_products_(\d+)d"), "bought {v} different products in the last {n} days", "count"),
     (re.compile(r"sessions_count_(\d+)d"), "{v} site visits in the last {n} days", "count"),
     (re.compile(r"session_duration_s_mean_(\d+)d"), "visits of {v} minutes in the last {n} days", "minutes"),
     (re.compile(r"add_to_cart_count_(\d+)d"), "{v} add-to-carts in the last {n} days", "count"),
 )
 VALUE_OF = {"last_year_spend": "revenue_sum_365d"}  # a model term whose value is another column's
+# inputs that state the same fact as another term: their contributions are added to it (the offset model
+# has last year's spend both as its starting point and as a tree input; a marketer reads one fact)
+SAME_FACT = {"revenue_sum_365d": "last_year_spend"}
 
 
 def phrase(feature: str) -> tuple[str, str]:
@@ -90,6 +93,15 @@ def _json_number(values: np.ndarray) -> pd.Series:
     return text.where(np.isfinite(values), "null")
 
 
+def merge_same_facts(contributions: pd.DataFrame) -> pd.DataFrame:
+    """One column per fact: an input of SAME_FACT present beside its term is added into it."""
+    merged = contributions
+    for column, into in SAME_FACT.items():
+        if column in merged and into in merged:
+            merged = merged.assign(**{into: merged[into] + merged[column]}).drop(columns=column)
+    return merged
+
+
 def top_reasons(contributions: pd.DataFrame, values: pd.DataFrame, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """For each row, the k inputs with the largest |contribution|: (text for people, JSON for tools).
     `contributions` has one column per model input; `values` holds the inputs' values (a column absent
@@ -97,6 +109,7 @@ def top_reasons(contributions: pd.DataFrame, values: pd.DataFrame, k: int = 3) -
     n = len(contributions)
     if n == 0 or contributions.shape[1] == 0:
         return np.array([], dtype=object), np.array([], dtype=object)
+    contributions = merge_same_facts(contributions)
     names = list(contributions.columns)
     matrix = contributions.to_numpy(float)
     k = min(k, matrix.shape[1])

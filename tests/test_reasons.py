@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from models_ml.reasons import PHRASES, baseline_reasons, phrase, reasons_in_batches, top_reasons
+from models_ml.reasons import PHRASES, baseline_reasons, merge_same_facts, phrase, reasons_in_batches, top_reasons
 
 MARTS = Path(__file__).resolve().parents[1] / "dbt_project" / "models" / "marts" / "_marts.yml"
 
@@ -31,6 +31,15 @@ def test_the_largest_contributions_in_words_with_value_and_amount():
                      {"feature": "return_rate", "value": 0.25, "contribution": 3.1}]
     assert [r["feature"] for r in json.loads(records[1])] == ["days_since_last_order", "revenue_sum_90d",
                                                                  "last_year_spend"]
+
+
+def test_last_years_spend_is_one_reason_however_many_terms_carry_it():
+    """The offset model has last year's spend as its starting point and as a tree input: one fact, one
+    reason, with both contributions added."""
+    contributions = pd.DataFrame({"last_year_spend": [300.0], "revenue_sum_365d": [-20.0], "return_rate": [5.0]})
+    text, records = top_reasons(contributions, pd.DataFrame({"revenue_sum_365d": [900.0], "return_rate": [0.1]}))
+    assert text[0] == "spent 900 in the last year (+280); returned 10% of spend (+5)"
+    assert [r["feature"] for r in json.loads(records[0])] == ["last_year_spend", "return_rate"]
 
 
 def test_missing_values_and_unknown_inputs_still_read():
@@ -69,7 +78,8 @@ def test_batches_give_the_same_reasons_as_one_pass():
     whole = reasons_in_batches(model, latest)
     batched = reasons_in_batches(model, latest, batch_size=37)
     assert list(whole[0]) == list(batched[0]) and list(whole[1]) == list(batched[1])
-    explained = model.explain(latest)
+    explained = merge_same_facts(model.explain(latest))
+    assert "revenue_sum_365d" not in explained and "last_year_spend" in explained
     for text, record, (_, row) in zip(whole[0], whole[1], explained.iterrows()):
         parsed = json.loads(record)
         assert [r["feature"] for r in parsed] == list(row.abs().sort_values(ascending=False, kind="stable").index[:3])
