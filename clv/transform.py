@@ -58,10 +58,12 @@ def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: 
             "--use-colors" if sys.stdout.isatty() else "--no-use-colors", *args[len(command):]]
     logger = _run_logger()
     logger.info("dbt %s", " ".join(command))
+    finished: list = []
     try:
-        result = dbtRunner(callbacks=[_node_summary(logger)]).invoke(args)
+        result = dbtRunner(callbacks=[_node_summary(logger, finished)]).invoke(args)
     finally:
         _release_duckdb_file()
+        _emit_node_events(finished)
     if result.exception is not None:
         raise DbtBuildError(f"dbt {' '.join(command)} could not run: {result.exception}")
     if result.success or not check:
@@ -87,8 +89,9 @@ def _run_logger():
         return log
 
 
-def _node_summary(logger):
-    """A dbt callback logging one line per finished model, test or seed: status and seconds."""
+def _node_summary(logger, finished: list):
+    """A dbt callback logging one line per finished model, test or seed (status and seconds) and keeping
+    it in `finished` (dbt calls back from its worker threads, outside the Prefect run's context)."""
     def on_event(event) -> None:
         if event.info.name != "NodeFinished":
             return
@@ -96,7 +99,24 @@ def _node_summary(logger):
         level = logging.WARNING if outcome.status in ("error", "fail", "warn") else logging.INFO
         logger.log(level, "dbt %s %s: %s (%.1f s)%s", node.resource_type, node.node_name, outcome.status,
                    outcome.execution_time, f" {outcome.message[:200]}" if level > logging.INFO and outcome.message else "")
+        finished.append((node.resource_type, node.node_name, str(outcome.status), outcome.execution_time,
+                         outcome.message))
     return on_event
+
+
+def _emit_node_events(finished: list) -> None:
+    """Inside a Prefect run, each finished dbt node is also an event (`clv.dbt.<type>.<status>`, related to
+    the flow and task run), so the Prefect UI's event feed and automations can see it."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        return
+    from prefect.events import emit_event
+
+    for resource_type, name, status, seconds, message in finished:
+        emit_event(event=f"clv.dbt.{resource_type}.{status}",
+                   resource={"prefect.resource.id": f"clv.dbt.{resource_type}.{name}", "prefect.resource.name": name},
+                   payload={"seconds": round(float(seconds or 0), 3), "message": (message or "")[:500]})
 
 
 def _release_duckdb_file() -> None:

@@ -75,3 +75,27 @@ def test_the_weekly_run_stops_before_features_when_orders_stopped_arriving(prefe
     assert "customer_features" not in tables  # dbt never ran
     reports = list((clv_home / "reports").glob("freshness-*.json"))
     assert len(reports) == 1  # the first run, whose rows were new, recorded its check
+    # every dbt node is an event in Prefect too: the stale source is one, related to its run
+    events = dbt_events()
+    stale = [e for e in events if e["event"] == "clv.dbt.source.error"]
+    assert stale and stale[-1]["resource"]["prefect.resource.id"] == "clv.dbt.source.orders"
+    assert any(r["prefect.resource.role"] == "flow-run" for r in stale[-1]["related"])
+    assert any(e["event"] == "clv.dbt.source.pass" for e in events)  # the first run's fresh orders
+
+
+def dbt_events(timeout: float = 30) -> list[dict]:
+    """The clv.dbt.source.* events the test Prefect server has received (they arrive asynchronously)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            response = client._client.post("/events/filter", json={"filter": {"event": {"prefix": ["clv.dbt.source."]}},
+                                                                    "limit": 50})
+        response.raise_for_status()
+        events = response.json()["events"]
+        if any(e["event"] == "clv.dbt.source.error" for e in events) or time.monotonic() > deadline:
+            return events
+        time.sleep(1)
