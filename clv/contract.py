@@ -37,27 +37,29 @@ class Entity:
 ORDERS = Entity(
     "orders",
     (
-        Column("customer_id", "VARCHAR", True, "customer key; NULL rows are dropped in staging"),
-        Column("order_id", "VARCHAR", True, "order (invoice) id; one order has many lines"),
+        Column("customer_id", "VARCHAR", True, "customer key (lines without one are quarantined)"),
+        Column("order_id", "VARCHAR", True, "order id; an order has one or more lines"),
         Column("order_ts", "TIMESTAMP", True, "when the order was placed"),
-        Column("product_id", "VARCHAR", False, "product (SKU) on the line"),
-        Column("quantity", "DOUBLE", True, "units on the line; negative = return"),
-        Column("unit_price", "DOUBLE", True, "price per unit in the shop currency"),
-        Column("line_id", "VARCHAR", False, "the source's id of the line, when it has one (OLTP tables): "
-                                            "a line landed again with other values is a new version of it"),
+        Column("product_id", "VARCHAR", False, "product (SKU)"),
+        Column("quantity", "DOUBLE", True, "units; negative = return"),
+        Column("unit_price", "DOUBLE", True, "price per unit; negative lines are quarantined, zero-priced lines "
+                                                  "carry no revenue"),
+        Column("line_id", "VARCHAR", False, "the source's id of the line (OLTP tables): a line extracted "
+                                            "again with other values lands as a new version of it (see "
+                                            "\"What the warehouse knew when\" below)"),
         Column("updated_at", "TIMESTAMP", False, "when the source changed the line: a new version is valid "
                                                  "from then (else from its load time)"),
-        Column("deleted_at", "TIMESTAMP", False, "tombstone: the line stops counting from this time on"),
+        Column("deleted_at", "TIMESTAMP", False, "tombstone: the line (by `line_id`) stops counting from this time on"),
     ),
 )
 
 CUSTOMERS = Entity(
     "customers",
     (
-        Column("customer_id", "VARCHAR", True, "customer key"),
-        Column("signup_ts", "TIMESTAMP", False, "when the customer signed up"),
-        Column("country", "VARCHAR", False, "customer country"),
-        Column("acquisition_channel", "VARCHAR", False, "marketing channel that acquired the customer"),
+        Column("customer_id", "VARCHAR", True, "customer key (a pseudonymous id, kept as is)"),
+        Column("signup_ts", "TIMESTAMP", False, "sign-up time"),
+        Column("country", "VARCHAR", False, "country"),
+        Column("acquisition_channel", "VARCHAR", False, "channel that acquired the customer"),
         Column("updated_at", "TIMESTAMP", False, "when the source changed the customer: a new version is "
                                                  "valid from then (else from its load time)"),
     ),
@@ -68,9 +70,10 @@ EVENTS = Entity(
     "events",
     (
         Column("customer_id", "VARCHAR", True, "customer key"),
-        Column("session_id", "VARCHAR", True, "web/app session id"),
-        Column("event_ts", "TIMESTAMP", True, "when the event happened"),
-        Column("event_type", "VARCHAR", True, "session_start, page_view, add_to_cart, purchase, ..."),
+        Column("session_id", "VARCHAR", True, "session id"),
+        Column("event_ts", "TIMESTAMP", True, "event time"),
+        Column("event_type", "VARCHAR", True, "`session_start`, `page_view`, `product_view`, `search`, `add_to_cart`, "
+                                                  "`checkout`, `purchase`"),
         Column("session_duration_s", "DOUBLE", False, "session length in seconds"),
     ),
 )

@@ -311,11 +311,12 @@ def backtest_table(backtest: dict) -> list[dict]:
     for name, metrics in backtest["metrics"].items():
         ci = backtest["ci"][name]
         row = {"model": name}
-        for key, label in (("mae", "MAE"), ("normalized_gini", "Gini"), ("calibration_ratio", "calibration")):
+        for key, label, digits in (("mae", "MAE", 1), ("normalized_gini", "Gini", 3),
+                                   ("calibration_ratio", "calibration", 3)):  # MAE in currency, ratios to 0.001
             low, high = ci.get(key, [float("nan")] * 2)
-            row[label] = f"{metrics[key]:,.3f} [{low:,.3f}, {high:,.3f}]"
+            row[label] = f"{metrics[key]:,.{digits}f} [{low:,.{digits}f}, {high:,.{digits}f}]"
             diff = ci.get(f"{key}_diff_vs_{BASELINE}")
-            row[f"{label} vs last year's spend"] = f"[{diff[0]:+,.3f}, {diff[1]:+,.3f}]" if diff else ""
+            row[f"{label} vs last year's spend"] = f"[{diff[0]:+,.{digits}f}, {diff[1]:+,.{digits}f}]" if diff else ""
         rows.append(row)
     return rows
 

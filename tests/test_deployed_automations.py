@@ -199,6 +199,9 @@ def test_deployed_weekly_monitor_retrain_shadow_chain(local_prefect, tmp_path, m
                                 "retrain when performance degrades", "shadow run after each retraining",
                                 "notify when a CLV run fails"}
     assert all(a["description"] and a["enabled"] for a in automations.values())  # what the Prefect UI shows
+    weekly = httpx.get(f"{local_prefect.api}/deployments/name/weekly-clv/weekly", timeout=30).json()
+    zones = {schedule["schedule"]["timezone"] for schedule in weekly["schedules"]}
+    assert zones and all(zone in weekly["description"] for zone in zones)  # the UI lists schedules without it
 
     # week 0 trains the champion; week 1 is like the weeks before: monitor runs after each, nothing retrains
     for week in (0, 1):
