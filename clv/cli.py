@@ -446,16 +446,36 @@ def _warehouse_lock(args):
     from contextlib import nullcontext
 
     from clv.run_lock import warehouse_run_lock
-    from clv.settings import load_settings
 
     if args.command not in WRITING_COMMANDS:
         return nullcontext()
+    warehouse = _duckdb_warehouse(args)
+    if warehouse is None:
+        return nullcontext()
+    return warehouse_run_lock("duckdb", str(warehouse), f"clv {args.command}")
+
+
+def _duckdb_warehouse(args) -> Path | None:
+    """The DuckDB file a command works on (None when its warehouse is a server)."""
+    from clv.settings import load_settings
+
     settings = load_settings(getattr(args, "settings", None))
     target = getattr(args, "target", None) or settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
     if target != "duckdb":
-        return nullcontext()
-    warehouse = args.warehouse or settings.warehouse or config.default_warehouse()
-    return warehouse_run_lock("duckdb", str(Path(warehouse).resolve()), f"clv {args.command}")
+        return None
+    return Path(getattr(args, "warehouse", None) or settings.warehouse or config.default_warehouse()).resolve()
+
+
+READING_COMMANDS = ("retrain", "monitor", "shadow", "segments", "ab-analyze")  # need what a run has written
+
+
+def _check_warehouse_first(args) -> None:
+    """Commands that read what earlier runs wrote say so at once when the DuckDB file is not there."""
+    if args.command not in READING_COMMANDS:
+        return
+    warehouse = _duckdb_warehouse(args)
+    if warehouse is not None and not warehouse.exists():
+        raise FileNotFoundError(f"warehouse {warehouse} does not exist: run `clv run` first")
 
 
 def _check_inputs_first(args) -> None:
@@ -571,10 +591,11 @@ def main(argv: list[str] | None = None) -> int:
         from clv.transform import DbtBuildError
 
         reported = (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError,
-                    MlflowException, WarehouseBusyError, StaleSourceError)
+                    MlflowException, WarehouseBusyError, StaleSourceError, FileNotFoundError)
         if not args.debug:
             _drop_tracebacks_of_user_errors(reported)
         try:
+            _check_warehouse_first(args)
             _check_inputs_first(args)
             if args.command in FLOW_COMMANDS:
                 from clv import progress

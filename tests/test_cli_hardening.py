@@ -29,13 +29,14 @@ def clv(args: list[str], home: Path, **env) -> subprocess.CompletedProcess:
     return subprocess.run([CLV, *args], env=environment, capture_output=True, text=True, timeout=300)
 
 
-def assert_one_error_line(done: subprocess.CompletedProcess, exit_code: int, *phrases: str) -> str:
+def assert_one_error_line(done: subprocess.CompletedProcess, exit_code: int, *phrases: str,
+                          command: str = "run") -> str:
     output = done.stdout + done.stderr
     assert done.returncode == exit_code, output[-2000:]
     assert "Traceback" not in output, output[-3000:]
     errors = [line for line in output.splitlines() if " ERROR " in line or line.startswith(("clv ", "usage:"))]
     errors = [line for line in errors if not line.startswith("usage:")]  # argparse prints its usage first
-    assert len(errors) == 1 and errors[0].startswith("clv run: error: "), errors
+    assert len(errors) == 1 and errors[0].startswith(f"clv {command}: error: "), errors
     for phrase in phrases:
         assert phrase in errors[0], errors[0]
     return errors[0]
@@ -175,6 +176,13 @@ def test_a_file_error_answers_before_prefect_starts(tmp_path):
     assert_one_error_line(done, 1, "missing required column(s) unit_price")
     assert "Starting temporary server" not in done.stderr and not (tmp_path / "w.duckdb").exists()
     assert seconds < 10, seconds  # about 2 s here; no Prefect server, no dbt
+
+
+@pytest.mark.parametrize("command", ["monitor", "shadow", "retrain"])
+def test_a_missing_warehouse_answers_before_prefect_starts(tmp_path, command):
+    done = clv([command, "--warehouse", str(tmp_path / "none.duckdb")], tmp_path / "home")
+    assert_one_error_line(done, 1, "none.duckdb does not exist: run `clv run` first", command=command)
+    assert "Starting temporary server" not in done.stderr and not (tmp_path / "none.duckdb").exists()
 
 
 def test_version_and_help_on_every_option():
