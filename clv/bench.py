@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from clv.landing import land_file
+from clv.settings import DEFAULTS
 from clv.snapshots import plan_for_warehouse
 from clv.synth import SynthConfig, write_synthetic
 from clv.transform import dbt_vars, run_dbt
@@ -307,7 +308,8 @@ WEEK1_DAYS = 730  # the first week's run sees two years of the shop's history
 
 
 def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path | None = None,
-                seed: int = 7, weeks: int = 1, training_snapshots: int = 3, horizon_days: int = 365) -> dict:
+                seed: int = 7, weeks: int = 1, training_snapshots: int = 3,
+                horizon_days: int = DEFAULTS.horizon_days) -> dict:
     """The weekly cycle on a synthetic shop of `customers` customers, stage by stage, in this process (the
     same library calls as `flows/weekly.py`), plus the raw-scan floor on the same engine. Week 1 lands two
     years of history, builds the snapshots, trains and registers the champion and scores; each further week
@@ -422,7 +424,7 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
     with duckdb.connect(str(warehouse), read_only=True) as con:
         cutoffs_kept = con.execute("select count(distinct cutoff_date) from customer_features").fetchall()[0][0]
         built = con.execute("select count(*) from int_cutoffs where to_build").fetchall()[0][0]
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    config.use_project_tracking_store()
     if train:
         def fit():
             with connect(warehouse, read_only=True) as con:

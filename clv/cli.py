@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from clv import config
+from clv.settings import DEFAULTS
 
 # Offline-friendly defaults, set before Prefect or dbt are imported.
 _QUIET_DEFAULTS = {
@@ -92,7 +93,7 @@ def _cmd_features(args) -> int:
     from flows.features import feature_build_flow
 
     result = feature_build_flow(
-        cutoff=args.cutoff, horizon_days=args.horizon_days or 365, target=args.target,
+        cutoff=args.cutoff, horizon_days=args.horizon_days or DEFAULTS.horizon_days, target=args.target,
         warehouse=str(args.warehouse) if args.warehouse else None,
         orders=args.orders, customers=args.customers, events=args.events, sources=args.sources,
         order_value_cap_percentile=args.order_value_cap_percentile,
@@ -153,7 +154,7 @@ def _who() -> str:
 def _cmd_promote(args) -> int:
     from models_ml import registry
 
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    config.use_project_tracking_store()
     previous = registry.promote(args.model_name, args.version, _who(), args.reason)
     print(f"{args.model_name}: champion is now version {args.version} (was {previous or 'none'})")
     return 0
@@ -162,7 +163,7 @@ def _cmd_promote(args) -> int:
 def _cmd_rollback(args) -> int:
     from models_ml import registry
 
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    config.use_project_tracking_store()
     restored = registry.rollback(args.model_name, _who(), args.reason)
     print(f"{args.model_name}: champion rolled back to version {restored}")
     return 0
@@ -287,11 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--customers", type=_existing_path, help="customers file (optional)")
         command.add_argument("--events", type=_existing_path, help="web/app events file (optional)")
         command.add_argument("--cutoff", type=_date, help="scoring cutoff date (default: the last order date)")
-        command.add_argument("--horizon-days", type=int, help="prediction horizon in days (default 365)")
+        command.add_argument("--horizon-days", type=int, help=f"prediction horizon in days (default {DEFAULTS.horizon_days})")
         command.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
         command.add_argument("--order-value-cap-percentile", type=_cap_percentile,
                              help="cap purchase order values at this percentile of orders up to each cutoff "
-                                  "(default 0.999; 'none' disables the cap)")
+                                  f"(default {DEFAULTS.order_value_cap_percentile}; 'none' disables the cap)")
 
     run = sub.add_parser("run", help="run the weekly pipeline: land, dbt build, (train + gates), score")
     add_build_options(run, True)
@@ -299,9 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="warehouse engine (default CLV_DBT_TARGET or duckdb; postgres: CLV_PG_* settings, "
                           "redshift: CLV_REDSHIFT_* and CLV_STORAGE_URL)")
     run.add_argument("--high-tier-share", type=float,
-                     help="share of customers (by predicted value) in the high tier (default 0.2)")
+                     help=f"share of customers (by predicted value) in the high tier (default {DEFAULTS.high_tier_share})")
     run.add_argument("--medium-tier-share", type=float,
-                     help="share of customers in the medium tier, after the high tier (default 0.3)")
+                     help=f"share of customers in the medium tier, after the high tier (default {DEFAULTS.medium_tier_share})")
     run.add_argument("--settings", type=_existing_path,
                      help="settings file (YAML, see clv-settings.example.yml): inputs, warehouse, options")
     run.add_argument("--retrain", action="store_true",
@@ -566,7 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     if (getattr(args, "horizon_days", 1) or 1) < 1:
         print(f"clv {args.command}: error: --horizon-days must be at least 1 (got {args.horizon_days})", file=sys.stderr)
         return 2
-    shares = (getattr(args, "high_tier_share", None) or 0.2, getattr(args, "medium_tier_share", None) or 0.3)
+    shares = (getattr(args, "high_tier_share", None) or DEFAULTS.high_tier_share,
+              getattr(args, "medium_tier_share", None) or DEFAULTS.medium_tier_share)
     if not (all(0 <= share <= 1 for share in shares) and sum(shares) <= 1):
         print(f"clv {args.command}: error: tier shares must lie in [0, 1] and add up to at most 1", file=sys.stderr)
         return 2

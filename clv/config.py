@@ -7,8 +7,6 @@ the DuckDB warehouse, the MLflow store and per-run reports. Bundled inputs ship 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -49,17 +47,10 @@ def default_artifact_location() -> str:
     return (project_home() / "mlflow" / "artifacts").as_uri()
 
 
-@dataclass
-class RunConfig:
-    """One weekly run: which inputs, which cutoff, where results go."""
+def use_project_tracking_store() -> str:
+    """Point MLflow (tracking and registry) at the project's store; returns its URI."""
+    from models_ml import registry
 
-    orders: Path = BUNDLED_ORDERS
-    customers: Path | None = None
-    events: Path | None = None
-    cutoff: date | None = None  # None: the last order date in the warehouse
-    horizon_days: int = 365
-    training_snapshots: int = 3  # historical cutoffs stacked into the training set
-    snapshot_spacing_days: int = 91
-    warehouse: Path = field(default_factory=default_warehouse)
-    model_name: str = MODEL_NAME
-    dbt_target: str = "duckdb"
+    uri = default_tracking_uri()
+    registry.use_tracking_store(uri, default_artifact_location())
+    return uri

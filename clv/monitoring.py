@@ -26,6 +26,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from clv import config
+from clv.settings import DEFAULTS
 from clv.warehouse import WarehouseReader, connect  # noqa: F401 - WarehouseReader re-exported
 from models_ml import registry
 from models_ml.drift import drift_report
@@ -133,7 +134,7 @@ def drift_against_champion(reader: WarehouseReader, current: pd.DataFrame, cutof
     return report
 
 
-def matured_performance(reader: WarehouseReader, horizon_days: int = 365, done: set | None = None) -> list[dict]:
+def matured_performance(reader: WarehouseReader, horizon_days: int = DEFAULTS.horizon_days, done: set | None = None) -> list[dict]:
     """Runs in clv_scores_history whose proxy window (30 days) or whole horizon has passed, compared with
     what their customers spent. `done` holds (cutoff, model, version, window) already measured."""
     if not reader.exists("clv_scores_history"):
@@ -202,12 +203,12 @@ def _stored_performance(reader: WarehouseReader) -> pd.DataFrame:
 
 
 def monitor(warehouse: Path | str | None, json_path: Path | None = None, target: str = "duckdb",
-            model_name: str = config.MODEL_NAME, horizon_days: int = 365) -> dict:
+            model_name: str = config.MODEL_NAME, horizon_days: int = DEFAULTS.horizon_days) -> dict:
     """Drift of the latest scoring run and performance of matured runs; writes the JSON report and appends
     to `drift_history` and `performance_history` (in the DuckDB file, or on PostgreSQL/Redshift)."""
     reader = WarehouseReader(target, warehouse)
     current, cutoff, served, served_version = latest_scoring(reader)
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    config.use_project_tracking_store()
     report = drift_against_champion(reader, current, cutoff, model_name)
     stored = _stored_performance(reader)
     done = {(str(pd.Timestamp(r.cutoff_date).date()), r.model_name, str(r.model_version), int(r.window_days))

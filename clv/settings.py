@@ -16,6 +16,9 @@ class SettingsError(ValueError):
 
 @dataclass
 class RunSettings:
+    """A run's options, and the one place their defaults live (`DEFAULTS`): the CLI, the flows, dbt's
+    vars and the benchmarks take theirs from here."""
+
     sources: str | None = None
     orders: str | None = None
     customers: str | None = None
@@ -40,6 +43,9 @@ class RunSettings:
     @property
     def has_inputs(self) -> bool:
         return bool(self.sources or self.orders)
+
+
+DEFAULTS = RunSettings()
 
 
 def load_settings(path: str | Path | None, **overrides) -> RunSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from clv.config import DBT_PROFILES_DIR, DBT_PROJECT_DIR, project_home
+from clv.settings import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +19,8 @@ class DbtBuildError(RuntimeError):
     """dbt reported failing models or tests; the message lists them."""
 
 
-def dbt_vars(cutoff=None, horizon_days: int = 365, training_cutoffs=(), label_horizons=None,
-             order_value_cap_percentile: float | None = 0.999) -> dict:
+def dbt_vars(cutoff=None, horizon_days: int = DEFAULTS.horizon_days, training_cutoffs=(), label_horizons=None,
+             order_value_cap_percentile: float | None = DEFAULTS.order_value_cap_percentile) -> dict:
     """The dbt project's vars (see dbt_project.yml); a None cutoff means the last order date.
     `training_cutoffs` come from the snapshot calendar (clv/snapshots.py)."""
     return {
@@ -128,9 +130,5 @@ def _release_duckdb_file() -> None:
     except ImportError:  # another adapter
         return
     reset_adapters()
-    with DuckDBConnectionManager._LOCK:
-        if DuckDBConnectionManager._ENV is not None:
-            try:
-                DuckDBConnectionManager._ENV.close()
-            finally:
-                DuckDBConnectionManager._ENV = None
+    DuckDBConnectionManager.close_all_connections()  # drops the instance (dbt-duckdb's own atexit hook)
+    gc.collect()  # and with it the last reference to the database, which closes it

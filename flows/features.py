@@ -9,6 +9,7 @@ from prefect import flow
 
 from flows.exclusive import exclusive_warehouse
 from clv import config
+from clv.settings import DEFAULTS
 from clv.warehouse import query
 from flows.weekly import build_features, land_inputs
 
@@ -16,13 +17,13 @@ from flows.weekly import build_features, land_inputs
 @flow(name="build-features", log_prints=True)
 def feature_build_flow(
     cutoff: date | None = None,
-    horizon_days: int = 365,
+    horizon_days: int = DEFAULTS.horizon_days,
     target: str = "duckdb",
     warehouse: str | None = None,
     orders: str | None = None,
     customers: str | None = None,
     events: str | None = None,
-    order_value_cap_percentile: float | None = 0.999,
+    order_value_cap_percentile: float | None = DEFAULTS.order_value_cap_percentile,
     sources: str | None = None,
 ) -> dict:
     """Land any given files, then `dbt build` the features and labels at the cutoffs on the target."""

@@ -51,7 +51,7 @@ def retrain_flow(settings_file: str | None = None, warehouse: str | None = None,
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
     with exclusive_warehouse(target, warehouse, "retrain-clv"):
         check_tracking_store(config.default_tracking_uri(), settings.model_name, published_model(target, warehouse))
-        registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+        config.use_project_tracking_store()
         reader = WarehouseReader(target, warehouse)
         go, why = something_new(reader, settings.model_name, reason)
         logger = get_run_logger()

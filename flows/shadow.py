@@ -35,7 +35,7 @@ def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAM
     settings = load_settings(settings_file, warehouse=warehouse)
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
     with exclusive_warehouse("duckdb", warehouse, "shadow-run"):
-        registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+        config.use_project_tracking_store()
         champion_version = registry.champion_version(model_name)
         if champion_version is None or registry.champion_version(model_name, "challenger") is None:
             reason = (f"{model_name} has no challenger: the latest retraining did not pass the promotion gates"

@@ -28,7 +28,7 @@ from clv.validation import InputValidationError, reports_markdown, write_report
 from clv.postgres import PostgresRawSink
 from clv.transform import dbt_vars, run_dbt
 from clv import model_decisions
-from clv.settings import RunSettings, SettingsError, load_settings
+from clv.settings import DEFAULTS, RunSettings, SettingsError, load_settings
 from clv.snapshots import SnapshotPlan, plan_for_warehouse
 from clv.store_check import check_tracking_store
 from clv.warehouse import WarehouseReader, connect, connect_in_memory, publish_scores, scoring_cutoff
@@ -151,8 +151,10 @@ def check_freshness(warehouse: str, target: str = "duckdb") -> list[dict]:
 @task(cache_policy=NO_CACHE, timeout_seconds=6 * HOUR)
 @progress.step("build features (dbt)", lambda built: f"scoring cutoff {built[0]}")
 def build_features(warehouse: str, cutoff: date | None, horizon_days: int, dbt_target: str = "duckdb",
-                   order_value_cap_percentile: float | None = 0.999, min_history_days: int = 90,
-                   snapshot_grid_months: int = 1, backtest_origins: int = 3,
+                   order_value_cap_percentile: float | None = DEFAULTS.order_value_cap_percentile,
+                   min_history_days: int = DEFAULTS.min_history_days,
+                   snapshot_grid_months: int = DEFAULTS.snapshot_grid_months,
+                   backtest_origins: int = DEFAULTS.backtest_origins,
                    max_training_cutoffs: int | None = None, full_refresh: bool = False) -> tuple[date, SnapshotPlan]:
     """The snapshot calendar of the landed data, then `dbt build`: staging, features at the scoring cutoff
     and at calendar cutoffs not built yet, labels whose window matured since, and their tests. Snapshots
@@ -184,7 +186,7 @@ def train_model(warehouse: str, plan: SnapshotPlan, model_name: str, target: str
     SageMaker training job when CLV_TRAINING_BACKEND=sagemaker). Nothing is trained when a version with
     this configuration was already trained on exactly these snapshots ("no change")."""
     logger = get_run_logger()
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    config.use_project_tracking_store()
     spec = spec or zoo.default_spec()
     training_set = read_frame(target, warehouse, "select * from customer_training_set "
                                                  "order by cutoff_date, customer_id, horizon_days")
@@ -211,7 +213,7 @@ def register_and_gate(trained: dict, model_name: str, run_params: dict, scoring_
     if trained["no_change"]:
         return {"version": trained["version"], "outcome": "no_change", "passed": None, "gates": [],
                 "reason": f"version {trained['version']} was trained with the same configuration on the same data"}
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    config.use_project_tracking_store()
     result = trained["result"]
     registered = registry.log_and_register(result, trained["serving_rows"], model_name, run_params,
                                            scoring_population, recent_orders)
@@ -234,7 +236,8 @@ def register_and_gate(trained: dict, model_name: str, run_params: dict, scoring_
 @task(cache_policy=NO_CACHE, timeout_seconds=4 * HOUR, **IO_RETRIES)
 @progress.step("score and publish", lambda scored: f"{scored['customers_scored']:,} customers scored by "
                                                      f"{scored['served_model']}")
-def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_name: str, horizon_days: int = 365,
+def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_name: str,
+                    horizon_days: int = DEFAULTS.horizon_days,
                     high_share: float = 0.2, medium_share: float = 0.3, target: str = "duckdb",
                     max_prediction_multiple: float = DEFAULT_MAX_PREDICTION_MULTIPLE,
                     allow_older_cutoff: bool = False) -> dict:
@@ -242,7 +245,7 @@ def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_
     passed the gates), add P(alive) and expected orders and the three strongest reasons, and publish
     `clv_scores` unless a prediction is implausible (`check_publishable`) or the cutoff is older than
     the published one (unless `allow_older_cutoff`)."""
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    config.use_project_tracking_store()
     if features.empty:
         raise ValueError(f"no customers known at cutoff {cutoff}: nothing to score")
     if registry.champion_version(model_name) is None:
@@ -418,7 +421,7 @@ def weekly_clv_pipeline(
                                             settings.snapshot_grid_months, settings.backtest_origins,
                                             full_refresh=full_refresh)
         population = scoring_population(target, warehouse, scoring_date)
-        registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+        config.use_project_tracking_store()
         decision = None
         if retrain or registry.champion_version(settings.model_name) is None:
             trained = train_model(warehouse, plan, settings.model_name, target, settings.model_spec,

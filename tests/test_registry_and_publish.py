@@ -19,7 +19,7 @@ from tests.test_models import plan, synthetic_snapshots
 
 @pytest.fixture
 def store(clv_home):
-    registry.use_tracking_store(config.default_tracking_uri(), config.default_artifact_location())
+    config.use_project_tracking_store()
     return clv_home
 
 
