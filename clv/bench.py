@@ -18,12 +18,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from clv.landing import land_file
+from clv.ingest.landing import land_file
 from clv.settings import DEFAULTS
 from clv.snapshots import plan_for_warehouse
 from clv.synth import SynthConfig, write_synthetic
 from clv.transform import dbt_vars, run_dbt
-from clv.warehouse import DEFAULT_DUCKDB_MEMORY_LIMIT, WarehouseReader, connect
+from clv.warehouse.embedded import DEFAULT_DUCKDB_MEMORY_LIMIT, WarehouseReader, connect
 
 log = logging.getLogger(__name__)
 
@@ -385,9 +385,9 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
     """One weekly cycle: land the week's files, build the snapshots (incremental), train and register when
     `train`, score with reasons, monitor. Stage timings, rows and the week's peak memory."""
     from clv import config
-    from clv.landing import DuckDBRawSink, land_staged, stage_file
+    from clv.ingest.landing import DuckDBRawSink, land_staged, stage_file
     from clv.monitoring import monitor
-    from clv.warehouse import publish_scores, read_table, scoring_cutoff
+    from clv.warehouse.embedded import publish_scores, read_table, scoring_cutoff
     from models_ml import registry
     from models_ml.btyd import AliveModel
     from models_ml.reasons import reasons_in_batches

@@ -128,7 +128,7 @@ def _cmd_monitor(args) -> int:
 
 
 def _cmd_loads(args) -> int:
-    from clv.loads import list_loads, undo_load
+    from clv.ingest.loads import list_loads, undo_load
 
     target = args.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
     warehouse = str(Path(args.warehouse or config.default_warehouse()).resolve())
@@ -199,7 +199,7 @@ def _cmd_notifications(args) -> int:
 
 
 def _cmd_segments(args) -> int:
-    from clv.campaigns import write_segments
+    from clv.rollout.campaigns import write_segments
 
     table = write_segments(args.warehouse or config.default_warehouse(), args.kind, args.size, args.seed)
     counts = table["chosen_by" if args.kind == "canary" else "arm"].value_counts().to_dict()
@@ -210,7 +210,7 @@ def _cmd_segments(args) -> int:
 def _cmd_ab_analyze(args) -> int:
     import json
 
-    from clv.campaigns import analyze_ab
+    from clv.rollout.campaigns import analyze_ab
 
     result = analyze_ab(args.warehouse or config.default_warehouse(), args.observed, args.min_detectable_lift)
     print(f"A (champion) {result['customers_control']:,} customers, mean {result['mean_control']:,.2f}; "
@@ -446,7 +446,7 @@ def _warehouse_lock(args):
     once (the flows take it again, re-entrantly; server warehouses are locked inside the flows)."""
     from contextlib import nullcontext
 
-    from clv.run_lock import warehouse_run_lock
+    from clv.warehouse.run_lock import warehouse_run_lock
 
     if args.command not in WRITING_COMMANDS:
         return nullcontext()
@@ -485,7 +485,7 @@ def _check_inputs_first(args) -> None:
     if args.command not in ("run", "features"):
         return
     from clv.settings import load_settings
-    from clv.sources import preflight, run_sources
+    from clv.ingest.sources import preflight, run_sources
 
     settings = load_settings(getattr(args, "settings", None), orders=args.orders, customers=args.customers,
                              events=args.events, sources=args.sources)
@@ -574,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from contextlib import ExitStack
 
-    from clv.run_lock import WarehouseBusyError
+    from clv.warehouse.run_lock import WarehouseBusyError
     from clv.settings import SettingsError
 
     with ExitStack() as held:
@@ -588,8 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         from mlflow.exceptions import MlflowException
         from psycopg2 import Error as PostgresError
 
-        from clv.contract import ContractError
-        from clv.freshness import StaleSourceError
+        from clv.ingest.contract import ContractError
+        from clv.ingest.freshness import StaleSourceError
         from clv.transform import DbtBuildError
 
         reported = (ContractError, DbtBuildError, LookupError, ValueError, ConnectionError, PostgresError,

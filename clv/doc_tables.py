@@ -1,4 +1,4 @@
-"""The tables in `docs/` that have a source of truth elsewhere: the input contract (clv/contract.py), the
+"""The tables in `docs/` that have a source of truth elsewhere: the input contract (clv/ingest/contract.py), the
 scale benchmark (benchmarks/scale-*.json) and the accuracy benchmark (benchmarks/accuracy-*.json).
 
 Each table sits in its page between `<!-- generated: NAME -->` and `<!-- end generated: NAME -->`;
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clv.contract import ENTITIES
+from clv.ingest.contract import ENTITIES
 
 REPO = Path(__file__).resolve().parents[1]
 TYPE_WORDS = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "DOUBLE": "number"}

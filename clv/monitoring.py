@@ -27,7 +27,7 @@ from scipy.stats import spearmanr
 
 from clv import config
 from clv.settings import DEFAULTS
-from clv.warehouse import WarehouseReader, connect  # noqa: F401 - WarehouseReader re-exported
+from clv.warehouse.embedded import WarehouseReader, connect  # noqa: F401 - WarehouseReader re-exported
 from models_ml import registry
 from models_ml.drift import drift_report
 from models_ml.metrics import calibration_ratio, mae, normalized_gini
@@ -244,7 +244,7 @@ def monitor(warehouse: Path | str | None, json_path: Path | None = None, target:
 
 def _append(target: str, warehouse, table: str, rows: pd.DataFrame) -> None:
     if target != "duckdb":
-        from clv import server_warehouse
+        from clv.warehouse import server as server_warehouse
 
         server_warehouse.append_rows(target, table, rows)
         return

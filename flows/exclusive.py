@@ -1,6 +1,6 @@
 """Flows that write the warehouse run one at a time: deployed runs queue on one Prefect global
 concurrency limit shared by every such deployment, and every run (deployed or `clv ...`) holds the
-warehouse's run lock (`clv.run_lock`), which fails at once when another process has it."""
+warehouse's run lock (`clv.warehouse.run_lock`), which fails at once when another process has it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext
 from prefect import runtime
 from prefect.concurrency.sync import concurrency
 
-from clv.run_lock import warehouse_run_lock
+from clv.warehouse.run_lock import warehouse_run_lock
 
 WAREHOUSE_LIMIT = "clv-warehouse-writes"
 WAIT_HOURS = 12  # a queued deployed run gives up after this long

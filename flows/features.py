@@ -10,7 +10,7 @@ from prefect import flow
 from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.settings import DEFAULTS
-from clv.warehouse import query
+from clv.warehouse.embedded import query
 from flows.weekly import build_features, land_inputs
 
 

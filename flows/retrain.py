@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.settings import load_settings
-from clv.warehouse import WarehouseReader, scoring_cutoff
+from clv.warehouse.embedded import WarehouseReader, scoring_cutoff
 from clv.snapshots import plan_for_warehouse
 from clv.store_check import check_tracking_store
 from flows.weekly import published_model, recent_orders, register_and_gate, scoring_population, train_model

@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.settings import load_settings
-from clv.warehouse import connect, read_table
+from clv.warehouse.embedded import connect, read_table
 from models_ml import registry
 from models_ml.shadow import compare_shadow
 

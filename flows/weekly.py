@@ -18,20 +18,22 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 
 from flows.exclusive import exclusive_warehouse
-from clv import config, sagemaker_jobs, server_warehouse
-from clv.storage import Storage
-from clv.landing import DuckDBRawSink, ensure_raw_tables
-from clv.sources import land_sources, run_sources
+from clv import config
+from clv.cloud import sagemaker_jobs
+from clv.warehouse import server as server_warehouse
+from clv.cloud.storage import Storage
+from clv.ingest.landing import DuckDBRawSink, ensure_raw_tables
+from clv.ingest.sources import land_sources, run_sources
 from clv import progress
-from clv.freshness import check_source_freshness, write_freshness_report
-from clv.validation import InputValidationError, reports_markdown, write_report
-from clv.postgres import PostgresRawSink
+from clv.ingest.freshness import check_source_freshness, write_freshness_report
+from clv.ingest.validation import InputValidationError, reports_markdown, write_report
+from clv.warehouse.postgres import PostgresRawSink
 from clv.transform import dbt_vars, run_dbt
-from clv import model_decisions
+from clv.rollout import model_decisions
 from clv.settings import DEFAULTS, RunSettings, SettingsError, load_settings
 from clv.snapshots import SnapshotPlan, plan_for_warehouse
 from clv.store_check import check_tracking_store
-from clv.warehouse import WarehouseReader, connect, connect_in_memory, publish_scores, scoring_cutoff
+from clv.warehouse.embedded import WarehouseReader, connect, connect_in_memory, publish_scores, scoring_cutoff
 from models_ml import registry, zoo
 from models_ml.btyd import AliveModel
 from models_ml.protocol import BASELINE
@@ -102,7 +104,7 @@ def raw_sink(con, target: str):
     if target == "postgres":
         return PostgresRawSink(con)
     if target == "redshift":
-        from clv.redshift import RedshiftRawSink
+        from clv.warehouse.redshift import RedshiftRawSink
 
         return RedshiftRawSink(con)
     return DuckDBRawSink(con)
@@ -133,7 +135,7 @@ def read_frame(target: str, warehouse: str, sql: str, params=None) -> pd.DataFra
 @task(cache_policy=NO_CACHE, timeout_seconds=HOUR, **IO_RETRIES)
 @progress.step("check source freshness", lambda checked: ", ".join(f"{c['source']} {c['status']}" for c in checked))
 def check_freshness(warehouse: str, target: str = "duckdb") -> list[dict]:
-    """dbt source freshness of the landed feeds (clv/freshness.py): a stale feed is a warning in the log,
+    """dbt source freshness of the landed feeds (clv/ingest/freshness.py): a stale feed is a warning in the log,
     the artifact `clv-source-freshness` and $CLV_HOME/reports; past its error threshold the run stops here,
     before features are built."""
     logger = get_run_logger()

@@ -2,7 +2,7 @@
 
 Online Retail II sheet "Year 2009-2010" (2009-12-01..2010-12-09) + Online Retail I (2010-12-01..2011-12-09),
 the overlapping 2010-12-01..09 rows kept once (from the first file). Columns keep the Online Retail II
-names; the adapter in clv/adapters.py maps them to the input contract.
+names; the adapter in clv/ingest/adapters.py maps them to the input contract.
 
     python scripts/build_bundled_data.py ../shared/data data/bundled/online_retail_ii.parquet
 """

@@ -71,7 +71,7 @@ def prefect_server():
 @contextmanager
 def scratch_postgres_database():
     """(admin connection, name) of a new database on the test PostgreSQL server, dropped afterwards."""
-    from clv.postgres import PostgresSettings
+    from clv.warehouse.postgres import PostgresSettings
 
     settings = PostgresSettings.from_env()
     try:
@@ -100,7 +100,7 @@ def postgres_database():
 
 
 def _as_warehouse(name):
-    from clv.postgres import PostgresSettings
+    from clv.warehouse.postgres import PostgresSettings
 
     previous = os.environ.get("CLV_PG_DATABASE")
     os.environ["CLV_PG_DATABASE"] = name

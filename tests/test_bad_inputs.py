@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.contract import ContractError
-from clv.landing import land_file
-from clv.validation import InputValidationError
-from clv.warehouse import publish_scores
+from clv.ingest.contract import ContractError
+from clv.ingest.landing import land_file
+from clv.ingest.validation import InputValidationError
+from clv.warehouse.embedded import publish_scores
 
 
 def good_orders(lines: int = 400, seed: int = 1, minutes_apart: int = 150) -> pd.DataFrame:
@@ -92,7 +92,7 @@ def test_extra_unknown_columns_are_ignored_and_reported(warehouse, tmp_path):
     frame = good_orders(seed=2).assign(coupon_code="SPRING", email="someone@example.com")
     path = tmp_path / "extra.parquet"
     frame.to_parquet(path, index=False)
-    from clv.landing import DuckDBRawSink, land_staged, stage_file
+    from clv.ingest.landing import DuckDBRawSink, land_staged, stage_file
 
     sink = DuckDBRawSink(warehouse)
     staged = stage_file(warehouse, "orders", path, sink)
@@ -137,7 +137,7 @@ def test_negative_prices_are_quarantined_and_zero_prices_warned(warehouse, tmp_p
     frame = good_orders(seed=7)
     frame.loc[:1, "unit_price"] = -5.0
     frame.loc[2:41, "unit_price"] = 0.0  # 10% free items
-    from clv.landing import DuckDBRawSink, land_staged, stage_file
+    from clv.ingest.landing import DuckDBRawSink, land_staged, stage_file
 
     path = tmp_path / "prices.parquet"
     frame.to_parquet(path, index=False)
@@ -178,7 +178,7 @@ def test_a_single_huge_order_lands_with_a_warning(warehouse, tmp_path):
     frame.loc[0, ["quantity", "unit_price"]] = [80995.0, 2.08]  # as in Online Retail, December 2011
     path = tmp_path / "huge.parquet"
     frame.to_parquet(path, index=False)
-    from clv.landing import DuckDBRawSink, land_staged, stage_file
+    from clv.ingest.landing import DuckDBRawSink, land_staged, stage_file
 
     sink = DuckDBRawSink(warehouse)
     staged = stage_file(warehouse, "orders", path, sink)

@@ -11,7 +11,7 @@ import pytest
 from lifetimes.utils import summary_data_from_transaction_data
 
 from clv.config import BUNDLED_DATA_DIR, BUNDLED_ORDERS
-from clv.landing import land_file
+from clv.ingest.landing import land_file
 from clv.transform import dbt_vars, run_dbt
 
 CDNOW_SAMPLE = BUNDLED_DATA_DIR / "cdnow" / "cdnow_sample.parquet"

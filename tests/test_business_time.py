@@ -7,8 +7,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from clv.business_time import business_timezone
-from clv.landing import land_file
+from clv.ingest.business_time import business_timezone
+from clv.ingest.landing import land_file
 
 
 def orders(timestamps: list[str]) -> pd.DataFrame:
@@ -88,7 +88,7 @@ def test_an_unknown_time_zone_is_a_clear_error(monkeypatch):
 
 def test_postgres_sessions_are_utc_whatever_the_client_zone(monkeypatch):
     """libpq applies PGTZ to the session; the warehouse connection sets UTC over it."""
-    from clv.postgres import PostgresSettings
+    from clv.warehouse.postgres import PostgresSettings
     from tests.conftest import scratch_postgres_database
 
     monkeypatch.setenv("PGTZ", "America/New_York")

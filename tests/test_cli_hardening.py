@@ -98,7 +98,7 @@ def test_bad_inputs_through_the_cli_answer_with_one_line(tmp_path):
 def test_a_busy_warehouse_and_a_corrupt_store_answer_with_one_line(tmp_path):
     orders = write(good_orders(seed=36), tmp_path / "orders.csv")
     warehouse = tmp_path / "w.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom clv.run_lock import warehouse_run_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom clv.warehouse.run_lock import warehouse_run_lock\n"
                                "with warehouse_run_lock('duckdb', sys.argv[1], 'weekly-clv'):\n"
                                "    print('held', flush=True); time.sleep(60)", str(warehouse)],
                               stdout=subprocess.PIPE, text=True)

@@ -19,7 +19,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from clv import sagemaker_jobs, storage
+from clv.cloud import sagemaker_jobs
+from clv.cloud import storage
 from clv.config import REPO_ROOT
 from models_ml.zoo import default_spec
 
@@ -267,8 +268,8 @@ def test_iam_policies_allow_every_call_the_code_makes():
 
 
 def test_no_password_in_a_settings_repr():
-    from clv.postgres import PostgresSettings
-    from clv.redshift import RedshiftSettings
+    from clv.warehouse.postgres import PostgresSettings
+    from clv.warehouse.redshift import RedshiftSettings
 
     shown = repr(PostgresSettings("h", 5432, "u", "pg-s3cret", "clv")) + repr(
         RedshiftSettings("h", 5439, "u", "rs-s3cret", "analytics", "arn:role", "s3://b/p"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clv.contract import ENTITIES
+from clv.ingest.contract import ENTITIES
 from clv.doc_tables import contract_table, render, stale_pages
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.landing import land_file
-from clv.postgres import PostgresRawSink
+from clv.ingest.landing import land_file
+from clv.warehouse.postgres import PostgresRawSink
 from clv.snapshots import plan_snapshots
 from clv.transform import dbt_vars, run_dbt
 

@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from clv.landing import land_file
+from clv.ingest.landing import land_file
 from clv.transform import DbtBuildError, dbt_vars, run_dbt
 
 

@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from clv.freshness import StaleSourceError, check_source_freshness
+from clv.ingest.freshness import StaleSourceError, check_source_freshness
 
 
 def raw_tables(path, orders_age_days: float, events: bool = True) -> None:

@@ -11,11 +11,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from clv.landing import land_file
+from clv.ingest.landing import land_file
 from clv.snapshots import plan_for_warehouse
 from clv.synth import SynthConfig, write_synthetic
 from clv.transform import dbt_vars, run_dbt
-from clv.warehouse import WarehouseReader
+from clv.warehouse.embedded import WarehouseReader
 
 START, DAYS = date(2022, 1, 1), 1460
 WEEK0 = START + timedelta(days=DAYS - 1)       # 2025-12-30

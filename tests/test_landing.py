@@ -6,9 +6,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from clv.contract import ContractError
-from clv.landing import land_file
-from clv.validation import InputValidationError
+from clv.ingest.contract import ContractError
+from clv.ingest.landing import land_file
+from clv.ingest.validation import InputValidationError
 
 ORDERS = pd.DataFrame({
     "customer_id": ["1", "1", "2", "2"],

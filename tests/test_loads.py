@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from clv.cli import main
-from clv.landing import DuckDBRawSink, land_file
-from clv.validation import InputValidationError
+from clv.ingest.landing import DuckDBRawSink, land_file
+from clv.ingest.validation import InputValidationError
 from tests.conftest import scratch_postgres_database
 
 
@@ -74,9 +74,9 @@ def test_undo_removes_one_load_in_one_transaction_on_duckdb(tmp_path, capsys):
 
 
 def test_undo_on_postgres(tmp_path, monkeypatch):
-    from clv.loads import undo_load
-    from clv.postgres import PostgresRawSink
-    from clv.warehouse import connect_in_memory
+    from clv.ingest.loads import undo_load
+    from clv.warehouse.postgres import PostgresRawSink
+    from clv.warehouse.embedded import connect_in_memory
 
     with scratch_postgres_database() as (_, database):
         monkeypatch.setenv("CLV_PG_DATABASE", database)
@@ -87,6 +87,6 @@ def test_undo_on_postgres(tmp_path, monkeypatch):
         removed = undo_load("postgres", None, result.load_id)
         assert removed == {"entity": "customers", "removed": {"raw.customers rows": 30, "quarantined rows": 0,
                                                                "watermarks": 0, "load records": 1}}
-        from clv import server_warehouse
+        from clv.warehouse import server as server_warehouse
 
         assert server_warehouse.read_query("postgres", "select count(*) as n from raw.customers")["n"].tolist() == [0]

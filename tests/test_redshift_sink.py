@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from tests.redshift_dialect import redshift_problems
-from clv.landing import land_file
-from clv.redshift import RedshiftRawSink, RedshiftSettings
+from clv.ingest.landing import land_file
+from clv.warehouse.redshift import RedshiftRawSink, RedshiftSettings
 
 SETTINGS = RedshiftSettings("clv.example.eu-west-1.redshift.amazonaws.com", 5439, "clv", "", "analytics",
                             "arn:aws:iam::123456789012:role/clv-redshift-copy", "s3://clv-warehouse-bucket/prod")
@@ -128,7 +128,7 @@ def test_redshift_settings_name_what_is_missing(monkeypatch):
 
 
 def test_scores_are_published_to_redshift_in_one_transaction(s3, monkeypatch):
-    from clv import server_warehouse
+    from clv.warehouse import server as server_warehouse
 
     monkeypatch.setenv("CLV_REDSHIFT_HOST", SETTINGS.host)
     monkeypatch.setenv("CLV_REDSHIFT_IAM_ROLE", SETTINGS.iam_role)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clv import run_lock
+from clv.warehouse import run_lock
 from clv.config import DBT_PROFILES_DIR, DBT_PROJECT_DIR
 from tests.redshift_dialect import redshift_problems
 

@@ -10,9 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from clv import config
-from clv.warehouse import publish_scores
+from clv.warehouse.embedded import publish_scores
 from models_ml import registry
-from clv.model_decisions import decide
+from clv.rollout.model_decisions import decide
 from models_ml.training import train_and_evaluate
 from tests.test_models import plan, synthetic_snapshots
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv import run_lock
-from clv.run_lock import WarehouseBusyError, warehouse_run_lock
-from clv.warehouse import OlderCutoffError, publish_scores
+from clv.warehouse import run_lock
+from clv.warehouse.run_lock import WarehouseBusyError, warehouse_run_lock
+from clv.warehouse.embedded import OlderCutoffError, publish_scores
 from models_ml.scoring import ImplausibleScoresError, check_publishable
 from tests.conftest import scratch_postgres_database
 
@@ -88,7 +88,7 @@ def test_scores_never_go_back_to_an_older_cutoff_on_duckdb(tmp_path):
 
 
 def test_a_tier_summary_is_published_with_the_scores_on_duckdb_and_postgres(tmp_path, monkeypatch):
-    from clv import server_warehouse
+    from clv.warehouse import server as server_warehouse
     from tests.redshift_dialect import redshift_problems
 
     scores = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "cutoff_date": [pd.Timestamp("2024-03-10").date()] * 4,
@@ -112,7 +112,7 @@ def test_a_tier_summary_is_published_with_the_scores_on_duckdb_and_postgres(tmp_
 
 
 def test_scores_never_go_back_to_an_older_cutoff_on_postgres(monkeypatch):
-    from clv import server_warehouse
+    from clv.warehouse import server as server_warehouse
 
     with scratch_postgres_database() as (_, database):
         monkeypatch.setenv("CLV_PG_DATABASE", database)
@@ -126,7 +126,7 @@ def test_scores_never_go_back_to_an_older_cutoff_on_postgres(monkeypatch):
 
 HOLD = """
 import sys, time
-from clv.run_lock import warehouse_run_lock
+from clv.warehouse.run_lock import warehouse_run_lock
 with warehouse_run_lock(sys.argv[1], sys.argv[2] or None, "weekly-clv"):
     print("held", flush=True)
     time.sleep(float(sys.argv[3]))
@@ -271,8 +271,8 @@ def test_io_steps_retry_a_dropped_connection_but_not_a_bad_input(prefect_server,
     """Landing (like publishing) retries transient errors; an input error fails at its first attempt."""
     from prefect import flow
 
-    from clv.contract import ContractError
-    from clv.landing import DuckDBRawSink
+    from clv.ingest.contract import ContractError
+    from clv.ingest.landing import DuckDBRawSink
     from flows import weekly
     from tests.test_bad_inputs import good_orders
 

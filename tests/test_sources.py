@@ -11,9 +11,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from clv.landing import DuckDBRawSink
-from clv.sources import FileSource, SourceConfigError, land_sources, load_sources
-from clv.validation import InputValidationError
+from clv.ingest.landing import DuckDBRawSink
+from clv.ingest.sources import FileSource, SourceConfigError, land_sources, load_sources
+from clv.ingest.validation import InputValidationError
 from tests.conftest import assert_no_clear_text, scratch_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -24,7 +24,7 @@ PII_VALUES = ["ada@example.com", "Ada Lovelace", "+44 20 7946 0001", "12 St Jame
 @pytest.fixture
 def shop_database(monkeypatch):
     """An OLTP database of the shop (its own column names) on the real PostgreSQL server."""
-    from clv.postgres import PostgresSettings
+    from clv.warehouse.postgres import PostgresSettings
 
     with scratch_postgres_database() as (_, name):
         settings = PostgresSettings.from_env()
@@ -249,8 +249,8 @@ def test_sources_file_errors_name_the_setting(tmp_path):
 
 
 def test_a_literal_path_is_read_as_is_and_only_wildcards_glob(tmp_path):
-    from clv.contract import ContractError
-    from clv.landing import land_file
+    from clv.ingest.contract import ContractError
+    from clv.ingest.landing import land_file
 
     frame = pd.DataFrame({"customer_id": ["a", "b"], "order_id": ["1", "2"], "order_ts": ["2024-03-01", "2024-03-02"],
                           "quantity": [1, 2], "unit_price": [10.0, 20.0]})
@@ -273,7 +273,7 @@ def test_a_literal_path_is_read_as_is_and_only_wildcards_glob(tmp_path):
 
 
 def test_a_column_mapping_cannot_inject_sql(tmp_path):
-    from clv.landing import land_file
+    from clv.ingest.landing import land_file
 
     crafted = 'qty", (select 42) as "x'
     pd.DataFrame({"customer_id": ["a"], "order_id": ["1"], "order_ts": [pd.Timestamp("2024-03-01")],

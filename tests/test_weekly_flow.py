@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from clv.cli import main
-from clv.validation import InputValidationError
+from clv.ingest.validation import InputValidationError
 from flows.weekly import format_summary, weekly_clv_pipeline
 from mlflow.tracking import MlflowClient
 

@@ -48,7 +48,7 @@ def _threshold(freshness, name: str) -> str | None:
 def check_source_freshness(warehouse: str | None, target: str = "duckdb") -> list[SourceFreshness]:
     """`dbt source freshness` over the shop's sources that declare thresholds; one result per source.
     Raises StaleSourceError naming every source past its error threshold."""
-    from clv.warehouse import WarehouseReader
+    from clv.warehouse.embedded import WarehouseReader
 
     reader = WarehouseReader(target, warehouse)
     checked, delivered = [], []

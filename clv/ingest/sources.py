@@ -2,7 +2,7 @@
 (incremental by an updated-at watermark). A sources file (YAML) lists them, each with the mapping of
 its column names to the input contract; see `sources.example.yml`.
 
-A source resolves to inputs that `clv.landing` stages, validates and commits. A PostgreSQL source's
+A source resolves to inputs that `clv.ingest.landing` stages, validates and commits. A PostgreSQL source's
 new watermark is committed in the same transaction as its rows, so re-running a load adds nothing.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from clv import storage
-from clv.contract import ENTITIES, ContractError
+from clv.cloud import storage
+from clv.ingest.contract import ENTITIES, ContractError
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def preflight(sources: list[Source]) -> None:
     """Check each local file source the way landing will (files found, readable, complete, required columns
     present), reading headers and schemas only: the usual mistakes answered in a second, before a server
     or dbt starts. S3 and PostgreSQL sources are checked when they are landed."""
-    from clv.landing import check_readable
+    from clv.ingest.landing import check_readable
 
     for source in sources:
         if isinstance(source, FileSource) and not storage.is_s3(source.path):
@@ -275,7 +275,7 @@ def preflight(sources: list[Source]) -> None:
 def land_sources(con, sink, sources: list[Source], cache_dir: Path):
     """Stage and validate every source, then commit them all (or none, when a critical rule fails).
     Returns (load results, validation reports)."""
-    from clv.landing import land_staged, stage_file
+    from clv.ingest.landing import land_staged, stage_file
 
     staged = []
     with tempfile.TemporaryDirectory(prefix="clv-extract-") as scratch:

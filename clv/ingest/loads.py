@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from clv.contract import ENTITIES
-from clv.warehouse import WarehouseReader, connect
+from clv.ingest.contract import ENTITIES
+from clv.warehouse.embedded import WarehouseReader, connect
 
 
 def list_loads(target: str, warehouse: str | None, limit: int = 20) -> pd.DataFrame:
@@ -40,7 +40,7 @@ def undo_load(target: str, warehouse: str | None, load_id: str) -> dict:
                 con.execute("rollback")
                 raise
         return {"entity": entity, "removed": removed}
-    from clv import server_warehouse
+    from clv.warehouse import server as server_warehouse
 
     conn = server_warehouse.connect(target)
     try:

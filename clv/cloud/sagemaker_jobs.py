@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv import storage
+from clv.cloud import storage
 
 log = logging.getLogger(__name__)
 

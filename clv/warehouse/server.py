@@ -15,18 +15,18 @@ import io
 
 import pandas as pd
 
-from clv.warehouse import TIER_SUMMARY_TABLE, tier_summary_sql
+from clv.warehouse.embedded import TIER_SUMMARY_TABLE, tier_summary_sql
 
 SERVER_TARGETS = ("postgres", "redshift")
 
 
 def connect(target: str):
     if target == "postgres":
-        from clv.postgres import PostgresSettings
+        from clv.warehouse.postgres import PostgresSettings
 
         return PostgresSettings.from_env().connect()
     if target == "redshift":
-        from clv.redshift import RedshiftSettings
+        from clv.warehouse.redshift import RedshiftSettings
 
         return RedshiftSettings.from_env().connect()
     raise ValueError(f"unknown warehouse target {target!r}: use duckdb, postgres or redshift")
@@ -124,7 +124,7 @@ def publish_scores(target: str, scores: pd.DataFrame, table: str = "clv_scores",
                    allow_older_cutoff: bool = False) -> None:
     """Replace `table` with `scores` and append them to `history`, in one transaction; scores of a
     cutoff older than the published one are refused unless `allow_older_cutoff`."""
-    from clv.warehouse import check_cutoff_not_older
+    from clv.warehouse.embedded import check_cutoff_not_older
 
     types = column_types(scores, target)
     csv_text = scores.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f")
@@ -154,8 +154,8 @@ def publish_scores(target: str, scores: pd.DataFrame, table: str = "clv_scores",
 
 def _stage_on_s3(csv_text: str, table: str, s3=None) -> str:
     """Upload the rows as gzipped CSV under the storage URL; the Redshift COPY that loads them."""
-    from clv import storage
-    from clv.redshift import RedshiftSettings
+    from clv.cloud import storage
+    from clv.warehouse.redshift import RedshiftSettings
 
     settings = RedshiftSettings.from_env()
     uri = f"{settings.storage_url}/publish/{table}/{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}.csv.gz"

@@ -16,9 +16,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clv import storage
-from clv.contract import ENTITIES
-from clv.landing import ADDED_COLUMNS, LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+from clv.cloud import storage
+from clv.ingest.contract import ENTITIES
+from clv.ingest.landing import ADDED_COLUMNS, LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
 
 _TYPES = {"VARCHAR": "varchar(65535)", "TIMESTAMP": "timestamp", "DOUBLE": "double precision", "BIGINT": "bigint"}
 QUARANTINE_COLUMNS = "row_key, entity, reason, record"

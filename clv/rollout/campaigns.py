@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv.landing import source_relation_sql
-from clv.warehouse import connect
+from clv.ingest.landing import source_relation_sql
+from clv.warehouse.embedded import connect
 from models_ml.experiments import ab_assignment, canary_targets, welch_ab
 
 

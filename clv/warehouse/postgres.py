@@ -10,8 +10,8 @@ from pathlib import Path
 
 import psycopg2
 
-from clv.contract import ENTITIES
-from clv.landing import ADDED_COLUMNS, LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+from clv.ingest.contract import ENTITIES
+from clv.ingest.landing import ADDED_COLUMNS, LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
 
 _PG_TYPES = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "DOUBLE": "double precision", "BIGINT": "bigint"}
 QUARANTINE_COLUMNS = "row_key, entity, reason, record"

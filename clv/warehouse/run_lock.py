@@ -100,7 +100,7 @@ def advisory_key(database: str) -> int:
 
 @contextmanager
 def _advisory_lock(target: str, warehouse: str | None, holder: str):
-    from clv.postgres import PostgresSettings
+    from clv.warehouse.postgres import PostgresSettings
 
     settings = PostgresSettings.from_env()
     key = advisory_key(settings.database)
@@ -131,7 +131,7 @@ TAKE_LEASE_SQL = ("insert into raw.run_lock (holder, taken_at, expires_at) "
 
 @contextmanager
 def _lease_lock(target: str, warehouse: str | None, holder: str, connect=None):
-    from clv import server_warehouse
+    from clv.warehouse import server as server_warehouse
 
     conn = (connect or server_warehouse.connect)(target)
     try:

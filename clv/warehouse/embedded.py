@@ -54,7 +54,7 @@ def read_table(con: duckdb.DuckDBPyConnection, relation: str, where: str = "", p
 def query(target: str, warehouse: Path | str | None, sql: str) -> list[tuple]:
     """Run one read-only query on the DuckDB file, or on PostgreSQL or Redshift (CLV_PG_* / CLV_REDSHIFT_*)."""
     if target in ("postgres", "redshift"):
-        from clv import server_warehouse
+        from clv.warehouse import server as server_warehouse
 
         conn = server_warehouse.connect(target)
         try:
@@ -158,7 +158,7 @@ class WarehouseReader:
         if self.target == "duckdb":
             with connect(self.warehouse, read_only=True) as con:
                 return con.execute(sql, params or []).df()
-        from clv import server_warehouse
+        from clv.warehouse import server as server_warehouse
 
         return server_warehouse.read_query(self.target, sql, params)
 

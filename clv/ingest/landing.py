@@ -2,7 +2,7 @@
 
 A load goes through three steps: **stage** (map the source columns to the contract, cast the types,
 hash PII, key every row, mark rows that break a row-level rule), **validate** (the Great Expectations
-suite of the entity, see `clv.validation`) and **commit** (in one transaction: new good rows into
+suite of the entity, see `clv.ingest.validation`) and **commit** (in one transaction: new good rows into
 `raw.<entity>`, new broken rows into `raw.quarantine` with their reason, the load into `raw.loads`).
 A critical failure stops before the commit, so nothing is written.
 
@@ -26,11 +26,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from clv.adapters import Adapter, find_adapter
-from clv.contract import ENTITIES, ContractError, Entity
-from clv import validation
-from clv.business_time import business_timezone, timestamp_sql
-from clv.validation import InputValidationError, ValidationReport
+from clv.ingest.adapters import Adapter, find_adapter
+from clv.ingest.contract import ENTITIES, ContractError, Entity
+from clv.ingest import validation
+from clv.ingest.business_time import business_timezone, timestamp_sql
+from clv.ingest.validation import InputValidationError, ValidationReport
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Cloud backends: storage (a directory or S3) and SageMaker jobs."""

@@ -1,0 +1,1 @@
+"""Ingestion: read each input, map it to the input contract, validate it, land its new row versions."""

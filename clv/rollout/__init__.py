@@ -1,0 +1,1 @@
+"""What happens to a trained model (register, gate, promote) and campaign segments."""
