@@ -219,7 +219,7 @@ def test_iam_policies_allow_every_call_the_code_makes():
     iam = REPO_ROOT / "deployments" / "iam"
     pipeline, execution = iam / "clv-pipeline-policy.json", iam / "sagemaker-execution-policy.json"
     redshift = iam / "redshift-copy-role.json"
-    code = (REPO_ROOT / "clv" / "sagemaker_jobs.py").read_text()
+    code = (REPO_ROOT / "clv" / "cloud" / "sagemaker_jobs.py").read_text()
     called = {"sagemaker:" + "".join(part.title() for part in name.split("_"))
               for name in re.findall(r"client\.((?:create|describe)_\w+)\b", code)}
     assert called
