@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.in constraints.txt pyprojec
 # pip on some machines prints one "Location ... is ignored" line per package for absent local indexes
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: setup run test lock clean
+.PHONY: setup run test test-fast lock clean
 setup: $(STAMP)
 
 $(STAMP): requirements.in constraints.txt pyproject.toml
@@ -26,6 +26,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The daily loop: unit tests and small warehouse checks (about a minute); `make test` before pushing.
+test-fast: setup
+	$(BIN)/python -m pytest -m fast $(PYTEST_ARGS)
 
 # Re-resolve the lock after changing requirements.in (needs the package registry).
 lock:

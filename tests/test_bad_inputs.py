@@ -16,6 +16,8 @@ from clv.ingest.landing import land_file
 from clv.ingest.validation import InputValidationError
 from clv.warehouse.embedded import publish_scores
 
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
+
 
 def good_orders(lines: int = 400, seed: int = 1, minutes_apart: int = 150) -> pd.DataFrame:
     """A clean export: 400 distinct order lines over 40 days of 2024 (or `lines` lines, 150 minutes apart)."""

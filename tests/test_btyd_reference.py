@@ -10,6 +10,8 @@ from clv.config import BUNDLED_DATA_DIR
 from models_ml.btyd import fit_bgnbd, fit_gamma_gamma
 from models_ml.metrics import decile_mape, mae, normalized_gini, rmse, spearman
 
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
+
 CDNOW = BUNDLED_DATA_DIR / "cdnow"
 
 

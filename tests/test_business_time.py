@@ -10,6 +10,8 @@ import pytest
 from clv.ingest.business_time import business_timezone
 from clv.ingest.landing import land_file
 
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
+
 
 def orders(timestamps: list[str]) -> pd.DataFrame:
     n = len(timestamps)

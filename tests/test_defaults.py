@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
 import yaml
 
 from clv.cli import build_parser
@@ -12,6 +13,8 @@ from clv.config import DBT_PROJECT_DIR
 from clv.settings import DEFAULTS, RunSettings, load_settings
 from flows.features import feature_build_flow
 from flows.weekly import build_features
+
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
 
 def test_dbt_project_vars_default_to_the_run_defaults():

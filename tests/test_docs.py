@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from clv.ingest.contract import ENTITIES
 from clv.doc_tables import contract_table, render, stale_pages
+from clv.ingest.contract import ENTITIES
+
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

@@ -9,6 +9,8 @@ from scipy.stats import ks_2samp
 
 from models_ml.drift import drift_report, ks_statistic, psi, status
 
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
+
 
 def test_psi_by_hand():
     baseline = np.arange(1, 11, dtype=float)  # quartile edges 3.25, 5.5, 7.75 -> bins of 3, 2, 2, 3

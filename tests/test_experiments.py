@@ -9,6 +9,8 @@ from scipy import stats
 
 from models_ml.experiments import ab_assignment, canary_targets, welch_ab
 
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
+
 
 def test_welch_matches_scipy_and_the_textbook_interval():
     rng = np.random.default_rng(4)

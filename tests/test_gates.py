@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models_ml.gates import prediction_sanity
+
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
 
 def test_prediction_sanity_by_hand():

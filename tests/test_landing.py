@@ -10,6 +10,8 @@ from clv.ingest.contract import ContractError
 from clv.ingest.landing import land_file
 from clv.ingest.validation import InputValidationError
 
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
+
 ORDERS = pd.DataFrame({
     "customer_id": ["1", "1", "2", "2"],
     "order_id": ["o1", "o1", "o2", "o2"],

@@ -13,6 +13,8 @@ from clv.ingest.landing import DuckDBRawSink, land_file
 from clv.ingest.validation import InputValidationError
 from tests.conftest import scratch_postgres_database
 
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
+
 
 def customers(ids, signup: str, shift_days=0) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": [str(i) for i in ids],
@@ -75,8 +77,8 @@ def test_undo_removes_one_load_in_one_transaction_on_duckdb(tmp_path, capsys):
 
 def test_undo_on_postgres(tmp_path, monkeypatch):
     from clv.ingest.loads import undo_load
-    from clv.warehouse.postgres import PostgresRawSink
     from clv.warehouse.embedded import connect_in_memory
+    from clv.warehouse.postgres import PostgresRawSink
 
     with scratch_postgres_database() as (_, database):
         monkeypatch.setenv("CLV_PG_DATABASE", database)

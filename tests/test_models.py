@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models_ml.features import numeric_feature_columns
 from clv.snapshots import plan_snapshots
-from models_ml.training import train_and_evaluate
+from models_ml.features import numeric_feature_columns
 from models_ml.metrics import mae, normalized_gini, rmse
 from models_ml.scoring import assign_tiers, build_score_table
+from models_ml.training import train_and_evaluate
+
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
 
 def test_mae_and_rmse_by_hand():

@@ -11,6 +11,8 @@ import pytest
 from clv import progress
 from clv.progress import CLEAR_LINE, Progress
 
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
+
 
 @pytest.fixture(autouse=True)
 def progress_off():

@@ -10,7 +10,14 @@ import pytest
 from clv.snapshots import month_ends, plan_snapshots
 from models_ml.gates import GateConfig, evaluate_gates, gates_passed
 from models_ml.metrics import calibration_ratio, mae, normalized_gini
-from models_ml.protocol import BacktestResult, evaluate, paired_bootstrap, weighted_metrics
+from models_ml.protocol import (
+    BacktestResult,
+    evaluate,
+    paired_bootstrap,
+    weighted_metrics,
+)
+
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
 
 def test_calendar_cutoffs_do_not_move_with_the_scoring_cutoff():

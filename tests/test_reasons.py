@@ -11,7 +11,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from models_ml.reasons import PHRASES, baseline_reasons, merge_same_facts, phrase, reasons_in_batches, top_reasons
+from models_ml.reasons import (
+    PHRASES,
+    baseline_reasons,
+    merge_same_facts,
+    phrase,
+    reasons_in_batches,
+    top_reasons,
+)
+
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
 MARTS = Path(__file__).resolve().parents[1] / "dbt_project" / "models" / "marts" / "_marts.yml"
 
@@ -69,8 +78,8 @@ def test_every_documented_feature_has_a_phrase():
 
 
 def test_batches_give_the_same_reasons_as_one_pass():
-    from tests.test_models import synthetic_snapshots
     from models_ml.gradient_boosting import XGBoostCLV
+    from tests.test_models import synthetic_snapshots
 
     data = synthetic_snapshots(300)
     model = XGBoostCLV({"max_depth": 3, "n_estimators": 50}, horizon_days=365, offset="last_period").fit(data)

@@ -12,9 +12,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.redshift_dialect import redshift_problems
 from clv.ingest.landing import land_file
 from clv.warehouse.redshift import RedshiftRawSink, RedshiftSettings
+from tests.redshift_dialect import redshift_problems
+
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
 SETTINGS = RedshiftSettings("clv.example.eu-west-1.redshift.amazonaws.com", 5439, "clv", "", "analytics",
                             "arn:aws:iam::123456789012:role/clv-redshift-copy", "s3://clv-warehouse-bucket/prod")

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from clv.warehouse import run_lock
 from clv.config import DBT_PROFILES_DIR, DBT_PROJECT_DIR
+from clv.warehouse import run_lock
 from tests.redshift_dialect import redshift_problems
+
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
 
 def test_the_check_refuses_duckdb_only_sql():

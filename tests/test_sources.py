@@ -16,7 +16,7 @@ from clv.ingest.sources import FileSource, SourceConfigError, land_sources, load
 from clv.ingest.validation import InputValidationError
 from tests.conftest import assert_no_clear_text, scratch_postgres_database
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.fast]
 PII_VALUES = ["ada@example.com", "Ada Lovelace", "+44 20 7946 0001", "12 St James's Square",
               "bob@example.com", "Bob Stone", "+44 20 7946 0002", "1 Infinite Loop"]
 

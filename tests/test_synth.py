@@ -11,6 +11,8 @@ import pytest
 from clv.ingest.landing import land_file
 from clv.synth import SynthConfig, write_synthetic
 
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
+
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):

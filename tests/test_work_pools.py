@@ -6,8 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from prefect_aws.workers.ecs_worker import ECSWorker
+
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "scale-and-cloud.md"
 
