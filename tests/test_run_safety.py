@@ -18,6 +18,8 @@ from clv.warehouse.run_lock import WarehouseBusyError, warehouse_run_lock
 from models_ml.scoring import ImplausibleScoresError, check_publishable
 from tests.conftest import scratch_postgres_database
 
+pytestmark = pytest.mark.fast  # the daily loop: make test-fast
+
 
 def test_plausible_scores_pass_the_check():
     spend = np.array([0.0, 120.0, 4_000.0])
@@ -127,8 +129,6 @@ def test_scores_never_go_back_to_an_older_cutoff_on_postgres(monkeypatch):
 HOLD = """
 import sys, time
 from clv.warehouse.run_lock import warehouse_run_lock
-
-pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 with warehouse_run_lock(sys.argv[1], sys.argv[2] or None, "weekly-clv"):
     print("held", flush=True)
     time.sleep(float(sys.argv[3]))

@@ -31,6 +31,8 @@ from clv.ingest.contract import ENTITIES, ContractError, Entity
 from clv.ingest import validation
 from clv.ingest.business_time import business_timezone, timestamp_sql
 from clv.ingest.validation import InputValidationError, ValidationReport
+from clv.warehouse import raw_schema
+from clv.warehouse.raw_schema import ADDED_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -187,42 +189,16 @@ def _column_expressions(entity: Entity, source: str, columns: list[str],
     )
 
 
-# Contract columns added after the first release: raw tables of older warehouses gain them, and they join a
-# row's key only when present (rows without them keep the keys they had).
-# All load times (loaded_at) are UTC.
-ADDED_COLUMNS = ("line_id", "updated_at", "deleted_at")
+# All load times (loaded_at) are UTC. Contract columns added after the first release
+# (raw_schema.ADDED_COLUMNS): raw tables of older warehouses gain them, and they join a row's key only
+# when present (rows without them keep the keys they had).
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw schema, one table per entity, the quarantine and the load log, if absent."""
-    con.execute("create schema if not exists raw")
-    for entity in ENTITIES.values():
-        cols = ", ".join(f"{c.name} {c.sql_type}" for c in entity.columns)
-        pii = "".join(f", {name}_hash VARCHAR" for name in entity.pii_columns)
-        con.execute(
-            f"create table if not exists raw.{entity.name} "
-            f"(row_key VARCHAR, {cols}{pii}, load_id VARCHAR, loaded_at TIMESTAMP)"
-        )
-        for column in entity.columns:
-            if column.name in ADDED_COLUMNS:
-                con.execute(f"alter table raw.{entity.name} add column if not exists {column.name} {column.sql_type}")
-    con.execute(f"create table if not exists raw.quarantine ({QUARANTINE_COLUMNS_SQL})")
-    con.execute(
-        """create table if not exists raw.loads (
-            load_id VARCHAR, entity VARCHAR, source VARCHAR, adapter VARCHAR,
-            rows_read BIGINT, rows_inserted BIGINT, loaded_at TIMESTAMP)"""
-    )
-    for name, sql_type in LOADS_EXTRA_COLUMNS:
-        con.execute(f"alter table raw.loads add column if not exists {name} {sql_type}")
-    con.execute("create table if not exists raw.source_watermarks (source VARCHAR, watermark TIMESTAMP, "
-                "load_id VARCHAR, updated_at TIMESTAMP)")
-
-
-# Rows that broke a row-level rule: the contract columns as JSON text (original text where a value did
-# not cast), the reason, and the load they came with. Never PII: hashes are not copied here.
-QUARANTINE_COLUMNS_SQL = ("row_key VARCHAR, entity VARCHAR, reason VARCHAR, record VARCHAR, source VARCHAR, "
-                          "load_id VARCHAR, quarantined_at TIMESTAMP")
-LOADS_EXTRA_COLUMNS = (("rows_quarantined", "BIGINT"), ("value_median", "DOUBLE"), ("status", "VARCHAR"))
+    """Create the raw schema, one table per entity, the quarantine and the load log, if absent
+    (clv/warehouse/raw_schema.py), and add the columns added since."""
+    for statement in raw_schema.create_statements("duckdb") + raw_schema.add_column_statements("duckdb"):
+        con.execute(statement)
 
 
 def _hmac_hex(values: pa.Array) -> pa.Array:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import psycopg2
 
-from clv.ingest.contract import ENTITIES
-from clv.ingest.landing import ADDED_COLUMNS, LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+from clv.ingest.landing import StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+from clv.warehouse import raw_schema
 
-_PG_TYPES = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "DOUBLE": "double precision", "BIGINT": "bigint"}
 QUARANTINE_COLUMNS = "row_key, entity, reason, record"
 
 
@@ -47,32 +46,9 @@ class PostgresSettings:
 
 
 def ensure_raw_tables(cur) -> None:
-    """The raw schema and tables, as in the DuckDB warehouse."""
-    cur.execute("create schema if not exists raw")
-    for entity in ENTITIES.values():
-        columns = ", ".join(
-            ["row_key text"]
-            + [f"{c.name} {_PG_TYPES[c.sql_type]}" for c in entity.columns]
-            + [f"{c}_hash text" for c in entity.pii_columns]
-        )
-        cur.execute(f"create table if not exists raw.{entity.name} ({columns}, load_id text, loaded_at timestamp)")
-        for column in entity.columns:
-            if column.name in ADDED_COLUMNS:
-                cur.execute(f"alter table raw.{entity.name} add column if not exists {column.name} "
-                            f"{_PG_TYPES[column.sql_type]}")
-        # concurrent loads of the same rows fail instead of duplicating them
-        cur.execute(f"create unique index if not exists {entity.name}_row_key on raw.{entity.name} (row_key)")
-    cur.execute("""create table if not exists raw.quarantine (row_key text, entity text, reason text, record text,
-                   source text, load_id text, quarantined_at timestamp)""")
-    cur.execute("create unique index if not exists quarantine_row_key on raw.quarantine (entity, row_key)")
-    cur.execute(
-        """create table if not exists raw.loads (load_id text, entity text, source text, adapter text,
-           rows_read bigint, rows_inserted bigint, loaded_at timestamp)"""
-    )
-    for name, sql_type in LOADS_EXTRA_COLUMNS:
-        cur.execute(f"alter table raw.loads add column if not exists {name} {_PG_TYPES[sql_type]}")
-    cur.execute("create table if not exists raw.source_watermarks (source text primary key, watermark timestamp, "
-                "load_id text, updated_at timestamp)")
+    """The raw schema and tables, as in the DuckDB warehouse (clv/warehouse/raw_schema.py)."""
+    for statement in raw_schema.create_statements("postgres") + raw_schema.add_column_statements("postgres"):
+        cur.execute(statement)
 
 
 class PostgresRawSink:

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clv.cloud import storage
-from clv.ingest.contract import ENTITIES
-from clv.ingest.landing import ADDED_COLUMNS, LOADS_EXTRA_COLUMNS, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+from clv.ingest.landing import StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+from clv.warehouse import raw_schema
 
-_TYPES = {"VARCHAR": "varchar(65535)", "TIMESTAMP": "timestamp", "DOUBLE": "double precision", "BIGINT": "bigint"}
 QUARANTINE_COLUMNS = "row_key, entity, reason, record"
 
 
@@ -61,33 +60,16 @@ class RedshiftSettings:
 
 
 def ensure_raw_tables(cur) -> None:
-    cur.execute("create schema if not exists raw")
-    for entity in ENTITIES.values():
-        columns = ", ".join(["row_key varchar(32)"] + [f"{c.name} {_TYPES[c.sql_type]}" for c in entity.columns]
-                            + [f"{c}_hash varchar(64)" for c in entity.pii_columns])
-        cur.execute(f"create table if not exists raw.{entity.name} ({columns}, load_id varchar(36), "
-                    "loaded_at timestamp) distkey(row_key) sortkey(row_key)")
-    for entity in ENTITIES.values():
-        cur.execute("select column_name from information_schema.columns where table_schema = 'raw' "
-                    "and table_name = %s", [entity.name])
-        present = {row[0] for row in cur.fetchall()}
-        for column in entity.columns:
-            if column.name in ADDED_COLUMNS and present and column.name not in present:
-                cur.execute(f"alter table raw.{entity.name} add column {column.name} {_TYPES[column.sql_type]}")
-    cur.execute("create table if not exists raw.quarantine (row_key varchar(32), entity varchar(16), "
-                "reason varchar(256), record varchar(65535), source varchar(1024), load_id varchar(36), "
-                "quarantined_at timestamp)")
-    cur.execute("create table if not exists raw.loads (load_id varchar(36), entity varchar(16), "
-                "source varchar(1024), adapter varchar(64), rows_read bigint, rows_inserted bigint, "
-                "loaded_at timestamp)")
-    cur.execute("select column_name from information_schema.columns where table_schema = 'raw' "
-                "and table_name = 'loads'")
-    present = {row[0] for row in cur.fetchall()}
-    for name, sql_type in LOADS_EXTRA_COLUMNS:
-        if name not in present:
-            cur.execute(f"alter table raw.loads add column {name} {_TYPES[sql_type]}")
-    cur.execute("create table if not exists raw.source_watermarks (source varchar(256), watermark timestamp, "
-                "load_id varchar(36), updated_at timestamp)")
+    """The raw schema and tables (clv/warehouse/raw_schema.py); Redshift has no `add column if not
+    exists`, so the columns each table has decide which added columns it gains."""
+    for statement in raw_schema.create_statements("redshift"):
+        cur.execute(statement)
+    cur.execute("select table_name, column_name from information_schema.columns where table_schema = 'raw'")
+    present: dict[str, set[str]] = {}
+    for table, column in cur.fetchall():
+        present.setdefault(table, set()).add(column)
+    for statement in raw_schema.add_column_statements("redshift", present):
+        cur.execute(statement)
 
 
 def copy_statement(table: str, columns: str, s3_uri: str, iam_role: str) -> str:
