@@ -21,6 +21,18 @@ log = logging.getLogger(__name__)
 DAYS_PER_WEEK = 7.0
 
 
+def per_cutoff(frame: pd.DataFrame, one_cutoff) -> pd.DataFrame:
+    """`one_cutoff(rows)` on each cutoff's rows (the models are fit per cutoff), in the frame's row order."""
+    parts = [one_cutoff(group) for _, group in frame.groupby("cutoff_date", sort=False)]
+    return pd.concat(parts).loc[frame.index] if parts else pd.DataFrame(index=frame.index)
+
+
+def btyd_weeks(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """lifetimes' (frequency, recency, T) from the feature table's BTYD columns, recency and T in weeks."""
+    return (frame["btyd_frequency"].to_numpy(float), frame["btyd_recency"].to_numpy(float) / DAYS_PER_WEEK,
+            frame["btyd_t"].to_numpy(float) / DAYS_PER_WEEK)
+
+
 def fit_bgnbd(frequency, recency, T, penalizer: float = 0.0) -> BetaGeoFitter:
     """BG/NBD (Fader, Hardie & Lee 2005) by maximum likelihood. lifetimes prints the optimiser state
     when it fails to converge; that goes to the log instead."""
@@ -50,13 +62,10 @@ class BgNbdGammaGamma:
 
     def components(self, frame: pd.DataFrame) -> pd.DataFrame:
         """expected_orders, p_alive, expected_order_value and btyd_clv per row, fit per cutoff."""
-        parts = [self._components_one_cutoff(group) for _, group in frame.groupby("cutoff_date", sort=False)]
-        return pd.concat(parts).loc[frame.index] if parts else pd.DataFrame(index=frame.index)
+        return per_cutoff(frame, self._components_one_cutoff)
 
     def _components_one_cutoff(self, frame: pd.DataFrame) -> pd.DataFrame:
-        x = frame["btyd_frequency"].to_numpy(float)
-        t_x = frame["btyd_recency"].to_numpy(float) / DAYS_PER_WEEK
-        T = frame["btyd_t"].to_numpy(float) / DAYS_PER_WEEK
+        x, t_x, T = btyd_weeks(frame)
         horizon_weeks = self.horizon_days / DAYS_PER_WEEK
         bg = self._fit_bgnbd_converging(x, t_x, T)
         with np.errstate(all="ignore"):
@@ -136,13 +145,10 @@ class AliveModel:
         self.horizon_days, self.max_fit_rows, self.penalizer = horizon_days, max_fit_rows, penalizer
 
     def components(self, frame: pd.DataFrame) -> pd.DataFrame:
-        parts = [self._one_cutoff(group) for _, group in frame.groupby("cutoff_date", sort=False)]
-        return pd.concat(parts).loc[frame.index] if parts else pd.DataFrame(index=frame.index)
+        return per_cutoff(frame, self._one_cutoff)
 
     def _one_cutoff(self, frame: pd.DataFrame) -> pd.DataFrame:
-        x = frame["btyd_frequency"].to_numpy(float)
-        t_x = frame["btyd_recency"].to_numpy(float) / DAYS_PER_WEEK
-        T = frame["btyd_t"].to_numpy(float) / DAYS_PER_WEEK
+        x, t_x, T = btyd_weeks(frame)
         fit_rows = np.arange(len(frame))
         if len(fit_rows) > self.max_fit_rows:
             fit_rows = np.sort(np.random.default_rng(0).choice(len(frame), self.max_fit_rows, replace=False))

@@ -17,23 +17,15 @@ from clv.cli import main
 from flows.monitor import DRIFT_EVENT, PERFORMANCE_EVENT, monitor_flow
 from flows.retrain import retrain_flow
 from flows.shadow import shadow_flow
-from flows.weekly import weekly_clv_pipeline
 from models_ml import registry
 from tests.conftest import assert_no_clear_text
-from tests.test_monitoring import week_cutoff
+from tests.test_monitoring import run_week, week_cutoff
 
 pytestmark = pytest.mark.slow
 
 
 def land_week(shop, week, tmp_path, warehouse, **options):
-    cutoff = week_cutoff(week)
-    folder = tmp_path / f"week{week}"
-    folder.mkdir(exist_ok=True)
-    for entity, column in (("orders", "order_ts"), ("events", "event_ts")):
-        duckdb.sql(f"copy (select * from read_parquet('{shop[entity]}') where cast({column} as date) <= '{cutoff}') "
-                   f"to '{folder / entity}.parquet' (format parquet)")
-    return weekly_clv_pipeline(orders=str(folder / "orders.parquet"), customers=str(shop["customers"]),
-                               events=str(folder / "events.parquet"), warehouse=warehouse, cutoff=cutoff, **options)
+    return run_week(shop, week, warehouse, tmp_path, **options)
 
 
 def test_lifecycle_from_monitoring_to_rollback(prefect_server, clv_home, tmp_path, monkeypatch, synthetic_shop,

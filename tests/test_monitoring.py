@@ -29,7 +29,7 @@ def week_cutoff(week: int) -> date:
     return START + timedelta(days=DAYS - 1 + 7 * week)
 
 
-def run_week(paths, week, warehouse, tmp_path):
+def run_week(paths, week, warehouse, tmp_path, **options):
     """Land what the shop knew at the end of that week (orders and events up to its cutoff) and run."""
     cutoff = week_cutoff(week)
     folder = tmp_path / f"export-week{week}"
@@ -38,7 +38,8 @@ def run_week(paths, week, warehouse, tmp_path):
         duckdb.sql(f"copy (select * from read_parquet('{paths[entity]}') where cast({column} as date) <= '{cutoff}') "
                    f"to '{folder / entity}.parquet' (format parquet)")
     return weekly_clv_pipeline(orders=str(folder / "orders.parquet"), customers=str(paths["customers"]),
-                               events=str(folder / "events.parquet"), warehouse=str(warehouse), cutoff=cutoff)
+                               events=str(folder / "events.parquet"), warehouse=str(warehouse), cutoff=cutoff,
+                               **options)
 
 
 def monitor(warehouse, tmp_path, week) -> dict:

@@ -539,15 +539,7 @@ class DuckDBRawSink:
                                       where r.entity = q.entity and r.row_key = q.row_key)""",
                 [load.source, load_id],
             ).fetchall()[0][0]
-            con.execute(
-                "insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, loaded_at, "
-                "rows_quarantined, value_median, status) values (?, ?, ?, ?, ?, ?, timezone('UTC', current_timestamp), ?, ?, ?)",
-                [load_id, load.entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
-                 load.value_median, load.report.status])
-            if load.watermark:
-                con.execute("delete from raw.source_watermarks where source = ?", [load.watermark[0]])
-                con.execute("insert into raw.source_watermarks values (?, ?, ?, timezone('UTC', current_timestamp))",
-                            [*load.watermark, load_id])
+            raw_schema.record_load(con.execute, "duckdb", load, load_id, inserted, quarantined)
             con.execute("commit")
         except Exception:
             con.execute("rollback")

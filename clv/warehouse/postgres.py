@@ -125,17 +125,7 @@ class PostgresRawSink:
                             from incoming q where not exists (select 1 from raw.quarantine r
                             where r.entity = q.entity and r.row_key = q.row_key)""", [load.source, load_id])
                     quarantined = cur.rowcount
-                    cur.execute(
-                        "insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, loaded_at,"
-                        " rows_quarantined, value_median, status) values (%s, %s, %s, %s, %s, %s, (now() at time zone 'utc'),"
-                        " %s, %s, %s)",
-                        [load_id, entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
-                         load.value_median, load.report.status])
-                    if load.watermark:
-                        cur.execute("""insert into raw.source_watermarks values (%s, %s, %s, (now() at time zone 'utc'))
-                                       on conflict (source) do update set watermark = excluded.watermark,
-                                       load_id = excluded.load_id, updated_at = excluded.updated_at""",
-                                    [*load.watermark, load_id])
+                    raw_schema.record_load(cur.execute, "postgres", load, load_id, inserted, quarantined)
             finally:
                 conn.close()
         return inserted

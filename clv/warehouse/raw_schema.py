@@ -99,3 +99,21 @@ def add_column_statements(dialect: str, present: dict[str, set[str]] | None = No
         elif present.get(table) and column.name not in present[table]:
             statements.append(f"alter table raw.{table} add column {column.name} {type_name(dialect, column)}")
     return statements
+
+
+_PLACEHOLDER = {"duckdb": "?", "postgres": "%s", "redshift": "%s"}
+_NOW_UTC = {"duckdb": "timezone('UTC', current_timestamp)", "postgres": "(now() at time zone 'utc')",
+            "redshift": "getdate()"}
+
+
+def record_load(execute, dialect: str, load, load_id: str, inserted: int, quarantined: int) -> None:
+    """Write a load's record in raw.loads and move its source's watermark, inside the caller's transaction
+    (`execute(sql, params)` on the engine's cursor or connection)."""
+    p, now = _PLACEHOLDER[dialect], _NOW_UTC[dialect]
+    execute(f"insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, loaded_at, "
+            f"rows_quarantined, value_median, status) values ({p}, {p}, {p}, {p}, {p}, {p}, {now}, {p}, {p}, {p})",
+            [load_id, load.entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
+             load.value_median, load.report.status])
+    if load.watermark:
+        execute(f"delete from raw.source_watermarks where source = {p}", [load.watermark[0]])
+        execute(f"insert into raw.source_watermarks values ({p}, {p}, {p}, {now})", [*load.watermark, load_id])

@@ -151,15 +151,7 @@ class RedshiftRawSink:
                                 from incoming_quarantine q where not exists (select 1 from raw.quarantine r
                                 where r.entity = q.entity and r.row_key = q.row_key)""", [load.source, load_id])
                 quarantined = cur.rowcount
-                cur.execute("insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, "
-                            "loaded_at, rows_quarantined, value_median, status) "
-                            "values (%s, %s, %s, %s, %s, %s, getdate(), %s, %s, %s)",
-                            [load_id, entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
-                             load.value_median, load.report.status])
-                if load.watermark:
-                    cur.execute("delete from raw.source_watermarks where source = %s", [load.watermark[0]])
-                    cur.execute("insert into raw.source_watermarks values (%s, %s, %s, getdate())",
-                                [*load.watermark, load_id])
+                raw_schema.record_load(cur.execute, "redshift", load, load_id, inserted, quarantined)
                 cur.execute("drop table incoming")
                 cur.execute("drop table incoming_quarantine")
         finally:
