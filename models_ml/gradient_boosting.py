@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from models_ml.features import TARGET, feature_matrix, numeric_feature_columns
+from models_ml.features import TARGET, feature_matrix, history_length_dependent_columns, numeric_feature_columns
 
 DEFAULT_PARAMS = {
     "objective": "reg:tweedie",
@@ -31,15 +31,6 @@ BASELINE_FEATURE = "revenue_sum_365d"
 OFFSET_MODEL_PARAMS = {"max_depth": 3, "n_estimators": 200}
 
 
-# Totals that grow with the history available before the cutoff: early training cutoffs see less
-# history than the scoring cutoff, so these shift between training and scoring.
-HISTORY_LENGTH_DEPENDENT = [
-    "revenue_total", "tenure_days", "btyd_t", "order_days_count", "orders_count", "distinct_products_count",
-    "btyd_frequency", "btyd_recency", "days_since_signup", "mean_days_between_orders", "std_days_between_orders",
-    "btyd_monetary_value", "avg_order_value", "product_diversity_ratio", "return_rate", "revenue_share_90d",
-]
-
-
 def last_period_offset(frame: pd.DataFrame, horizon_days: int, floor: float = 20.0) -> np.ndarray:
     """log of last-365-day net spend scaled to the horizon (floored): the Tweedie model's log-link offset.
     Where the shop's data cover less than the 365 days (`observable_history_days`, early training
@@ -58,7 +49,8 @@ class XGBoostCLV:
     - `with_btyd=True` is the hybrid: the BG/NBD + Gamma-Gamma outputs (expected orders, P(alive),
       expected order value, BTYD CLV) are added as features.
     - `offset="last_period"` makes the trees learn a multiplicative correction to last year's spend
-      (log offset on the log link), on the windowed features only (`HISTORY_LENGTH_DEPENDENT` dropped):
+      (log offset on the log link), on the windowed features only (the columns dbt's docs mark
+      `history_length_dependent` dropped):
       the predictions scale with each customer's spend instead of being bounded by the training range.
     """
 
@@ -72,7 +64,10 @@ class XGBoostCLV:
 
     def feature_columns(self, frame: pd.DataFrame) -> list[str]:
         columns = numeric_feature_columns(frame)
-        return [c for c in columns if c not in HISTORY_LENGTH_DEPENDENT] if self.offset else columns
+        if not self.offset:
+            return columns
+        dependent = set(history_length_dependent_columns())
+        return [c for c in columns if c not in dependent]
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         from models_ml.btyd import BgNbdGammaGamma

@@ -189,3 +189,21 @@ def test_dbt_docs_generate_writes_the_catalog(clv_home, warehouse):
     run_dbt(["docs", "generate"], warehouse=warehouse, variables=VARS)
     catalog = json.loads((clv_home / "dbt" / "target" / "catalog.json").read_text())
     assert "model.clv.customer_features" in catalog["nodes"]
+
+
+def test_an_undocumented_column_fails_the_build_and_names_itself(clv_home, tmp_path, monkeypatch):
+    """A column added to a model without its YAML entry stops the build (every_column_documented); the
+    documented project builds (every other test here)."""
+    import shutil
+
+    from clv import config, transform
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(config.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    labels = project / "models" / "marts" / "customer_labels.sql"
+    labels.write_text(labels.read_text().rstrip().removesuffix("select * from labels").rstrip()
+                      + "\n\nselect *, 1 as surprise_column from labels\n")
+    monkeypatch.setattr(transform, "DBT_PROJECT_DIR", project)
+    with pytest.raises(DbtBuildError, match="every_column_documented_customer_labels") as failed:
+        build(clv_home, tmp_path, SHOP)
+    assert "fail" in str(failed.value)
