@@ -11,6 +11,7 @@ from pathlib import Path
 
 from clv import config
 from clv.settings import DEFAULTS
+from clv.warehouse.engines import TARGETS
 
 # Offline-friendly defaults, set before Prefect or dbt are imported.
 _QUIET_DEFAULTS = {
@@ -296,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the weekly pipeline: land, dbt build, (train + gates), score")
     add_build_options(run, True)
-    run.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
+    run.add_argument("--target", choices=TARGETS,
                      help="warehouse engine (default CLV_DBT_TARGET or duckdb; postgres: CLV_PG_* settings, "
                           "redshift: CLV_REDSHIFT_* and CLV_STORAGE_URL)")
     run.add_argument("--high-tier-share", type=float,
@@ -319,14 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     retrain = sub.add_parser("retrain", help="train and gate a new version on the landed data, if anything is new")
     retrain.add_argument("--settings", type=_existing_path, help="settings file (YAML)")
     retrain.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
-    retrain.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
+    retrain.add_argument("--target", choices=TARGETS,
                          help="warehouse engine (default: the settings file, else CLV_DBT_TARGET or duckdb)")
     retrain.add_argument("--reason", default="manual", help="why (a performance trigger always retrains)")
     retrain.set_defaults(func=_cmd_retrain)
 
     features = sub.add_parser("features", help="build the feature and label tables only (dbt build)")
     add_build_options(features, False)
-    features.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
+    features.add_argument("--target", choices=TARGETS,
                           default=os.environ.get("CLV_DBT_TARGET", "duckdb"),
                           help="warehouse engine (default CLV_DBT_TARGET or duckdb; postgres: CLV_PG_* settings, "
                                "redshift: CLV_REDSHIFT_* and CLV_STORAGE_URL)")
@@ -337,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     loads.add_argument("load_id", nargs="?", help="the load to undo (from `clv loads list`)")
     loads.add_argument("--limit", type=int, default=20, help="loads listed (default 20)")
     loads.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
-    loads.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
+    loads.add_argument("--target", choices=TARGETS,
                        help="warehouse engine (default CLV_DBT_TARGET or duckdb)")
     loads.set_defaults(func=_cmd_loads)
 
@@ -376,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitor = sub.add_parser("monitor", help="drift of the latest scoring run against the champion's baseline")
     monitor.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
     monitor.add_argument("--json", help="also write the report as JSON to this file")
-    monitor.add_argument("--target", choices=["duckdb", "postgres", "redshift"],
+    monitor.add_argument("--target", choices=TARGETS,
                          default=os.environ.get("CLV_DBT_TARGET", "duckdb"),
                          help="warehouse engine (default CLV_DBT_TARGET or duckdb)")
     monitor.set_defaults(func=_cmd_monitor)
@@ -446,25 +447,22 @@ def _warehouse_lock(args):
     once (the flows take it again, re-entrantly; server warehouses are locked inside the flows)."""
     from contextlib import nullcontext
 
-    from clv.warehouse.run_lock import warehouse_run_lock
-
     if args.command not in WRITING_COMMANDS:
         return nullcontext()
-    warehouse = _duckdb_warehouse(args)
-    if warehouse is None:
+    warehouse = _warehouse(args)
+    if warehouse.path is None:
         return nullcontext()
-    return warehouse_run_lock("duckdb", str(warehouse), f"clv {args.command}")
+    return warehouse.run_lock(f"clv {args.command}")
 
 
-def _duckdb_warehouse(args) -> Path | None:
-    """The DuckDB file a command works on (None when its warehouse is a server)."""
+def _warehouse(args):
+    """The warehouse a command works on (its settings file, options and environment)."""
     from clv.settings import load_settings
+    from clv.warehouse.engines import open_warehouse
 
     settings = load_settings(getattr(args, "settings", None))
-    target = getattr(args, "target", None) or settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
-    if target != "duckdb":
-        return None
-    return Path(getattr(args, "warehouse", None) or settings.warehouse or config.default_warehouse()).resolve()
+    target = getattr(args, "target", None) or settings.target
+    return open_warehouse(target, getattr(args, "warehouse", None) or settings.warehouse)
 
 
 READING_COMMANDS = ("retrain", "monitor", "shadow", "segments", "ab-analyze")  # need what a run has written
@@ -474,9 +472,9 @@ def _check_warehouse_first(args) -> None:
     """Commands that read what earlier runs wrote say so at once when the DuckDB file is not there."""
     if args.command not in READING_COMMANDS:
         return
-    warehouse = _duckdb_warehouse(args)
-    if warehouse is not None and not warehouse.exists():
-        raise FileNotFoundError(f"warehouse {warehouse} does not exist: run `clv run` first")
+    warehouse = _warehouse(args)
+    if not warehouse.exists():
+        raise FileNotFoundError(f"warehouse {warehouse.describe()} does not exist: run `clv run` first")
 
 
 def _check_inputs_first(args) -> None:

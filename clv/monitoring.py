@@ -28,6 +28,7 @@ from scipy.stats import spearmanr
 from clv import config
 from clv.settings import DEFAULTS
 from clv.warehouse.embedded import WarehouseReader, connect  # noqa: F401 - WarehouseReader re-exported
+from clv.warehouse.engines import open_warehouse
 from models_ml import registry
 from models_ml.drift import drift_report
 from models_ml.metrics import calibration_ratio, mae, normalized_gini
@@ -235,28 +236,11 @@ def monitor(warehouse: Path | str | None, json_path: Path | None = None, target:
         "drifted_features": ",".join(report["drifted_features"]),
         "performance_degraded": performance["degraded"], "report_json": json.dumps(report, default=_finite),
     }])
-    _append(target, warehouse, HISTORY_TABLE, drift_row)
+    open_warehouse(target, warehouse).append(HISTORY_TABLE, drift_row)
     if not new_rows.empty:
         new_rows["measured_at"] = pd.Timestamp(report["monitored_at"]).tz_localize(None)
-        _append(target, warehouse, PERFORMANCE_TABLE, new_rows)
+        open_warehouse(target, warehouse).append(PERFORMANCE_TABLE, new_rows)
     return report
-
-
-def _append(target: str, warehouse, table: str, rows: pd.DataFrame) -> None:
-    if target != "duckdb":
-        from clv.warehouse import server as server_warehouse
-
-        server_warehouse.append_rows(target, table, rows)
-        return
-    with connect(warehouse) as con:
-        con.register("new_rows", rows)
-        con.execute(f"create table if not exists {table} as select * from new_rows where false")
-        existing = {r[0] for r in con.execute(f"describe {table}").fetchall()}
-        for name, column_type, *_ in con.execute("describe new_rows").fetchall():
-            if name not in existing:
-                con.execute(f'alter table {table} add column "{name}" {column_type}')
-        con.execute(f"insert into {table} by name select * from new_rows")
-        con.unregister("new_rows")
 
 
 def _finite(value):

@@ -11,6 +11,7 @@ from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.settings import DEFAULTS
 from clv.warehouse.embedded import query
+from clv.warehouse.engines import open_warehouse, resolve_target
 from flows.weekly import build_features, land_inputs
 
 
@@ -27,8 +28,7 @@ def feature_build_flow(
     sources: str | None = None,
 ) -> dict:
     """Land any given files, then `dbt build` the features and labels at the cutoffs on the target."""
-    if target not in ("duckdb", "postgres", "redshift"):
-        raise ValueError(f"unknown target {target!r}: use duckdb, postgres or redshift")
+    target = resolve_target(target)
     warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
     with exclusive_warehouse(target, warehouse, "feature-build"):
         loads = (land_inputs(warehouse, orders, customers, events, target, sources)
@@ -39,4 +39,4 @@ def feature_build_flow(
                                         "group by 1 order by 1")
         return {"target": target, "cutoff": str(scoring_date), "loads": loads, "plan": plan.as_dict(),
                 "feature_rows_by_cutoff": {cutoff_date: int(n) for cutoff_date, n in rows},
-                "warehouse": warehouse if target == "duckdb" else "postgres (CLV_PG_* settings)"}
+                "warehouse": open_warehouse(target, warehouse).describe()}

@@ -6,7 +6,6 @@ the runbook. Run it with `clv run` (no Prefect server needed) or as the `weekly-
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import asdict
 from datetime import date
@@ -20,20 +19,18 @@ from prefect.cache_policies import NONE as NO_CACHE
 from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.cloud import sagemaker_jobs
-from clv.warehouse import server as server_warehouse
 from clv.cloud.storage import Storage
-from clv.ingest.landing import DuckDBRawSink, ensure_raw_tables
 from clv.ingest.sources import land_sources, run_sources
 from clv import progress
 from clv.ingest.freshness import check_source_freshness, write_freshness_report
 from clv.ingest.validation import InputValidationError, reports_markdown, write_report
-from clv.warehouse.postgres import PostgresRawSink
 from clv.transform import dbt_vars, run_dbt
 from clv.rollout import model_decisions
 from clv.settings import DEFAULTS, RunSettings, SettingsError, load_settings
 from clv.snapshots import SnapshotPlan, plan_for_warehouse
 from clv.store_check import check_tracking_store
-from clv.warehouse.embedded import WarehouseReader, connect, connect_in_memory, publish_scores, scoring_cutoff
+from clv.warehouse.embedded import WarehouseReader, scoring_cutoff
+from clv.warehouse.engines import open_warehouse, resolve_target
 from models_ml import registry, zoo
 from models_ml.btyd import AliveModel
 from models_ml.protocol import BASELINE
@@ -82,8 +79,9 @@ def land_inputs(warehouse: str, orders: str | None, customers: str | None, event
     logger = get_run_logger()
     listed = run_sources(orders, customers, events, sources)
     cache_dir = config.project_home() / "landing-cache"
-    with connect(warehouse) if target == "duckdb" else connect_in_memory() as con:
-        sink = raw_sink(con, target)
+    destination = open_warehouse(target, warehouse)
+    with destination.staging() as con:
+        sink = destination.raw_sink(con)
         try:
             loaded, reports = land_sources(con, sink, listed, cache_dir)
         except InputValidationError as failure:
@@ -94,20 +92,6 @@ def land_inputs(warehouse: str, orders: str | None, customers: str | None, event
         logger.info("%s: %d rows read, %d new, %d quarantined (%s)", result.entity, result.rows_read,
                     result.rows_inserted, result.rows_quarantined, result.source)
     return [asdict(result) for result in loaded]
-
-
-WAREHOUSE_SETTINGS = {"postgres": "CLV_PG_*", "redshift": "CLV_REDSHIFT_*"}
-
-
-def raw_sink(con, target: str):
-    """Where landed rows go: the DuckDB file itself, or PostgreSQL (COPY) or Redshift (COPY from S3)."""
-    if target == "postgres":
-        return PostgresRawSink(con)
-    if target == "redshift":
-        from clv.warehouse.redshift import RedshiftRawSink
-
-        return RedshiftRawSink(con)
-    return DuckDBRawSink(con)
 
 
 def _publish_validation(reports, logger) -> None:
@@ -129,7 +113,7 @@ def _publish_validation(reports, logger) -> None:
 
 def read_frame(target: str, warehouse: str, sql: str, params=None) -> pd.DataFrame:
     """A query on the warehouse (DuckDB file, PostgreSQL or Redshift) as a DataFrame."""
-    return WarehouseReader(target, warehouse).frame(sql, params)
+    return open_warehouse(target, warehouse).read(sql, params)
 
 
 @task(cache_policy=NO_CACHE, timeout_seconds=HOUR, **IO_RETRIES)
@@ -161,9 +145,7 @@ def build_features(warehouse: str, cutoff: date | None, horizon_days: int, dbt_t
     """The snapshot calendar of the landed data, then `dbt build`: staging, features at the scoring cutoff
     and at calendar cutoffs not built yet, labels whose window matured since, and their tests. Snapshots
     already built are kept; `full_refresh` rebuilds every one of them."""
-    if dbt_target == "duckdb":  # raw tables of an older warehouse gain the columns dbt now reads
-        with connect(warehouse) as con:
-            ensure_raw_tables(con)
+    open_warehouse(dbt_target, warehouse).ensure_raw_schema()  # an older warehouse gains what dbt now reads
     plan = plan_for_warehouse(WarehouseReader(dbt_target, warehouse), cutoff, horizon_days,
                               min_history_days=min_history_days, grid_months=snapshot_grid_months,
                               origins_wanted=backtest_origins, max_training_cutoffs=max_training_cutoffs)
@@ -274,11 +256,7 @@ def score_customers(features: pd.DataFrame, warehouse: str, cutoff: date, model_
                                pd.Timestamp.now(tz="UTC").tz_localize(None), high_share, medium_share,
                                p_alive=btyd["p_alive"], expected_orders=btyd["expected_orders"],
                                reasons=reasons, reason_contributions=contributions)
-    if target == "duckdb":
-        with connect(warehouse) as con:
-            publish_scores(con, scores, allow_older_cutoff)
-    else:
-        server_warehouse.publish_scores(target, scores, allow_older_cutoff=allow_older_cutoff)
+    open_warehouse(target, warehouse).publish_scores(scores, allow_older_cutoff)
     export = export_scores(scores, cutoff)
     create_table_artifact(key="clv-score-tiers", table=tier_table(scores),
                           description=f"Scores published for cutoff {cutoff} by {served_name} version {version}")
@@ -351,12 +329,10 @@ def recent_orders(target: str, warehouse: str, cutoff, days: int = 7) -> pd.Data
 
 def published_model(target: str, warehouse: str) -> tuple[str, str] | None:
     """(model_name, model_version) of the scores BI reads now, or None before the first publish."""
-    if target == "duckdb" and not Path(warehouse).exists():
+    published = open_warehouse(target, warehouse)
+    if not published.has("clv_scores"):
         return None
-    reader = WarehouseReader(target, warehouse)
-    if not reader.exists("clv_scores"):
-        return None
-    row = reader.frame("select model_name, model_version from clv_scores limit 1")
+    row = published.read("select model_name, model_version from clv_scores limit 1")
     return None if row.empty else (str(row.iloc[0, 0]), str(row.iloc[0, 1]))
 
 
@@ -409,9 +385,7 @@ def weekly_clv_pipeline(
                                 order_value_cap_percentile=order_value_cap_percentile,
                                 high_tier_share=high_tier_share, medium_tier_share=medium_tier_share,
                                 gate_config=gate_config, sources=sources, target=target, model_spec=model_spec)
-    target = settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
-    if target not in ("duckdb", *server_warehouse.SERVER_TARGETS):
-        raise ValueError(f"unknown warehouse target {target!r}: use duckdb, postgres or redshift")
+    target = resolve_target(settings.target)
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
     with exclusive_warehouse(target, warehouse, "weekly-clv"):
         check_tracking_store(config.default_tracking_uri(), settings.model_name, published_model(target, warehouse),
@@ -445,7 +419,7 @@ def weekly_clv_pipeline(
             "freshness": freshness,
             "plan": plan.as_dict(),
             "decision": decision,
-            "warehouse": warehouse if target == "duckdb" else f"{target} ({WAREHOUSE_SETTINGS[target]} settings)",
+            "warehouse": open_warehouse(target, warehouse).describe(),
             "mlflow_tracking_uri": config.default_tracking_uri(),
             **scored,
         }

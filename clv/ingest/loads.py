@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from clv.ingest.contract import ENTITIES
-from clv.warehouse.embedded import WarehouseReader, connect
+from clv.warehouse.embedded import WarehouseReader
+from clv.warehouse.engines import open_warehouse
 
 
 def list_loads(target: str, warehouse: str | None, limit: int = 20) -> pd.DataFrame:
@@ -27,32 +28,9 @@ def undo_statements(entity: str, placeholder: str) -> list[tuple[str, str]]:
 def undo_load(target: str, warehouse: str | None, load_id: str) -> dict:
     """Remove one load in one transaction; returns the entity and the rows removed per table. A source
     whose watermark this load set is read from its start again next time (row keys keep what is landed)."""
-    if target == "duckdb":
-        with connect(warehouse) as con:
-            entity = _entity(con.execute("select entity from raw.loads where load_id = ?", [load_id]).fetchall(),
-                             load_id)
-            con.execute("begin transaction")
-            try:
-                removed = {what: con.execute(sql, [load_id]).fetchone()[0]
-                           for what, sql in undo_statements(entity, "?")}
-                con.execute("commit")
-            except Exception:
-                con.execute("rollback")
-                raise
-        return {"entity": entity, "removed": removed}
-    from clv.warehouse import server as server_warehouse
-
-    conn = server_warehouse.connect(target)
-    try:
-        with conn, conn.cursor() as cur:  # one transaction
-            cur.execute("select entity from raw.loads where load_id = %s", [load_id])
-            entity = _entity(cur.fetchall(), load_id)
-            removed = {}
-            for what, sql in undo_statements(entity, "%s"):
-                cur.execute(sql, [load_id])
-                removed[what] = cur.rowcount
-    finally:
-        conn.close()
+    with open_warehouse(target, warehouse).transaction() as statements:
+        entity = _entity(statements.fetch("select entity from raw.loads where load_id = ?", [load_id]), load_id)
+        removed = {what: statements.execute(sql, [load_id]) for what, sql in undo_statements(entity, "?")}
     return {"entity": entity, "removed": removed}
 
 

@@ -145,6 +145,17 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, like: str) 
             con.execute(f'alter table {table} add column "{name}" {column_type}')
 
 
+def append_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pd.DataFrame) -> None:
+    """Append rows by column name, creating the table or adding the columns it lacks."""
+    con.register("new_rows", rows)
+    try:
+        con.execute(f"create table if not exists {table} as select * from new_rows where false")
+        _add_missing_columns(con, table, "new_rows")
+        con.execute(f"insert into {table} by name select * from new_rows")
+    finally:
+        con.unregister("new_rows")
+
+
 class WarehouseReader:
     """Read queries, as DataFrames, on the DuckDB file (or an open DuckDB connection) or on a
     PostgreSQL/Redshift warehouse."""

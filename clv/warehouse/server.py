@@ -61,7 +61,8 @@ def read_query(target: str, sql: str, params=None, connection=None) -> pd.DataFr
 
 
 def append_rows(target: str, table: str, frame: pd.DataFrame, connection=None) -> None:
-    """Insert a few rows (a monitoring record), creating the table from the frame's columns if absent."""
+    """Insert a few rows (a monitoring record), creating the table from the frame's columns if absent and
+    adding the columns it lacks (older rows get NULL), as on DuckDB."""
     types = column_types(frame, target)
     names = ", ".join(f'"{name}"' for name, _ in types)
     conn = connection or connect(target)
@@ -69,6 +70,12 @@ def append_rows(target: str, table: str, frame: pd.DataFrame, connection=None) -
         with conn, conn.cursor() as cur:
             cur.execute(f"create table if not exists {table} ("
                         + ", ".join(f'"{name}" {sql_type}' for name, sql_type in types) + ")")
+            cur.execute("select column_name from information_schema.columns where table_name = %s "
+                        "and table_schema = current_schema()", [table])
+            existing = {row[0] for row in cur.fetchall()}
+            for name, sql_type in types:
+                if name not in existing:
+                    cur.execute(f'alter table {table} add column "{name}" {sql_type}')
             for row in frame.itertuples(index=False):
                 values = [None if pd.isna(v) else (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v)
                           for v in row]
