@@ -174,7 +174,7 @@ def _cmd_shadow(args) -> int:
     from flows.shadow import shadow_flow
 
     result = shadow_flow(warehouse=str(args.warehouse) if args.warehouse else None,
-                         max_mean_shift=args.max_mean_shift)
+                         max_mean_shift=args.max_mean_shift, target=args.target)
     if result.get("skipped"):
         print(f"\nShadow run skipped: {result['reason']}")
         return 0
@@ -202,7 +202,7 @@ def _cmd_notifications(args) -> int:
 def _cmd_segments(args) -> int:
     from clv.rollout.campaigns import write_segments
 
-    table = write_segments(args.warehouse or config.default_warehouse(), args.kind, args.size, args.seed)
+    table = write_segments(args.warehouse, args.kind, args.size, args.seed, target=args.target)
     counts = table["chosen_by" if args.kind == "canary" else "arm"].value_counts().to_dict()
     print(f"campaign_{args.kind}: {len(table):,} customers ({', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))})")
     return 0
@@ -213,7 +213,7 @@ def _cmd_ab_analyze(args) -> int:
 
     from clv.rollout.campaigns import analyze_ab
 
-    result = analyze_ab(args.warehouse or config.default_warehouse(), args.observed, args.min_detectable_lift)
+    result = analyze_ab(args.warehouse, args.observed, args.min_detectable_lift, target=args.target)
     print(f"A (champion) {result['customers_control']:,} customers, mean {result['mean_control']:,.2f}; "
           f"B (challenger) {result['customers_treatment']:,}, mean {result['mean_treatment']:,.2f}")
     print(f"lift {result['lift']:+.1%}, Welch t = {result['t_statistic']:.3f}, p = {result['p_value']:.4f}, "
@@ -357,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     shadow.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
     shadow.add_argument("--max-mean-shift", type=float, default=0.15,
                         help="largest relative change of the mean prediction that passes (default 0.15)")
+    shadow.add_argument("--target", choices=TARGETS, help="warehouse engine (default CLV_DBT_TARGET or duckdb)")
     shadow.set_defaults(func=_cmd_shadow)
 
     segments = sub.add_parser("segments", help="campaign segments from the latest shadow run (canary or A/B)")
@@ -365,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     segments.add_argument("--size", type=int, help="canary target list size (default: 10%% of customers)")
     segments.add_argument("--seed", type=int, default=1, help="A/B assignment seed (default 1)")
     segments.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+    segments.add_argument("--target", choices=TARGETS, help="warehouse engine (default CLV_DBT_TARGET or duckdb)")
     segments.set_defaults(func=_cmd_segments)
 
     ab = sub.add_parser("ab-analyze", help="lift, Welch's t-test and CI of an A/B campaign")
@@ -372,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--min-detectable-lift", type=float, help="lift the test should detect (default: the observed one)")
     ab.add_argument("--json", help="write the result as JSON")
     ab.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
+    ab.add_argument("--target", choices=TARGETS, help="warehouse engine (default CLV_DBT_TARGET or duckdb)")
     ab.set_defaults(func=_cmd_ab_analyze)
 
     monitor = sub.add_parser("monitor", help="drift of the latest scoring run against the champion's baseline")

@@ -5,7 +5,6 @@ registers and gates a version, or reports why it did not."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +14,7 @@ from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.settings import load_settings
 from clv.warehouse.embedded import WarehouseReader, scoring_cutoff
+from clv.warehouse.engines import resolve_target
 from clv.snapshots import plan_for_warehouse
 from clv.store_check import check_tracking_store
 from flows.weekly import published_model, recent_orders, register_and_gate, scoring_population, train_model
@@ -47,7 +47,7 @@ def retrain_flow(settings_file: str | None = None, warehouse: str | None = None,
     """Train and gate a new version on the landed data when there is something new (see `something_new`).
     `reason` is the triggering event's name when an automation runs it."""
     settings = load_settings(settings_file, warehouse=warehouse, target=target)
-    target = settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
+    target = resolve_target(settings.target)
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
     with exclusive_warehouse(target, warehouse, "retrain-clv"):
         check_tracking_store(config.default_tracking_uri(), settings.model_name, published_model(target, warehouse))

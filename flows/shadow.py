@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -12,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.settings import load_settings
-from clv.warehouse.embedded import connect, read_table
+from clv.warehouse.engines import open_warehouse
 from models_ml import registry
 from models_ml.shadow import compare_shadow
 
@@ -28,13 +27,15 @@ def _timed_predict(model, frame: pd.DataFrame):
 
 @flow(name="shadow-run", log_prints=True)
 def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAME,
-                max_mean_shift: float = 0.15, max_runtime_ratio: float = 3.0, settings_file: str | None = None) -> dict:
+                max_mean_shift: float = 0.15, max_runtime_ratio: float = 3.0, settings_file: str | None = None,
+                target: str | None = None) -> dict:
     """Champion vs challenger on the customers of the latest scoring cutoff; results in `shadow_runs`
     (one row per run), `shadow_scores` (per customer, latest run) and a Prefect artifact. The warehouse
-    comes from the parameter, else the settings file, else the default."""
-    settings = load_settings(settings_file, warehouse=warehouse)
-    warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
-    with exclusive_warehouse("duckdb", warehouse, "shadow-run"):
+    comes from the parameters, else the settings file, else the default (any engine)."""
+    settings = load_settings(settings_file, warehouse=warehouse, target=target)
+    store = open_warehouse(settings.target, settings.warehouse)
+    warehouse = str(store.path) if store.path else None
+    with exclusive_warehouse(store.target, warehouse, "shadow-run"):
         config.use_project_tracking_store()
         champion_version = registry.champion_version(model_name)
         if champion_version is None or registry.champion_version(model_name, "challenger") is None:
@@ -44,11 +45,11 @@ def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAM
             return {"skipped": True, "reason": reason, "passed": None, "champion_version": champion_version}
         champion, champion_version, _ = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)
         challenger, challenger_version, _ = registry.load_model_by_alias(model_name, "challenger")
-        with connect(warehouse) as con:
-            cutoff = con.execute("select max(cutoff_date) from clv_scores").fetchall()[0][0]
-            if cutoff is None:
-                raise LookupError("clv_scores is empty: run `clv run` before a shadow run")
-            features = read_table(con, "customer_features", "cutoff_date = ? order by customer_id", [cutoff])
+        cutoff = store.read("select max(cutoff_date) as cutoff from clv_scores")["cutoff"].iloc[0]
+        if pd.isna(cutoff):
+            raise LookupError("clv_scores is empty: run `clv run` before a shadow run")
+        cutoff = pd.Timestamp(cutoff).date()
+        features = store.read("select * from customer_features where cutoff_date = ? order by customer_id", [cutoff])
         champion_predictions, champion_seconds = _timed_predict(champion, features)
         challenger_predictions, challenger_seconds = _timed_predict(challenger, features)
         result = compare_shadow(champion_predictions, challenger_predictions, champion_seconds, challenger_seconds,
@@ -59,14 +60,8 @@ def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAM
         per_customer = pd.DataFrame({"customer_id": features["customer_id"], "cutoff_date": features["cutoff_date"],
                                      "champion_prediction": champion_predictions,
                                      "challenger_prediction": challenger_predictions})
-        with connect(warehouse) as con:
-            con.register("run_row", run_row)
-            con.register("per_customer", per_customer)
-            con.execute("begin transaction")
-            con.execute(f"create table if not exists {RUNS_TABLE} as select * from run_row where false")
-            con.execute(f"insert into {RUNS_TABLE} by name select * from run_row")
-            con.execute(f"create or replace table {SCORES_TABLE} as select * from per_customer")
-            con.execute("commit")
+        store.replace_table(SCORES_TABLE, per_customer)  # the latest run's customers, then its record
+        store.append(RUNS_TABLE, run_row)
         create_markdown_artifact(
             key="clv-shadow-run",
             markdown=(f"# Shadow run: {'pass' if result['passed'] else 'FAIL'}\n\n"

@@ -58,3 +58,33 @@ def test_targets_resolve_from_the_option_then_the_environment(monkeypatch, tmp_p
     assert not missing.exists() and not missing.has("clv_scores") and missing.describe().endswith("none.duckdb")
     assert open_warehouse("postgres").describe() == "postgres (CLV_PG_* settings)" and set(TARGETS) == {
         "duckdb", "postgres", "redshift"}
+
+
+def test_replace_table_swaps_the_whole_table(warehouse):
+    warehouse.replace_table("shadow_scores", pd.DataFrame({"customer_id": ["a", "b"], "champion_prediction": [1.0, 2.0]}))
+    warehouse.replace_table("shadow_scores", pd.DataFrame({"customer_id": ["c"], "champion_prediction": [3.0]}))
+    assert warehouse.read("select customer_id from shadow_scores")["customer_id"].tolist() == ["c"]
+
+
+@pytest.mark.postgres
+def test_campaign_segments_and_ab_analysis_on_postgres(postgres_database, tmp_path, capsys):
+    """What `clv segments` and `clv ab-analyze` do on DuckDB (test_experiments.py), on PostgreSQL."""
+    import numpy as np
+
+    from clv.cli import main
+
+    store = open_warehouse("postgres")
+    rng = np.random.default_rng(2)
+    scores = pd.DataFrame({"customer_id": [f"c{i}" for i in range(400)], "champion_prediction": rng.gamma(2, 50, 400)})
+    scores["challenger_prediction"] = scores["champion_prediction"] * 1.1
+    store.replace_table("shadow_scores", scores)
+    store.replace_table("shadow_runs", pd.DataFrame({"champion_version": ["4"], "challenger_version": ["5"],
+                                                     "run_at": [pd.Timestamp("2024-03-10")]}))
+    assert main(["segments", "--kind", "ab", "--seed", "9", "--target", "postgres"]) == 0
+    arms = store.read("select customer_id, arm, model_version from campaign_ab")
+    assert len(arms) == 400 and set(arms["arm"]) == {"A", "B"}
+    assert set(arms.loc[arms["arm"] == "B", "model_version"]) == {"5"}
+    observed = pd.DataFrame({"customer_id": arms["customer_id"], "revenue": rng.gamma(2, 50, len(arms))})
+    observed.to_csv(tmp_path / "observed.csv", index=False)
+    assert main(["ab-analyze", "--observed", str(tmp_path / "observed.csv"), "--target", "postgres"]) == 0
+    assert "Welch t =" in capsys.readouterr().out

@@ -90,6 +90,10 @@ class Warehouse:
         """Replace clv_scores (and the tier summary) in one transaction and append to the history."""
         raise NotImplementedError
 
+    def replace_table(self, table: str, rows: pd.DataFrame) -> None:
+        """Replace a whole table with these rows in one transaction (readers see the old or the new one)."""
+        raise NotImplementedError
+
     def transaction(self):
         """A context manager yielding `execute(sql, params) -> rows affected` and `fetch(sql, params) ->
         rows`, committed at the end or rolled back on an error (`?` parameters on every engine)."""
@@ -136,6 +140,16 @@ class EmbeddedWarehouse(Warehouse):
 
         with connect(self.path) as con:
             publish_scores(con, scores, allow_older_cutoff)
+
+    def replace_table(self, table: str, rows: pd.DataFrame) -> None:
+        from clv.warehouse.embedded import connect
+
+        with connect(self.path) as con:
+            con.register("new_rows", rows)
+            try:
+                con.execute(f"create or replace table {table} as select * from new_rows")
+            finally:
+                con.unregister("new_rows")
 
     @contextmanager
     def transaction(self):
@@ -195,6 +209,11 @@ class ServerWarehouse(Warehouse):
         from clv.warehouse import server
 
         server.publish_scores(self.target, scores, allow_older_cutoff=allow_older_cutoff)
+
+    def replace_table(self, table: str, rows: pd.DataFrame) -> None:
+        from clv.warehouse import server
+
+        server.replace_table(self.target, table, rows)
 
     @contextmanager
     def transaction(self):

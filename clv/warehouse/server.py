@@ -100,17 +100,54 @@ def column_types(scores: pd.DataFrame, target: str) -> list[tuple[str, str]]:
     return types
 
 
+def swap_statements(table: str, types: list[tuple[str, str]], load_sql: str) -> list[str]:
+    """Load the rows into `table__next`, then put it in the table's place (inside the caller's transaction)."""
+    columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in types)
+    return [f"drop table if exists {table}__next",
+            f"create table {table}__next ({columns})",
+            load_sql,
+            f"drop table if exists {table}",
+            f"alter table {table}__next rename to {table}"]
+
+
+def _run(cur, target: str, statements: list[str], csv_text: str) -> None:
+    for statement in statements:
+        if statement.startswith("copy ") and target != "redshift":
+            cur.copy_expert(statement, io.StringIO(csv_text))
+        else:
+            cur.execute(statement)
+
+
+def _load_sql(target: str, table: str, csv_text: str, s3=None) -> str:
+    if target == "redshift":
+        return _stage_on_s3(csv_text, table, s3)
+    return f"copy {table}__next from stdin with (format csv)"
+
+
+def _csv(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f")
+
+
+def replace_table(target: str, table: str, frame: pd.DataFrame, connection=None, s3=None) -> None:
+    """Replace a whole table with a frame's rows in one transaction (readers see the old or the new one)."""
+    csv_text = _csv(frame)
+    conn = connection or connect(target)
+    try:
+        with conn, conn.cursor() as cur:
+            _run(cur, target, swap_statements(table, column_types(frame, target),
+                                              _load_sql(target, table, csv_text, s3)), csv_text)
+    finally:
+        if connection is None:
+            conn.close()
+
+
 def publish_statements(table: str, history: str, types: list[tuple[str, str]], load_sql: str,
                        existing_history_columns: set[str] | None) -> list[str]:
     """The transaction that swaps in the new scores and appends them to the history (a run scoring the
     same cutoff with the same model again replaces its earlier history rows instead of duplicating them)."""
     columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in types)
     names = ", ".join(f'"{name}"' for name, _ in types)
-    statements = [f"drop table if exists {table}__next",
-                  f"create table {table}__next ({columns})",
-                  load_sql,
-                  f"drop table if exists {table}",
-                  f"alter table {table}__next rename to {table}"]
+    statements = swap_statements(table, types, load_sql)
     if {"clv_tier", "cutoff_date"} <= {name for name, _ in types}:
         statements += [f"drop table if exists {TIER_SUMMARY_TABLE}",
                        f"create table {TIER_SUMMARY_TABLE} as {tier_summary_sql(table)}"]
@@ -134,7 +171,7 @@ def publish_scores(target: str, scores: pd.DataFrame, table: str = "clv_scores",
     from clv.warehouse.embedded import check_cutoff_not_older
 
     types = column_types(scores, target)
-    csv_text = scores.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f")
+    csv_text = _csv(scores)
     conn = connection or connect(target)
     try:
         with conn, conn.cursor() as cur:
@@ -145,15 +182,8 @@ def publish_scores(target: str, scores: pd.DataFrame, table: str = "clv_scores",
                 check_cutoff_not_older(cur.fetchone()[0], scores, allow_older_cutoff)
             cur.execute("select column_name from information_schema.columns where table_name = %s", [history])
             existing = {row[0] for row in cur.fetchall()} or None
-            if target == "redshift":
-                load_sql = _stage_on_s3(csv_text, table, s3)
-            else:
-                load_sql = f"copy {table}__next from stdin with (format csv)"
-            for statement in publish_statements(table, history, types, load_sql, existing):
-                if statement.startswith("copy ") and target != "redshift":
-                    cur.copy_expert(statement, io.StringIO(csv_text))
-                else:
-                    cur.execute(statement)
+            _run(cur, target, publish_statements(table, history, types, _load_sql(target, table, csv_text, s3),
+                                                 existing), csv_text)
     finally:
         if connection is None:
             conn.close()
