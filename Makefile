@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.in constraints.txt pyprojec
 # pip on some machines prints one "Location ... is ignored" line per package for absent local indexes
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: setup run test test-fast lock clean
+.PHONY: setup run test test-fast lint lock clean
 setup: $(STAMP)
 
 $(STAMP): requirements.in constraints.txt pyproject.toml
@@ -26,6 +26,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff and sqlfluff through pre-commit's hooks (.pre-commit-config.yaml), on every file.
+lint: setup
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 # The daily loop: unit tests and small warehouse checks (about a minute); `make test` before pushing.
 test-fast: setup

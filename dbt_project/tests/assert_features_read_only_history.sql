@@ -1,5 +1,6 @@
 -- Point-in-time check: recompute the count features straight from the order lines dated on or before
--- each cutoff, in the versions known at the end of its day. Any customer where customer_features disagrees (or is missing, or extra) fails the test.
+-- each cutoff, in the versions known at the end of its day. Any customer where customer_features
+-- disagrees (or is missing, or extra) fails the test.
 with cutoffs as (  -- the snapshots this build computed (kept ones were checked when they were built)
     select * from {{ ref('int_cutoffs') }}
     where to_build
@@ -12,7 +13,7 @@ purchase_lines as (
 
 features as (
     select * from {{ ref('customer_features') }}
-    where cutoff_date in (select cutoff_date from cutoffs)
+    where cutoff_date in (select cutoffs.cutoff_date from cutoffs)
 ),
 
 history as (

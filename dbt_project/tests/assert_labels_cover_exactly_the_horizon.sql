@@ -1,8 +1,12 @@
 -- Label window check: purchase orders dated in (cutoff, cutoff + horizon_days] and nothing else, for
--- every label horizon, in the versions known at the window's end. Recomputed from the order lines; every customer whose label count disagrees fails.
+-- every label horizon, in the versions known at the window's end. Recomputed from the order lines;
+-- every customer whose label count disagrees fails.
 with labels as (  -- the labels of the snapshots this build computed
     select * from {{ ref('customer_labels') }}
-    where cutoff_date in (select cutoff_date from {{ ref('int_cutoffs') }} where to_build)
+    where cutoff_date in (
+        select built.cutoff_date from {{ ref('int_cutoffs') }} as built
+        where built.to_build
+    )
 ),
 
 windows as (

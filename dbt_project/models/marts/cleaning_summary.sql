@@ -28,13 +28,17 @@ line_rules as (
 
     union all
 
-    select 'netted: return line (negative quantity)', cast(null as date), count(*), cast(null as {{ dbt.type_float() }})
+    select
+        'netted: return line (negative quantity)' as rule, cast(null as date) as cutoff_date,
+        count(*) as rows_affected, cast(null as {{ dbt.type_float() }}) as threshold
     from order_lines
     where is_return
 
     union all
 
-    select 'no revenue: line priced zero or less', cast(null as date), count(*), cast(null as {{ dbt.type_float() }})
+    select
+        'no revenue: line priced zero or less' as rule, cast(null as date) as cutoff_date,
+        count(*) as rows_affected, cast(null as {{ dbt.type_float() }}) as threshold
     from order_lines
     where unit_price <= 0
 ),

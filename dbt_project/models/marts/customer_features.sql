@@ -119,7 +119,8 @@ order_summary as (
         sum(returned_revenue) as returned_revenue,
         {% for w in windows %}
         sum(case when days_before_cutoff < {{ w }} then purchase_orders_count else 0 end) as orders_count_{{ w }}d,
-        sum(case when days_before_cutoff < {{ w }} then purchase_revenue - returned_revenue else 0 end) as revenue_sum_{{ w }}d,
+        sum(case when days_before_cutoff < {{ w }} then purchase_revenue - returned_revenue else 0 end)
+            as revenue_sum_{{ w }}d,
         sum(case when days_before_cutoff < {{ w }} then purchase_revenue else 0 end) as purchase_revenue_{{ w }}d,
         {% endfor %}
         -- the same season a year ago: what the customer spent in the 90 and 91-180 days after the
@@ -281,7 +282,8 @@ joined as (
         gaps.mean_days_between_orders,
         gaps.std_days_between_orders,
         coalesce(products.distinct_products_count, 0) as distinct_products_count,
-        coalesce(products.distinct_products_count, 0) * 1.0 / nullif(orders.purchase_lines_count, 0) as product_diversity_ratio,
+        coalesce(products.distinct_products_count, 0) * 1.0 / nullif(orders.purchase_lines_count, 0)
+            as product_diversity_ratio,
         orders.returned_revenue / nullif(orders.purchase_revenue, 0) as return_rate,
         orders.purchase_revenue_90d / nullif(orders.purchase_revenue, 0) as revenue_share_90d,
 

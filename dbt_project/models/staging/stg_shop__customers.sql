@@ -2,8 +2,9 @@
 -- [valid_from, valid_to). The first version of a customer is valid from the beginning (a first backfill
 -- describes the past as well as it can); a later one from the source's change time (updated_at) when it
 -- sends one, else from its load time; it ends where the next version starts. Versions follow the order they
--- were landed in (within one load, e.g. a backfill of a history of changes, the order of updated_at). Features at a cutoff read
--- the version valid at the end of that day, so a correction landed later never rewrites an old snapshot.
+-- were landed in (within one load, e.g. a backfill of a history of changes, the order of updated_at).
+-- Features at a cutoff read the version valid at the end of that day, so a correction landed later never
+-- rewrites an old snapshot.
 with source as (
     select * from {{ source('shop', 'customers') }}
 ),
