@@ -49,7 +49,27 @@ def fit_gamma_gamma(frequency, monetary_value, penalizer: float = 0.0) -> GammaG
 
 
 class BgNbdGammaGamma:
-    """Expected horizon revenue = BG/NBD expected purchases x Gamma-Gamma expected order value."""
+    """Expected horizon revenue = BG/NBD expected purchases x Gamma-Gamma expected order value.
+
+    Parameters
+    ----------
+    horizon_days : int
+        Prediction window after the cutoff, in days.
+    penalizer : float
+        L2 penalty on the fitted parameters (lifetimes' ``penalizer_coef``).
+
+    Notes
+    -----
+    Both models are fit per cutoff on the repeat-purchase summary up to it (``btyd_frequency``,
+    ``btyd_recency``, ``btyd_t`` in weeks, ``btyd_monetary_value``); no labels are used.
+
+    References
+    ----------
+    .. [1] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). "Counting Your Customers the Easy Way:
+       An Alternative to the Pareto/NBD Model". Marketing Science 24(2), 275-284.
+    .. [2] Fader, P. S. and Hardie, B. G. S. (2013). "The Gamma-Gamma Model of Monetary Value".
+       http://www.brucehardie.com/notes/025/
+    """
 
     name = "bgnbd_gg"
 
@@ -139,7 +159,24 @@ class AliveModel:
 
     Unlike BG/NBD, where a customer can only drop out right after a repeat purchase (so every one-time
     buyer has P(alive) = 1), Pareto/NBD lets customers leave at any time: a one-time buyer silent for a
-    year is probably gone. Values the model cannot evaluate (non-finite) are left NULL, never set to 1."""
+    year is probably gone. Values the model cannot evaluate (non-finite) are left NULL, never set to 1.
+
+    Parameters
+    ----------
+    horizon_days : int
+        Window of the expected orders, in days.
+    max_fit_rows : int
+        Customers sampled (seeded) to fit each cutoff's parameters.
+    penalizer : float
+        L2 penalty on the fitted parameters.
+
+    References
+    ----------
+    .. [1] Schmittlein, D. C., Morrison, D. G. and Colombo, R. (1987). "Counting Your Customers: Who Are
+       They and What Will They Do Next?". Management Science 33(1), 1-24.
+    .. [2] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). "RFM and CLV: Using Iso-Value Curves for
+       Customer Base Analysis". Journal of Marketing Research 42(4), 415-430.
+    """
 
     def __init__(self, horizon_days: int = 365, max_fit_rows: int = 50_000, penalizer: float = 0.001):
         self.horizon_days, self.max_fit_rows, self.penalizer = horizon_days, max_fit_rows, penalizer
