@@ -4,7 +4,8 @@
 -- docs count too (a table that passes another's columns through).
 {%- set documented = [] -%}
 {%- set undocumented = [] -%}
-{%- if execute and flags.INTROSPECT is not false -%}  {#- a compile without introspection (--no-introspect) cannot list columns -#}
+{#- a compile without introspection (--no-introspect) cannot list columns -#}
+{%- if execute and flags.INTROSPECT is not false -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model' and (node.alias == model.identifier or node.name in also_documented_in) -%}
         {%- for name in node.columns -%}{%- do documented.append(name | lower) -%}{%- endfor -%}
     {%- endfor -%}
