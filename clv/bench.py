@@ -11,6 +11,7 @@ import platform
 import resource
 import shutil
 import time
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -280,9 +281,6 @@ def _round(value):
     return None if value is None or (isinstance(value, float) and not np.isfinite(value)) else round(float(value), 6)
 
 
-SCALE_STAGES = ("generate", "land", "validate", "features", "train", "register", "score", "reasons", "monitor")
-
-
 class _StageClock:
     """Wall seconds, rows per second and the process's peak memory after each stage."""
 
@@ -304,6 +302,22 @@ class _StageClock:
         log.info("%s: %.1f s (%s rows), peak RSS so far %.0f MB", stage, seconds, rows, peak_rss_mb())
 
 
+@contextmanager
+def _project_home(home: Path):
+    """CLV_HOME set to `home` (and no MLFLOW_TRACKING_URI) inside the block; the caller's restored after."""
+    saved = {name: os.environ.get(name) for name in ("CLV_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["CLV_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 WEEK1_DAYS = 730  # the first week's run sees two years of the shop's history
 
 
@@ -311,15 +325,13 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
                 seed: int = 7, weeks: int = 1, training_snapshots: int = 3,
                 horizon_days: int = DEFAULTS.horizon_days) -> dict:
     """The weekly cycle on a synthetic shop of `customers` customers, stage by stage, in this process (the
-    same library calls as `flows/weekly.py`), plus the raw-scan floor on the same engine. Week 1 lands two
+    weekly flow's own steps, `clv.pipeline`), plus the raw-scan floor on the same engine. Week 1 lands two
     years of history, builds the snapshots, trains and registers the champion and scores; each further week
     lands the next seven days of customers, orders and events and runs the cycle again (no training: the
     champion serves), on the snapshots kept in the warehouse."""
     workdir.mkdir(parents=True, exist_ok=True)
     home = workdir / f"scale-{customers}-home"
     shutil.rmtree(home, ignore_errors=True)
-    os.environ["CLV_HOME"] = str(home)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
     config_days = WEEK1_DAYS + 7 * (weeks - 1)
     generate = _StageClock()
     if data_dir is None:  # generate afresh (timed apart); --data reuses a `clv synth` directory instead
@@ -331,9 +343,10 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     warehouse = home / "warehouse" / "clv.duckdb"
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     week_results = []
-    for week, files in enumerate(slices, start=1):
-        log.info("week %d of %d", week, weeks)
-        week_results.append(_scale_week(warehouse, home, files, week == 1, training_snapshots, horizon_days))
+    with _project_home(home):  # its own warehouse, MLflow store and reports, whatever the caller's are
+        for week, files in enumerate(slices, start=1):
+            log.info("week %d of %d", week, weeks)
+            week_results.append(_scale_week(warehouse, home, files, week == 1, training_snapshots, horizon_days))
     first = week_results[0]
     result_json = {
         "benchmark": "scale",
@@ -382,30 +395,28 @@ def _weekly_slices(data_dir: Path, out: Path, weeks: int) -> list[dict[str, Path
 
 def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool, training_snapshots: int,
                 horizon_days: int) -> dict:
-    """One weekly cycle: land the week's files, build the snapshots (incremental), train and register when
-    `train`, score with reasons, monitor. Stage timings, rows and the week's peak memory."""
-    from clv import config
-    from clv.ingest.landing import DuckDBRawSink, land_staged, stage_file
+    """One weekly cycle with the weekly flow's own steps (`clv.pipeline`): land the week's files, check
+    freshness, build the snapshots (incremental), train, register and gate when `train`, score with reasons,
+    publish and export, monitor. Stage timings, rows and the week's peak memory."""
+    from clv import config, pipeline
     from clv.monitoring import monitor
-    from clv.warehouse.embedded import publish_scores, read_table, scoring_cutoff
+    from clv.settings import RunSettings
     from models_ml import registry
-    from models_ml.btyd import AliveModel
-    from models_ml.reasons import reasons_in_batches
-    from models_ml.scoring import build_score_table
-    from models_ml.training import train_and_evaluate
 
     reset_peak_rss()
     clock = _StageClock()
+    run = pipeline.Run.of(RunSettings(orders=str(files["orders"]), customers=str(files["customers"]),
+                                      events=str(files["events"]), warehouse=str(warehouse), target="duckdb",
+                                      horizon_days=horizon_days, bootstrap_resamples=50))
+    start = time.perf_counter()
+    landed = pipeline.land(run)
+    landing_seconds = time.perf_counter() - start
+    validate_seconds = sum(load.validate_seconds for load in landed.loads)
+    rows_in = sum(load.rows_read for load in landed.loads)
+    clock.record("land", landing_seconds - validate_seconds, rows_in)
+    clock.record("validate", validate_seconds, rows_in)
+    clock.run("freshness", None, lambda: pipeline.check_freshness(run))
     with connect(warehouse) as con:
-        sink = DuckDBRawSink(con)
-        start = time.perf_counter()
-        staged = [stage_file(con, entity, files[entity], sink) for entity in ("customers", "orders", "events")]
-        loaded = land_staged(con, sink, staged)
-        landing_seconds = time.perf_counter() - start
-        validate_seconds = sum(s.validate_seconds for s in staged)
-        rows_in = sum(r.rows_read for r in loaded)
-        clock.record("land", landing_seconds - validate_seconds, rows_in)
-        clock.record("validate", validate_seconds, rows_in)
         counts = {t: con.execute(f"select count(*) from raw.{t}").fetchall()[0][0] for t in ("orders", "events")}
         scans = {}  # the group-by floor of one cutoff: one pass over each raw table, grouped by customer
         for table, value in (("orders", "quantity * unit_price"), ("events", "session_duration_s")):
@@ -414,59 +425,48 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
                 f"from raw.{table} group by customer_id"))
             con.execute(f"drop table scan_{table}")
 
-    plan = plan_for_warehouse(WarehouseReader("duckdb", warehouse), None, horizon_days,
-                              max_training_cutoffs=training_snapshots)
-    variables = dbt_vars(None, horizon_days, plan.training_cutoffs, plan.label_horizons)
-    build = clock.run("features", counts["orders"] + counts["events"],
-                      lambda: run_dbt(["build"], warehouse=warehouse, variables=variables))
-    feature_build_seconds = _feature_build_seconds(build)
-    cutoff = scoring_cutoff("duckdb", warehouse)
+    built = clock.run("features", counts["orders"] + counts["events"],
+                      lambda: pipeline.build(run, max_training_cutoffs=training_snapshots))
+    feature_build_seconds = _feature_build_seconds(built.dbt_result)
+    cutoff = built.cutoff
     with duckdb.connect(str(warehouse), read_only=True) as con:
         cutoffs_kept = con.execute("select count(distinct cutoff_date) from customer_features").fetchall()[0][0]
-        built = con.execute("select count(*) from int_cutoffs where to_build").fetchall()[0][0]
-    config.use_project_tracking_store()
+        cutoffs_built = con.execute("select count(*) from int_cutoffs where to_build").fetchall()[0][0]
+    gate_outcome = None
     if train:
-        def fit():
-            with connect(warehouse, read_only=True) as con:
-                training_set = read_table(con, "customer_training_set",
-                                          "true order by cutoff_date, customer_id, horizon_days")
-            return train_and_evaluate(training_set, plan, resamples=50), training_set
-        result, training_set = clock.run("train", None, fit, rows_after=lambda r: len(r[1]))
+        trained = clock.run("train", None, lambda: pipeline.train(run, built.plan),
+                            rows_after=lambda t: t.rows_trained)
 
-        def register():  # with the drift baseline, as the weekly flow registers
-            from flows.weekly import recent_orders, scoring_population
-
-            population = scoring_population("duckdb", str(warehouse), cutoff)
-            week = recent_orders("duckdb", str(warehouse), cutoff).assign(customers_known=len(population))
-            registered = registry.log_and_register(result, training_set, config.MODEL_NAME, {"benchmark": "scale"},
-                                                   population, week)
-            registry.make_champion(config.MODEL_NAME, registered.version, "clv bench", "benchmark")
-        clock.run("register", len(training_set), register)
-        training_set = None  # free it before scoring
+        def register():  # with the drift baseline and the gates, as the weekly flow registers
+            population = pipeline.scoring_population(run, cutoff)
+            week = pipeline.recent_orders(run, cutoff).assign(customers_known=len(population))
+            decision = pipeline.register_and_gate(run, trained, {"benchmark": "scale"}, population, week)
+            if decision["outcome"] != "champion":  # the benchmark times the model, whatever the gates said
+                registry.make_champion(run.settings.model_name, decision["version"], "clv bench",
+                                       f"benchmark: the model is timed although the gates said {decision['outcome']}")
+            return decision["outcome"]
+        gate_outcome = clock.run("register", trained.rows_trained, register)
+        trained = None  # free the training set before scoring
 
     def score():
-        model, version, _ = registry.load_model_by_alias(config.MODEL_NAME, config.CHAMPION_ALIAS)
-        with connect(warehouse, read_only=True) as con:
-            features = read_table(con, "customer_features", "cutoff_date = ? order by customer_id", [cutoff])
-        predictions = model.predict(features)
-        btyd = AliveModel(horizon_days).components(features)
-        return model, version, features, predictions, btyd
-    model, version, features, predictions, btyd = clock.run("score", None, score, rows_after=lambda v: len(v[2]))
-    reasons, contributions = clock.run("reasons", len(features), lambda: reasons_in_batches(model, features))
+        features = pipeline.scoring_population(run, cutoff)
+        served = pipeline.served_model(run)
+        predictions, _ = pipeline.predict(run, served, features)
+        return served, features, predictions
+    served, features, predictions = clock.run("score", None, score, rows_after=lambda v: len(v[1]))
+    reasons = clock.run("reasons", len(features), lambda: pipeline.explain(run, served, features))
 
-    def publish():
-        scores = build_score_table(features["customer_id"], cutoff, predictions, config.MODEL_NAME, version,
-                                   pd.Timestamp.now(tz="UTC").tz_localize(None), p_alive=btyd["p_alive"],
-                                   expected_orders=btyd["expected_orders"], reasons=reasons,
-                                   reason_contributions=contributions)
-        with connect(warehouse) as con:
-            publish_scores(con, scores)
+    def publish():  # writing and exporting clv_scores count as scoring
+        scores = pipeline.score_table(run, served, features, cutoff, predictions, reasons)
+        pipeline.publish(run, scores)
+        pipeline.export(scores, cutoff)
     start = time.perf_counter()
-    publish()  # writing clv_scores counts as scoring
+    publish()
     clock.stages["score"]["seconds"] = round(clock.stages["score"]["seconds"] + time.perf_counter() - start, 2)
     scored = len(features)
-    features = predictions = btyd = reasons = contributions = None  # free them before monitoring
-    clock.run("monitor", scored, lambda: monitor(warehouse, home / "monitor.json"))
+    features = predictions = reasons = None  # free them before monitoring
+    clock.run("monitor", scored, lambda: monitor(warehouse, home / "monitor.json", "duckdb", config.MODEL_NAME,
+                                                 horizon_days))
     scan_total = scans["orders"] + scans["events"]
     cycle = sum(v["seconds"] for v in clock.stages.values())
     return {
@@ -475,8 +475,9 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
         "rows_landed": rows_in,
         "orders": counts["orders"],
         "events": counts["events"],
-        "cutoffs_built": built,
+        "cutoffs_built": cutoffs_built,
         "cutoffs_kept": cutoffs_kept,
+        "gate_outcome": gate_outcome,
         "stages": clock.stages,
         "weekly_cycle_seconds": round(cycle, 2),
         "score_plus_reasons_seconds": round(clock.stages["score"]["seconds"] + clock.stages["reasons"]["seconds"], 2),
@@ -486,7 +487,7 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
         # customer_features and the models it reads, from dbt's own timings (the features stage above
         # also holds the labels, the training set and the dbt tests)
         "feature_build_seconds": round(feature_build_seconds, 2),
-        "feature_build_seconds_per_cutoff": round(feature_build_seconds / max(built, 1), 2),
+        "feature_build_seconds_per_cutoff": round(feature_build_seconds / max(cutoffs_built, 1), 2),
         "feature_build_to_scan_ratio": round(feature_build_seconds / scan_total, 2),
     }
 

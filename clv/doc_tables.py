@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 TYPE_WORDS = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "DOUBLE": "number"}
 SCALE_RUNS = ["scale-250k.json", "scale-500k.json", "scale-1m.json", "scale-2m.json"]
 ACCURACY_RUNS = ["accuracy-online-retail.json", "accuracy-synthetic.json", "accuracy-cdnow.json"]
-SCALE_STAGES = ["land", "validate", "features", "train", "register", "score", "reasons", "monitor"]
+SCALE_STAGES = ["land", "validate", "freshness", "features", "train", "register", "score", "reasons", "monitor"]
 ACCURACY_HEADLINE = [("mae", "{:,.1f}"), ("normalized_gini", "{:.3f}"), ("calibration_ratio", "{:.3f}")]
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 from prefect import flow
 
-from flows.exclusive import exclusive_warehouse
-from clv import config
-from clv.settings import DEFAULTS
+from clv import pipeline
+from clv.settings import DEFAULTS, RunSettings
 from clv.warehouse.embedded import query
-from clv.warehouse.engines import open_warehouse, resolve_target
+from flows.exclusive import exclusive_warehouse
 from flows.weekly import build_features, land_inputs
 
 
@@ -28,15 +26,14 @@ def feature_build_flow(
     sources: str | None = None,
 ) -> dict:
     """Land any given files, then `dbt build` the features and labels at the cutoffs on the target."""
-    target = resolve_target(target)
-    warehouse = str(Path(warehouse or config.default_warehouse()).resolve())
-    with exclusive_warehouse(target, warehouse, "feature-build"):
-        loads = (land_inputs(warehouse, orders, customers, events, target, sources)
-                 if (orders or customers or events or sources) else [])
-        scoring_date, plan = build_features(warehouse, cutoff, horizon_days, target,
-                                            order_value_cap_percentile if order_value_cap_percentile is not None else None)
-        rows = query(target, warehouse, "select cast(cutoff_date as varchar), count(*) from customer_features "
-                                        "group by 1 order by 1")
-        return {"target": target, "cutoff": str(scoring_date), "loads": loads, "plan": plan.as_dict(),
+    run = pipeline.Run.of(RunSettings(), cutoff=str(cutoff) if cutoff else None, horizon_days=horizon_days,
+                          target=target, warehouse=warehouse, orders=orders, customers=customers, events=events,
+                          sources=sources, order_value_cap_percentile=order_value_cap_percentile)
+    with exclusive_warehouse(run.target, run.warehouse, "feature-build"):
+        loads = land_inputs(run) if (orders or customers or events or sources) else []
+        scoring_date, plan = build_features(run)
+        rows = query(run.target, run.warehouse, "select cast(cutoff_date as varchar), count(*) from customer_features "
+                                                "group by 1 order by 1")
+        return {"target": run.target, "cutoff": str(scoring_date), "loads": loads, "plan": plan.as_dict(),
                 "feature_rows_by_cutoff": {cutoff_date: int(n) for cutoff_date, n in rows},
-                "warehouse": open_warehouse(target, warehouse).describe()}
+                "warehouse": run.warehouse_interface().describe()}

@@ -4,7 +4,6 @@ and `clv.performance.degraded` (matured labels show a real drop: retrain)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -15,6 +14,7 @@ from flows.exclusive import exclusive_warehouse
 from clv import config
 from clv.monitoring import monitor
 from clv.settings import load_settings
+from clv.warehouse.engines import resolve_target
 
 DRIFT_EVENT = "clv.drift.detected"
 PERFORMANCE_EVENT = "clv.performance.degraded"
@@ -26,7 +26,7 @@ def monitor_flow(warehouse: str | None = None, json_path: str | None = None, tar
     """Drift of the latest scoring run against the champion's own scoring population, and performance of
     matured runs. Warehouse and target from the parameters, else the settings file, else the defaults."""
     settings = load_settings(settings_file, warehouse=warehouse, target=target)
-    target = settings.target or os.environ.get("CLV_DBT_TARGET", "duckdb")
+    target = resolve_target(settings.target)
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
     with exclusive_warehouse(target, warehouse, "monitor-drift"):
         report = monitor(warehouse, Path(json_path) if json_path else None, target, settings.model_name,

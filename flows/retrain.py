@@ -5,19 +5,15 @@ registers and gates a version, or reports why it did not."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from flows.exclusive import exclusive_warehouse
-from clv import config
+from clv import config, pipeline
 from clv.settings import load_settings
-from clv.warehouse.embedded import WarehouseReader, scoring_cutoff
-from clv.warehouse.engines import resolve_target
-from clv.snapshots import plan_for_warehouse
 from clv.store_check import check_tracking_store
-from flows.weekly import published_model, recent_orders, register_and_gate, scoring_population, train_model
+from clv.warehouse.embedded import WarehouseReader, scoring_cutoff
+from flows.exclusive import exclusive_warehouse
+from flows.weekly import register_and_gate, train_model
 from models_ml import registry
 
 PERFORMANCE_REASON = "clv.performance.degraded"
@@ -47,28 +43,24 @@ def retrain_flow(settings_file: str | None = None, warehouse: str | None = None,
     """Train and gate a new version on the landed data when there is something new (see `something_new`).
     `reason` is the triggering event's name when an automation runs it."""
     settings = load_settings(settings_file, warehouse=warehouse, target=target)
-    target = resolve_target(settings.target)
-    warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
-    with exclusive_warehouse(target, warehouse, "retrain-clv"):
-        check_tracking_store(config.default_tracking_uri(), settings.model_name, published_model(target, warehouse))
+    run = pipeline.Run.of(settings)
+    with exclusive_warehouse(run.target, run.warehouse, "retrain-clv"):
+        check_tracking_store(config.default_tracking_uri(), settings.model_name, pipeline.published_model(run))
         config.use_project_tracking_store()
-        reader = WarehouseReader(target, warehouse)
+        reader = run.warehouse_interface().reader()
         go, why = something_new(reader, settings.model_name, reason)
         logger = get_run_logger()
         if not go:
             logger.info("no retraining: %s", why)
             return {"outcome": "skipped", "reason": why, "trigger": reason}
         # the weekly run built the features of the landed data; the same calendar is recomputed, not rebuilt
-        scoring_date = scoring_cutoff(target, warehouse)
-        plan = plan_for_warehouse(reader, scoring_date, settings.horizon_days, min_history_days=settings.min_history_days,
-                                  grid_months=settings.snapshot_grid_months, origins_wanted=settings.backtest_origins)
-        population = scoring_population(target, warehouse, scoring_date)
-        trained = train_model(warehouse, plan, settings.model_name, target, settings.model_spec,
-                              settings.bootstrap_resamples)
-        decision = register_and_gate(trained, settings.model_name, {
+        scoring_date = scoring_cutoff(run.target, run.warehouse)
+        plan = pipeline.snapshot_plan(run, scoring_date)
+        population = pipeline.scoring_population(run, scoring_date)
+        trained = train_model(run, plan)
+        decision = register_and_gate(run, trained, {
             "scoring_cutoff": str(scoring_date), "horizon_days": settings.horizon_days, "trigger": reason},
-            population, recent_orders(target, warehouse, scoring_date).assign(customers_known=len(population)),
-            settings.gate_config)
+            population, pipeline.recent_orders(run, scoring_date).assign(customers_known=len(population)))
         logger.info("retraining (%s): version %s %s (%s)", why, decision["version"], decision["outcome"],
                     decision["reason"])
         return {**decision, "trigger": reason, "why": why}

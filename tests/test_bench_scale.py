@@ -23,3 +23,39 @@ def test_later_weeks_land_only_the_new_days_and_build_only_the_new_cutoff(tmp_pa
     assert second["customers_scored"] >= first["customers_scored"]
     assert all(w["peak_rss_mb"] > 0 and w["weekly_cycle_seconds"] > 0 for w in result["weeks"])
     assert result["later_weeks"]["mean_cycle_seconds"] == second["weekly_cycle_seconds"]
+
+
+def spy_on_pipeline_steps(monkeypatch) -> list[str]:
+    """Record every `clv.pipeline` step called (by name), calling it through."""
+    from clv import pipeline
+
+    called: list[str] = []
+    for name in ("land", "check_freshness", "build", "train", "register_and_gate", "scoring_population",
+                 "recent_orders", "served_model", "predict", "explain", "score_table", "publish", "export"):
+        step = getattr(pipeline, name)
+
+        def spy(*args, _step=step, _name=name, **kwargs):
+            called.append(_name)
+            return _step(*args, **kwargs)
+        monkeypatch.setattr(pipeline, name, spy)
+    return called
+
+
+def test_the_benchmark_times_the_steps_the_weekly_flow_runs(tmp_path, clv_home, monkeypatch):
+    """`clv bench scale` calls the same pipeline steps as the weekly flow on the same shop, in its own
+    project home (the caller's CLV_HOME is left as it was)."""
+    from flows.weekly import weekly_clv_pipeline
+
+    bench_steps = spy_on_pipeline_steps(monkeypatch)
+    work = tmp_path / "work"
+    assert main(["bench", "scale", "--customers", "1500", "--json", str(tmp_path / "s.json"),
+                 "--workdir", str(work)]) == 0
+    import os
+    assert os.environ["CLV_HOME"] == str(clv_home)
+    assert (work / "scale-1500-home" / "exports").is_dir()  # published and exported, as the flow does
+
+    flow_steps = spy_on_pipeline_steps(monkeypatch)
+    week = {entity: str(work / "weeks-1500" / f"week1-{entity}.parquet") for entity in ("orders", "customers", "events")}
+    weekly_clv_pipeline(**week, warehouse=str(tmp_path / "flow.duckdb"))
+    assert set(bench_steps) == set(flow_steps)
+    assert {"land", "build", "train", "register_and_gate", "predict", "publish", "export"} <= set(flow_steps)

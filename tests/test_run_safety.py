@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clv import pipeline
 from clv.warehouse import run_lock
 from clv.warehouse.embedded import OlderCutoffError, publish_scores
 from clv.warehouse.run_lock import WarehouseBusyError, warehouse_run_lock
@@ -65,7 +66,8 @@ def test_an_absurd_model_publishes_nothing(clv_home, monkeypatch, tmp_path):
 
     monkeypatch.setattr(zoo, "build_model", lambda spec, horizon: Broken())
     with pytest.raises(ImplausibleScoresError, match="customer c2"):
-        weekly.score_customers.fn(features, str(warehouse), pd.Timestamp("2024-03-10").date(), "clv_xgboost")
+        weekly.score_customers.fn(pipeline.Run.of(warehouse=str(warehouse)), features,
+                                  pd.Timestamp("2024-03-10").date())
     with duckdb.connect(str(warehouse)) as con:
         assert con.execute("select cutoff_date, predicted_clv_12m from clv_scores").fetchall() == \
             [(pd.Timestamp("2024-03-03").date(), 5.0)]
@@ -293,7 +295,8 @@ def test_io_steps_retry_a_dropped_connection_but_not_a_bad_input(prefect_server,
 
     @flow
     def land(warehouse: str) -> list:
-        return weekly.land_inputs.with_options(retry_delay_seconds=0)(warehouse, str(orders), None, None)
+        return weekly.land_inputs.with_options(retry_delay_seconds=0)(
+            pipeline.Run.of(warehouse=warehouse, orders=str(orders)))
 
     failure["error"] = ConnectionError("server closed the connection unexpectedly")
     [loaded] = land(str(tmp_path / "a.duckdb"))

@@ -56,6 +56,7 @@ class LoadResult:
     adapter: str | None
     rows_quarantined: int = 0
     status: str = "passed"
+    validate_seconds: float = 0.0  # time spent in the expectation suite (for `clv bench scale`)
 
 
 @dataclass
@@ -466,7 +467,8 @@ def land_staged(con, sink, staged: list[StagedLoad]) -> list[LoadResult]:
             load_id = str(uuid.uuid4())
             inserted = sink.insert_new_rows(load, load_id)
             results.append(LoadResult(load.entity.name, load.source, load_id, load.rows_read, inserted,
-                                      load.adapter, sum(load.report.quarantined.values()), load.report.status))
+                                      load.adapter, sum(load.report.quarantined.values()), load.report.status,
+                                      round(load.validate_seconds, 3)))
             log.info("landed %s from %s: %d rows read, %d new", load.entity.name, load.source, load.rows_read,
                      inserted)
         return results

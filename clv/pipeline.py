@@ -1,0 +1,323 @@
+"""The weekly cycle's steps as plain functions: land, check freshness, build, train, register and gate,
+score, publish and export. Each takes one `Run` (the settings, and the warehouse they resolve to).
+
+The Prefect tasks in `flows/` wrap these steps (retries, time-outs, artifacts, the run logger) and
+`clv bench scale` times the same functions, so the benchmark measures what production runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from clv import config
+from clv.cloud import sagemaker_jobs
+from clv.cloud.storage import Storage
+from clv.ingest.freshness import check_source_freshness, write_freshness_report
+from clv.ingest.sources import land_sources, run_sources
+from clv.ingest.validation import InputValidationError, ValidationReport, write_report
+from clv.rollout import model_decisions
+from clv.settings import RunSettings
+from clv.snapshots import SnapshotPlan, plan_for_warehouse
+from clv.transform import dbt_vars, run_dbt
+from clv.warehouse.embedded import scoring_cutoff
+from clv.warehouse.engines import open_warehouse, resolve_target
+from models_ml import registry, zoo
+from models_ml.btyd import AliveModel
+from models_ml.protocol import BASELINE
+from models_ml.reasons import baseline_reasons, reasons_in_batches
+from models_ml.scoring import build_score_table, check_publishable
+from models_ml.training import TrainingResult, serving_rows, train_and_evaluate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run's configuration: its settings and the warehouse they resolve to (engine and location)."""
+
+    settings: RunSettings = field(default_factory=RunSettings)
+    target: str = "duckdb"
+    warehouse: str = ""
+
+    @classmethod
+    def of(cls, settings: RunSettings | None = None, **overrides) -> "Run":
+        """The run of these settings: the target from them (else CLV_DBT_TARGET, else duckdb) and the
+        warehouse file resolved to an absolute path (default $CLV_HOME/warehouse/clv.duckdb)."""
+        settings = settings or RunSettings()
+        if overrides:
+            settings = RunSettings(**{**settings.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+        warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
+        return cls(settings, resolve_target(settings.target), warehouse)
+
+    def warehouse_interface(self):
+        return open_warehouse(self.target, self.warehouse)
+
+    def read(self, sql: str, params=None) -> pd.DataFrame:
+        return self.warehouse_interface().read(sql, params)
+
+
+def _run_label() -> str:
+    return f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}"
+
+
+# ---- land -------------------------------------------------------------------------------------------------
+
+@dataclass
+class Landed:
+    loads: list  # clv.ingest.landing.LoadResult, one per entity landed
+    reports: list[ValidationReport]
+    report_path: Path | None
+
+
+def land(run: Run, log: logging.Logger | logging.LoggerAdapter = log) -> Landed:
+    """Land the run's inputs into the raw schema: stage, validate with the Great Expectations suites, then
+    commit all of them, or none when a critical expectation fails (InputValidationError; its reports are
+    written first). The validation report goes to $CLV_HOME/reports."""
+    s = run.settings
+    listed = run_sources(s.orders, s.customers, s.events, s.sources)
+    destination = run.warehouse_interface()
+    with destination.staging() as con:
+        sink = destination.raw_sink(con)
+        try:
+            loaded, reports = land_sources(con, sink, listed, config.project_home() / "landing-cache")
+        except InputValidationError as failure:
+            _write_validation(failure.reports, log)
+            raise
+    path = _write_validation(reports, log)
+    for result in loaded:
+        log.info("%s: %d rows read, %d new, %d quarantined (%s)", result.entity, result.rows_read,
+                 result.rows_inserted, result.rows_quarantined, result.source)
+    return Landed(loaded, reports, path)
+
+
+def _write_validation(reports: list[ValidationReport], log) -> Path | None:
+    if not reports:
+        return None
+    path = write_report(reports, config.project_home() / "reports", _run_label())
+    for report in reports:
+        log.info("validation of %s from %s: %s (%d quarantined)", report.entity, report.source, report.status,
+                 sum(report.quarantined.values()))
+        for check in report.warnings:
+            log.warning("%s: %s", report.entity, check.describe())
+        for check in report.critical_failures:  # the run's failure (one error) names them all again
+            log.warning("%s: refused: %s", report.entity, check.describe())
+    log.info("validation report: %s", path)
+    return path
+
+
+# ---- freshness, build ----------------------------------------------------------------------------------------
+
+def check_freshness(run: Run, log: logging.Logger | logging.LoggerAdapter = log) -> list:
+    """dbt source freshness of the landed feeds: a stale feed is a warning; past its error threshold the
+    run stops here (SourceFreshnessError), before features are built. Report under $CLV_HOME/reports."""
+    checked = check_source_freshness(run.warehouse, run.target)
+    path = write_freshness_report(checked, config.project_home() / "reports", _run_label())
+    for check in checked:
+        (log.warning if check.status == "warn" else log.info)("source freshness: %s", check.line())
+    log.info("freshness report: %s", path)
+    return checked
+
+
+@dataclass
+class Built:
+    cutoff: date  # the scoring cutoff of this build
+    plan: SnapshotPlan
+    dbt_result: object  # dbt's RunExecutionResult (per-node timings)
+
+
+def build(run: Run, full_refresh: bool = False, max_training_cutoffs: int | None = None,
+          log: logging.Logger | logging.LoggerAdapter = log) -> Built:
+    """The snapshot calendar of the landed data, then `dbt build`: staging, features at the scoring cutoff
+    and at calendar cutoffs not built yet, labels whose window matured since, and their tests. Snapshots
+    already built are kept; `full_refresh` rebuilds every one of them."""
+    s = run.settings
+    run.warehouse_interface().ensure_raw_schema()  # an older warehouse gains what dbt now reads
+    plan = plan_for_warehouse(run.warehouse_interface().reader(), s.cutoff, s.horizon_days,
+                              min_history_days=s.min_history_days, grid_months=s.snapshot_grid_months,
+                              origins_wanted=s.backtest_origins, max_training_cutoffs=max_training_cutoffs)
+    log.info("snapshot calendar: %d training cutoffs (%s .. %s); backtest at %d days, origins %s%s",
+             len(plan.training_cutoffs), plan.training_cutoffs[0] if plan.training_cutoffs else "-",
+             plan.training_cutoffs[-1] if plan.training_cutoffs else "-", plan.backtest.horizon_days,
+             ", ".join(plan.backtest.origins) or "none", f" ({plan.backtest.note})" if plan.backtest.note else "")
+    variables = dbt_vars(s.cutoff, s.horizon_days, plan.training_cutoffs, plan.label_horizons,
+                         s.order_value_cap_percentile)
+    result = run_dbt(["build", *(["--full-refresh"] if full_refresh else [])], warehouse=run.warehouse,
+                     variables=variables, target=run.target)
+    return Built(scoring_cutoff(run.target, run.warehouse), plan, result)
+
+
+def snapshot_plan(run: Run, cutoff) -> SnapshotPlan:
+    """The calendar of the last build recomputed (not rebuilt), for a step that follows it in another flow."""
+    s = run.settings
+    return plan_for_warehouse(run.warehouse_interface().reader(), cutoff, s.horizon_days,
+                              min_history_days=s.min_history_days, grid_months=s.snapshot_grid_months,
+                              origins_wanted=s.backtest_origins)
+
+
+def scoring_population(run: Run, cutoff) -> pd.DataFrame:
+    """customer_features at the scoring cutoff, in customer order (a deterministic read)."""
+    return run.read("select * from customer_features where cutoff_date = ? order by customer_id", [cutoff])
+
+
+def recent_orders(run: Run, cutoff, days: int = 7) -> pd.DataFrame:
+    """Orders of the `days` days up to the cutoff (the drift monitor's activity baseline)."""
+    start = (pd.Timestamp(cutoff) - pd.Timedelta(days=days)).date()
+    return run.read("select customer_id, order_date, purchase_value from int_orders "
+                    "where order_date > ? and order_date <= ? order by customer_id, order_date", [start, cutoff])
+
+
+# ---- train, register and gate -----------------------------------------------------------------------------
+
+@dataclass
+class Trained:
+    no_change: bool
+    version: str | None = None  # the version already trained on these rows, when no_change
+    result: TrainingResult | None = None
+    serving_rows: pd.DataFrame | None = None
+    champion: str | None = None  # the champion version when training started
+
+    @property
+    def rows_trained(self) -> int:
+        return self.result.rows_trained if self.result is not None else 0
+
+
+def train(run: Run, plan: SnapshotPlan, log: logging.Logger | logging.LoggerAdapter = log) -> Trained:
+    """Backtest the configuration against last year's spend and the champion's configuration on the
+    strict protocol, then fit it on the snapshots labelled at the prediction horizon (here, or as a
+    SageMaker training job when CLV_TRAINING_BACKEND=sagemaker). Nothing is trained when a version with
+    this configuration was already trained on exactly these snapshots ("no change")."""
+    s = run.settings
+    config.use_project_tracking_store()
+    spec = s.model_spec or zoo.default_spec()
+    training_set = run.read("select * from customer_training_set order by cutoff_date, customer_id, horizon_days")
+    rows = serving_rows(training_set, plan.horizon_days, plan.serving_cutoffs or None)
+    same = model_decisions.existing_version(s.model_name, rows, spec)
+    if same is not None:
+        log.info("no change: version %s was trained with this configuration on exactly these %d snapshot rows",
+                 same, len(rows))
+        return Trained(no_change=True, version=same)
+    champion, champion_spec = model_decisions.champion_spec(s.model_name)
+    fit = sagemaker_jobs.fit_on_sagemaker if sagemaker_jobs.training_backend() == "sagemaker" else None
+    result = train_and_evaluate(training_set, plan, spec, champion_spec, s.bootstrap_resamples, fit=fit)
+    log.info("trained %s on %d rows (cutoffs %s .. %s)", spec["type"], result.rows_trained,
+             result.train_cutoffs[0], result.train_cutoffs[-1])
+    return Trained(no_change=False, result=result, serving_rows=rows, champion=champion)
+
+
+def register_and_gate(run: Run, trained: Trained, run_params: dict, population: pd.DataFrame,
+                      recent: pd.DataFrame, log: logging.Logger | logging.LoggerAdapter = log) -> dict:
+    """Register the new version in MLflow (with its drift baseline: its own scoring population and the
+    week's orders) and run the promotion gates: champion (first version), challenger, not served, or
+    rejected. A run that trained nothing returns outcome "no_change"."""
+    if trained.no_change:
+        return {"version": trained.version, "outcome": "no_change", "passed": None, "gates": [],
+                "reason": f"version {trained.version} was trained with the same configuration on the same data"}
+    config.use_project_tracking_store()
+    registered = registry.log_and_register(trained.result, trained.serving_rows, run.settings.model_name, run_params,
+                                           population, recent)
+    decision = model_decisions.decide(trained.result, registered, trained.champion, run.settings.gate_config)
+    decision["run_id"] = registered.run_id
+    for gate in decision["gates"]:
+        log.info("gate %s: %s (%s)", gate["gate"], "pass" if gate["passed"] else "FAIL", gate["detail"])
+    return decision
+
+
+# ---- score, publish, export -------------------------------------------------------------------------------
+
+@dataclass
+class Served:
+    """The model that scores this run: the champion, or last year's spend while no model passed the gates."""
+    name: str
+    version: str
+    model: object | None  # None for last year's spend
+    columns: list[str] = field(default_factory=list)
+
+
+def served_model(run: Run) -> Served:
+    """The champion of the run's model name, loaded from the registry (last year's spend without one)."""
+    config.use_project_tracking_store()
+    name = run.settings.model_name
+    if registry.champion_version(name) is None:
+        return Served(BASELINE, "baseline", None)
+    model, version, columns = registry.load_model_by_alias(name, config.CHAMPION_ALIAS)
+    return Served(name, version, model, list(columns))
+
+
+def predict(run: Run, served: Served, features: pd.DataFrame):
+    """The served model's 12-month predictions, with reasons when they come back from SageMaker batch
+    scoring (else None: `explain` computes them). Returns (predictions, reasons or None)."""
+    if served.model is None:
+        return zoo.build_model({"type": BASELINE}, run.settings.horizon_days).predict(features), None
+    missing = [c for c in served.columns if c not in features.columns]
+    if missing:
+        raise KeyError(f"customer_features lacks column(s) the champion needs: {', '.join(missing)}")
+    if sagemaker_jobs.scoring_backend() == "sagemaker":
+        remote = sagemaker_jobs.batch_score_on_sagemaker(served.model, served.version, features)
+        return remote["predicted_clv_12m"].to_numpy(float), (
+            remote["top_reasons"].to_numpy(object), remote["reason_contributions"].to_numpy(object))
+    return served.model.predict(features), None
+
+
+def explain(run: Run, served: Served, features: pd.DataFrame):
+    """The three strongest reasons per customer and their contributions (TreeSHAP for the model; last
+    year's spend explains itself)."""
+    if served.model is None:
+        return baseline_reasons(features, run.settings.horizon_days)
+    return reasons_in_batches(served.model, features)
+
+
+def score_table(run: Run, served: Served, features: pd.DataFrame, cutoff, predictions, reasons) -> pd.DataFrame:
+    """`clv_scores` rows: predictions checked for plausibility (`check_publishable`), tiers, P(alive) and
+    expected orders (BG/NBD), reasons."""
+    s = run.settings
+    check_publishable(features["customer_id"], predictions, features["revenue_sum_365d"], s.horizon_days,
+                      s.max_prediction_multiple)
+    btyd = AliveModel(s.horizon_days).components(features)
+    reasons, contributions = reasons
+    return build_score_table(features["customer_id"], cutoff, predictions, served.name, served.version,
+                             pd.Timestamp.now(tz="UTC").tz_localize(None), s.high_tier_share, s.medium_tier_share,
+                             p_alive=btyd["p_alive"], expected_orders=btyd["expected_orders"],
+                             reasons=reasons, reason_contributions=contributions)
+
+
+def score(run: Run, features: pd.DataFrame, cutoff) -> tuple[pd.DataFrame, Served]:
+    """Score every customer known at the cutoff with the served model: (clv_scores rows, served model)."""
+    if features.empty:
+        raise ValueError(f"no customers known at cutoff {cutoff}: nothing to score")
+    served = served_model(run)
+    predictions, reasons = predict(run, served, features)
+    if reasons is None:
+        reasons = explain(run, served, features)
+    return score_table(run, served, features, cutoff, predictions, reasons), served
+
+
+def publish(run: Run, scores: pd.DataFrame, allow_older_cutoff: bool = False) -> None:
+    """Replace `clv_scores` in one transaction (BI never reads a half-written table) and keep the history;
+    refused when the cutoff is older than the published one, unless `allow_older_cutoff`."""
+    run.warehouse_interface().publish_scores(scores, allow_older_cutoff)
+
+
+def export(scores: pd.DataFrame, cutoff) -> str:
+    """clv_scores as parquet under the storage root (CLV_STORAGE_URL: a directory, default
+    $CLV_HOME/exports, or s3://...), for tools that pick files up rather than query the warehouse."""
+    target = Storage.from_env(config.project_home() / "exports")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "clv_scores.parquet"
+        scores.to_parquet(local, index=False)
+        return target.put(local, f"clv_scores/cutoff={pd.Timestamp(cutoff).date()}/clv_scores.parquet")
+
+
+def published_model(run: Run) -> tuple[str, str] | None:
+    """(model_name, model_version) of the scores BI reads now, or None before the first publish."""
+    published = run.warehouse_interface()
+    if not published.has("clv_scores"):
+        return None
+    row = published.read("select model_name, model_version from clv_scores limit 1")
+    return None if row.empty else (str(row.iloc[0, 0]), str(row.iloc[0, 1]))
+
