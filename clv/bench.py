@@ -258,8 +258,10 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
     report_path = report_path or json_path.with_suffix(".html")
     last_origin = plan.backtest.origins[-1]  # the champion's own SHAP summary, on the latest origin
     rows = backtest_rows(frame, plan.backtest.horizon_days)
+    from models_ml.base import features_and_target
+
     champion = zoo.build_model(specs[CHAMPION_TYPE], plan.backtest.horizon_days).fit(
-        rows[rows["cutoff_date"].isin(plan.backtest.training_cutoffs[last_origin])])
+        *features_and_target(rows[rows["cutoff_date"].isin(plan.backtest.training_cutoffs[last_origin])]))
     write_report(report_path, summary, result, champion, rows[rows["cutoff_date"] == last_origin])
     summary["report"] = str(report_path)
     return summary

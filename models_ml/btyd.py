@@ -1,7 +1,9 @@
 """BG/NBD + Gamma-Gamma (lifetimes) on the BTYD columns of customer_features.
 
 BTYD models need no labels: they are fit on the history up to the cutoff they predict from, so
-`predict` fits on the frame it is given (one cutoff at a time). Time is converted from days to weeks.
+`predict` fits on the frame it is given (one cutoff at a time) and `fit` learns nothing (the model is
+transductive: its parameters at a cutoff come from that cutoff's own repeat-purchase summary, which is
+what the data knew then). Time is converted from days to weeks.
 Prediction = expected purchases in the horizon x expected value per purchase; no discounting.
 """
 
@@ -16,6 +18,8 @@ import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.utils import ConvergenceError
+
+from models_ml.base import CLVModel
 
 log = logging.getLogger(__name__)
 DAYS_PER_WEEK = 7.0
@@ -48,7 +52,7 @@ def fit_gamma_gamma(frequency, monetary_value, penalizer: float = 0.0) -> GammaG
         return GammaGammaFitter(penalizer_coef=penalizer).fit(frequency, monetary_value)
 
 
-class BgNbdGammaGamma:
+class BgNbdGammaGamma(CLVModel):
     """Expected horizon revenue = BG/NBD expected purchases x Gamma-Gamma expected order value.
 
     Parameters
@@ -77,8 +81,12 @@ class BgNbdGammaGamma:
         self.horizon_days = horizon_days
         self.penalizer = penalizer
 
-    def fit(self, frame: pd.DataFrame, target=None) -> "BgNbdGammaGamma":
-        return self  # fit per cutoff at prediction time: see module docstring
+    def fit(self, X: pd.DataFrame, y=None) -> "BgNbdGammaGamma":
+        """Nothing to learn from labels: the models are fit per cutoff at prediction time."""
+        return self
+
+    def required_columns(self) -> list[str]:
+        return ["cutoff_date", "btyd_frequency", "btyd_recency", "btyd_t", "btyd_monetary_value", "avg_order_value"]
 
     def components(self, frame: pd.DataFrame) -> pd.DataFrame:
         """expected_orders, p_alive, expected_order_value and btyd_clv per row, fit per cutoff."""
@@ -140,8 +148,9 @@ class BgNbdGammaGamma:
                 log.warning("BG/NBD did not converge with penalizer %s; retrying with a larger one", penalizer)
         raise ConvergenceError("BG/NBD did not converge even with penalizer 1.0")
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.components(frame)["btyd_clv"].to_numpy(float)
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Expected horizon revenue per row, the models fit on each cutoff's own rows of X."""
+        return self.components(X)["btyd_clv"].to_numpy(float)
 
 
 def fit_pareto_nbd(frequency, recency, T, penalizer: float = 0.0):

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from models_ml.features import TARGET, feature_matrix, history_length_dependent_columns, numeric_feature_columns
+from models_ml.base import CLVModel
+from models_ml.features import feature_matrix, history_length_dependent_columns, numeric_feature_columns
 
 DEFAULT_PARAMS = {
     "objective": "reg:tweedie",
@@ -43,24 +44,29 @@ def last_period_offset(frame: pd.DataFrame, horizon_days: int, floor: float = 20
     return np.log(np.maximum(spend * horizon_days / 365.0, floor))
 
 
-class XGBoostCLV:
-    """XGBoost (Tweedie) on every numeric feature.
+class XGBoostCLV(CLVModel):
+    """XGBoost (Tweedie) on every numeric feature of customer_features.
 
-    - `with_btyd=True` is the hybrid: the BG/NBD + Gamma-Gamma outputs (expected orders, P(alive),
-      expected order value, BTYD CLV) are added as features.
-    - `offset="last_period"` makes the trees learn a multiplicative correction to last year's spend
-      (log offset on the log link), on the windowed features only (the columns dbt's docs mark
-      `history_length_dependent` dropped):
-      the predictions scale with each customer's spend instead of being bounded by the training range.
+    Parameters
+    ----------
+    params : dict, optional
+        XGBoost parameters over `DEFAULT_PARAMS`.
+    horizon_days : int
+        Prediction window after the cutoff, in days (the label's horizon).
+
+    Notes
+    -----
+    Two variants are their own classes: `HybridCLV` adds the BG/NBD + Gamma-Gamma outputs as features and
+    `OffsetXGBoostCLV` learns a multiplicative correction to last year's spend.
     """
 
-    def __init__(self, params: dict | None = None, with_btyd: bool = False, horizon_days: int = 365,
-                 offset: str | None = None):
+    name = "xgboost"
+    with_btyd = False  # add the BTYD components as features (HybridCLV)
+    offset: str | None = None  # "last_period": a log offset of last year's spend (OffsetXGBoostCLV)
+
+    def __init__(self, params: dict | None = None, horizon_days: int = 365):
         self.params = params
-        self.with_btyd = with_btyd
         self.horizon_days = horizon_days
-        self.offset = offset
-        self.name = "hybrid" if with_btyd else ("xgboost_offset" if offset else "xgboost")
 
     def feature_columns(self, frame: pd.DataFrame) -> list[str]:
         columns = numeric_feature_columns(frame)
@@ -89,9 +95,10 @@ class XGBoostCLV:
             extra += ["cutoff_date", "btyd_frequency", "btyd_recency", "btyd_t", "btyd_monetary_value", "avg_order_value"]
         return list(dict.fromkeys([*self.columns_, *extra]))
 
-    def fit(self, frame: pd.DataFrame, target=None) -> "XGBoostCLV":
-        frame = frame.sort_values(["cutoff_date", "customer_id"], kind="mergesort")
-        target = frame[TARGET] if target is None else target
+    def fit(self, X: pd.DataFrame, y) -> "XGBoostCLV":
+        # rows in (cutoff, customer) order: the same fit whatever order the warehouse returned them in
+        order = X.reset_index(drop=True).sort_values(["cutoff_date", "customer_id"], kind="mergesort").index
+        frame, target = X.iloc[np.asarray(order)], np.asarray(y, float)[np.asarray(order)]
         self.columns_ = self.feature_columns(frame)
         X = self.inputs(frame)
         if len(X) == 0:
@@ -99,11 +106,11 @@ class XGBoostCLV:
         self.model_ = xgb.XGBRegressor(**{**DEFAULT_PARAMS, **(self.params or {})})
         margin = self._margin(frame)
         self.offset_mean_ = float(np.mean(margin["base_margin"])) if margin else 0.0
-        self.model_.fit(X, np.clip(np.asarray(target, float), 0, None), **margin)
+        self.model_.fit(X, np.clip(target, 0, None), **margin)
         return self
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.clip(self.model_.predict(self.inputs(frame), **self._margin(frame)), 0, None).astype("float64")
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.clip(self.model_.predict(self.inputs(X), **self._margin(X)), 0, None).astype("float64")
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-row SHAP values (XGBoost's exact TreeSHAP, `pred_contribs`), one column per input."""
@@ -134,3 +141,21 @@ class XGBoostCLV:
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.exp(log_reference) * np.where(np.abs(total) > 1e-9, np.expm1(total) / total, 1.0)
         return logs.mul(scale, axis=0)
+
+
+class HybridCLV(XGBoostCLV):
+    """XGBoost (Tweedie) on the features plus the BG/NBD + Gamma-Gamma outputs (expected orders,
+    P(alive), expected order value, BTYD CLV), fit per cutoff."""
+
+    name = "hybrid"
+    with_btyd = True
+
+
+class OffsetXGBoostCLV(XGBoostCLV):
+    """XGBoost (Tweedie) learning a multiplicative correction to last year's spend: a log offset on the
+    log link (`last_period_offset`), trees on the windowed features only (the columns dbt's docs mark
+    `history_length_dependent` dropped), so predictions scale with each customer's spend instead of being
+    bounded by the training range. The champion's default type."""
+
+    name = "xgboost_offset"
+    offset = "last_period"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from models_ml.base import features_and_target
 from models_ml.features import TARGET
 from models_ml.metrics import calibration_ratio, mae, normalized_gini
 
@@ -143,7 +144,7 @@ def run_backtest(training_set: pd.DataFrame, plan, model_factories: dict, resamp
         log.info("backtest origin %s: %d training rows (%d cutoffs), %d test rows", origin, len(train),
                  train["cutoff_date"].nunique(), len(test))
         for name, factory in model_factories.items():
-            model = factory(plan.horizon_days).fit(train)
+            model = factory(plan.horizon_days).fit(*features_and_target(train))
             predictions[name].append(np.asarray(model.predict(test), float))
         part = pd.DataFrame({"origin": origin, "customer_id": test["customer_id"].astype(str).to_numpy(),
                              "actual": test[TARGET].to_numpy(float)})

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from models_ml import zoo
+from models_ml.base import features_and_target
 from models_ml.protocol import BASELINE, BacktestResult, backtest_rows, run_backtest
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def serving_rows(training_set: pd.DataFrame, horizon_days: int, cutoffs=None) ->
 
 
 def fit_serving_model(rows: pd.DataFrame, spec: dict, horizon_days: int):
-    return zoo.build_model(spec, horizon_days).fit(rows)
+    return zoo.build_model(spec, horizon_days).fit(*features_and_target(rows))
 
 
 def train_and_evaluate(training_set: pd.DataFrame, plan, spec: dict | None = None, champion_spec: dict | None = None,

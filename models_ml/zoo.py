@@ -10,7 +10,7 @@ import json
 
 from models_ml.baselines import LastPeriodSpend, SpendRateTimesLifespan
 from models_ml.btyd import BgNbdGammaGamma
-from models_ml.gradient_boosting import OFFSET_MODEL_PARAMS, XGBoostCLV
+from models_ml.gradient_boosting import OFFSET_MODEL_PARAMS, HybridCLV, OffsetXGBoostCLV, XGBoostCLV
 from models_ml.linear import LinearRFM
 
 CHAMPION_TYPE = "xgboost_offset"
@@ -21,24 +21,20 @@ def default_spec(model_type: str = CHAMPION_TYPE) -> dict:
     return {"type": model_type, "params": params}
 
 
+MODEL_CLASSES = {cls.name: cls for cls in (LastPeriodSpend, SpendRateTimesLifespan, LinearRFM, BgNbdGammaGamma,
+                                            XGBoostCLV, HybridCLV, OffsetXGBoostCLV)}
+
+
 def build_model(spec: dict, horizon_days: int):
-    """An unfitted model of the spec's type, for a prediction horizon."""
+    """An unfitted model of the spec's type, for a prediction horizon: the spec's params are the XGBoost
+    parameters of the tree models; the other models take none."""
     kind, params = spec["type"], dict(spec.get("params") or {})
-    if kind == "last_period":
-        return LastPeriodSpend(horizon_days)
-    if kind == "heuristic":
-        return SpendRateTimesLifespan(horizon_days)
-    if kind == "linear":
-        return LinearRFM()
-    if kind == "bgnbd_gg":
-        return BgNbdGammaGamma(horizon_days)
-    if kind == "xgboost":
-        return XGBoostCLV(params or None, horizon_days=horizon_days)
-    if kind == "hybrid":
-        return XGBoostCLV(params or None, with_btyd=True, horizon_days=horizon_days)
-    if kind == "xgboost_offset":
-        return XGBoostCLV(params or None, horizon_days=horizon_days, offset="last_period")
-    raise ValueError(f"unknown model type {kind!r}")
+    if kind not in MODEL_CLASSES:
+        raise ValueError(f"unknown model type {kind!r} (known: {', '.join(MODEL_CLASSES)})")
+    model_class = MODEL_CLASSES[kind]
+    if issubclass(model_class, XGBoostCLV):
+        return model_class(params or None, horizon_days=horizon_days)
+    return model_class(horizon_days=horizon_days)
 
 
 def factory(spec: dict):
@@ -49,8 +45,7 @@ def factory(spec: dict):
 def spec_of(model) -> dict:
     """The spec a fitted zoo model was built from."""
     params = getattr(model, "params", None)
-    kind = {"xgboost_tuned": "xgboost"}.get(model.name, model.name)
-    return {"type": kind, "params": dict(params) if isinstance(params, dict) else {}}
+    return {"type": model.name, "params": dict(params) if isinstance(params, dict) else {}}
 
 
 def spec_key(spec: dict) -> str:

@@ -122,6 +122,7 @@ def test_a_seasonal_model_crossing_a_month_is_not_drift_but_a_changed_population
     population that spends three times as much still alerts."""
     from clv.monitoring import baseline_predictions_in_calendar
     from models_ml.drift import drift_report
+    from models_ml.base import features_and_target
     from models_ml.gradient_boosting import XGBoostCLV
 
     rng = np.random.default_rng(3)
@@ -133,7 +134,7 @@ def test_a_seasonal_model_crossing_a_month_is_not_drift_but_a_changed_population
                           "cutoff_month": np.repeat([12, 1], n)})
     train["future_revenue"] = train["revenue_sum_365d"] * np.where(train["cutoff_month"] == 12, 1.0, 0.5) \
         * rng.gamma(4, 0.25, 2 * n)
-    model = XGBoostCLV().fit(train)
+    model = XGBoostCLV().fit(*features_and_target(train))
     december = train[train["cutoff_month"] == 12].drop(columns="future_revenue").reset_index(drop=True)
     baseline = december[model.required_columns()].assign(predicted=model.predict(december))
     january = december.assign(cutoff_month=1)

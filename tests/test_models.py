@@ -152,11 +152,12 @@ def test_decile_mape_skips_empty_bins_and_is_zero_when_exact():
 def test_offset_model_scales_with_last_year_spend():
     """Trees alone cannot predict beyond the training range; with the log offset the prediction moves
     with each customer's own spend."""
-    from models_ml.gradient_boosting import XGBoostCLV
+    from models_ml.base import features_and_target
+    from models_ml.gradient_boosting import OffsetXGBoostCLV, XGBoostCLV
 
     data = synthetic_snapshots(800).assign(tenure_days=100)  # a history-length-dependent column
-    offset_model = XGBoostCLV({"max_depth": 3, "n_estimators": 100}, horizon_days=365, offset="last_period").fit(data)
-    plain = XGBoostCLV({"max_depth": 3, "n_estimators": 100}, horizon_days=365).fit(data)
+    offset_model = OffsetXGBoostCLV({"max_depth": 3, "n_estimators": 100}, horizon_days=365).fit(*features_and_target(data))
+    plain = XGBoostCLV({"max_depth": 3, "n_estimators": 100}, horizon_days=365).fit(*features_and_target(data))
     whale = data.head(1).assign(revenue_sum_365d=data["revenue_sum_365d"].max() * 20)
     assert offset_model.predict(whale)[0] > 5 * plain.predict(whale)[0]
     assert "tenure_days" in plain.columns_ and "tenure_days" not in offset_model.columns_  # windowed features only

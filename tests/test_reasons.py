@@ -78,11 +78,12 @@ def test_every_documented_feature_has_a_phrase():
 
 
 def test_batches_give_the_same_reasons_as_one_pass():
-    from models_ml.gradient_boosting import XGBoostCLV
+    from models_ml.base import features_and_target
+    from models_ml.gradient_boosting import OffsetXGBoostCLV
     from tests.test_models import synthetic_snapshots
 
     data = synthetic_snapshots(300)
-    model = XGBoostCLV({"max_depth": 3, "n_estimators": 50}, horizon_days=365, offset="last_period").fit(data)
+    model = OffsetXGBoostCLV({"max_depth": 3, "n_estimators": 50}, horizon_days=365).fit(*features_and_target(data))
     latest = data[data["cutoff_date"] == data["cutoff_date"].max()]
     whole = reasons_in_batches(model, latest)
     batched = reasons_in_batches(model, latest, batch_size=37)
