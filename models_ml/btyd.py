@@ -118,7 +118,9 @@ class BgNbdGammaGamma(CLVModel):
         """Gamma-Gamma conditional expected order value. When q <= 1 the model has no finite mean
         (spend too heavy-tailed) or too few repeat buyers exist, each customer's own average order
         value stands in."""
-        monetary = frame["btyd_monetary_value"].to_numpy(float)
+        # rounded like the model inputs (features.feature_matrix): the warehouse's float sums differ in the
+        # last bits from run to run, and the fit must not
+        monetary = frame["btyd_monetary_value"].to_numpy(float).round(9)
         own_average = np.where((x > 0) & (monetary > 0), monetary, frame["avg_order_value"].to_numpy(float))
         repeat = (x > 0) & (monetary > 0)
         if repeat.sum() < 10:

@@ -81,7 +81,7 @@ class XGBoostCLV(CLVModel):
         columns = getattr(self, "columns_", None) or self.feature_columns(frame)
         X = feature_matrix(frame, [c for c in columns if c in frame.columns])
         if self.with_btyd:
-            components = BgNbdGammaGamma(self.horizon_days).components(frame)
+            components = BgNbdGammaGamma(self.horizon_days).components(frame).round(9)  # as feature_matrix
             X = pd.concat([X, components.set_axis(X.index)], axis=1)
         return X
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -53,7 +54,20 @@ def read(warehouse, sql) -> pd.DataFrame:
 
 @pytest.fixture
 def warehouse(clv_home, tmp_path):
+    """The hand-made shop for a test that changes it."""
     return build(clv_home, tmp_path, SHOP)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """The hand-made shop built once for the tests that only read it."""
+    root = tmp_path_factory.mktemp("shop")
+    home = root / "home"
+    home.mkdir()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLV_HOME", str(home))
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield build(home, root, SHOP)
 
 
 def features_at(warehouse, cutoff) -> pd.DataFrame:
@@ -61,16 +75,16 @@ def features_at(warehouse, cutoff) -> pd.DataFrame:
         .set_index("customer_id")
 
 
-def test_training_cutoffs_come_from_the_calendar(warehouse):
-    cutoffs = read(warehouse, "select cutoff_date, cutoff_role from int_cutoffs order by cutoff_date")
+def test_training_cutoffs_come_from_the_calendar(shop):
+    cutoffs = read(shop, "select cutoff_date, cutoff_role from int_cutoffs order by cutoff_date")
     assert [(str(d.date()), r) for d, r in cutoffs.itertuples(index=False)] == [
         ("2024-06-30", "training"), ("2025-06-30", "scoring")]
 
 
-def test_observable_history_is_the_shops_first_order_to_the_cutoff_capped_at_a_year(warehouse):
+def test_observable_history_is_the_shops_first_order_to_the_cutoff_capped_at_a_year(shop):
     # the shop's first order (with a customer) is A's on 2024-01-10: 2024-01-10 .. 2024-06-30 is 173 days
-    assert features_at(warehouse, "2024-06-30")["observable_history_days"].tolist() == [173, 173]
-    assert features_at(warehouse, "2025-06-30")["observable_history_days"].eq(365).all()
+    assert features_at(shop, "2024-06-30")["observable_history_days"].tolist() == [173, 173]
+    assert features_at(shop, "2025-06-30")["observable_history_days"].eq(365).all()
 
 
 def test_labels_at_each_horizon_whose_window_fits(clv_home, tmp_path):
@@ -82,8 +96,8 @@ def test_labels_at_each_horizon_whose_window_fits(clv_home, tmp_path):
     assert labels.values.tolist() == [["A", 90, 40.0, 1], ["A", 365, 40.0, 1], ["B", 90, 0.0, 0], ["B", 365, 0.0, 0]]
 
 
-def test_features_match_hand_computation(warehouse):
-    a = features_at(warehouse, "2024-06-30").loc["A"]
+def test_features_match_hand_computation(shop):
+    a = features_at(shop, "2024-06-30").loc["A"]
     expected = {
         "days_since_last_order": 10, "order_days_count": 3, "orders_count": 4, "avg_order_value": 30.0,
         "tenure_days": 172, "revenue_total": 110.0,
@@ -99,19 +113,19 @@ def test_features_match_hand_computation(warehouse):
         assert a[column] == pytest.approx(value), column
 
 
-def test_single_purchase_customer_has_zero_repeat_columns(warehouse):
-    b = features_at(warehouse, "2024-06-30").loc["B"]
+def test_single_purchase_customer_has_zero_repeat_columns(shop):
+    b = features_at(shop, "2024-06-30").loc["B"]
     assert (b["btyd_frequency"], b["btyd_recency"], b["btyd_t"], b["btyd_monetary_value"]) == (0, 0, 60, 0)
     assert pd.isna(b["mean_days_between_orders"])
 
 
-def test_customers_appear_only_once_acquired(warehouse):
-    assert list(features_at(warehouse, "2024-06-30").index) == ["A", "B"]
-    assert list(features_at(warehouse, "2025-06-30").index) == ["A", "B", "C"]
+def test_customers_appear_only_once_acquired(shop):
+    assert list(features_at(shop, "2024-06-30").index) == ["A", "B"]
+    assert list(features_at(shop, "2025-06-30").index) == ["A", "B", "C"]
 
 
-def test_labels_count_exactly_the_horizon(warehouse):
-    labels = read(warehouse, "select customer_id, future_revenue, future_orders_count from customer_labels order by 1")
+def test_labels_count_exactly_the_horizon(shop):
+    labels = read(shop, "select customer_id, future_revenue, future_orders_count from customer_labels order by 1")
     assert labels.values.tolist() == [["A", 40.0, 1], ["B", 0.0, 0]]
 
 
@@ -130,15 +144,15 @@ def test_failing_dbt_test_raises_with_the_node_name(clv_home, tmp_path, warehous
         run_dbt(["build"], warehouse=warehouse, variables=VARS)
 
 
-def test_cleaning_summary_counts_every_rule(warehouse):
-    summary = read(warehouse, "select rule, rows_affected from cleaning_summary where cutoff_date is null")
+def test_cleaning_summary_counts_every_rule(shop):
+    summary = read(shop, "select rule, rows_affected from cleaning_summary where cutoff_date is null")
     counts = dict(summary.itertuples(index=False))
     # the line without a customer id never reaches staging: landing quarantined it
     assert counts == {"dropped: order line without customer id": 0, "netted: return line (negative quantity)": 2,
                       "no revenue: line priced zero or less": 1}
-    assert read(warehouse, "select reason from raw.quarantine")["reason"].tolist() == [
+    assert read(shop, "select reason from raw.quarantine")["reason"].tolist() == [
         "customer_id is missing (guest checkout or broken export)"]
-    capped = read(warehouse, "select rows_affected, threshold from cleaning_summary where cutoff_date is not null")
+    capped = read(shop, "select rows_affected, threshold from cleaning_summary where cutoff_date is not null")
     assert capped["rows_affected"].tolist() == [0, 0] and capped["threshold"].isna().all()  # cap off here
 
 
@@ -185,8 +199,8 @@ def test_bench_features_writes_its_json(clv_home, tmp_path):
     assert written["peak_rss_mb"] > 0
 
 
-def test_dbt_docs_generate_writes_the_catalog(clv_home, warehouse):
-    run_dbt(["docs", "generate"], warehouse=warehouse, variables=VARS)
+def test_dbt_docs_generate_writes_the_catalog(clv_home, shop):
+    run_dbt(["docs", "generate"], warehouse=shop, variables=VARS)
     catalog = json.loads((clv_home / "dbt" / "target" / "catalog.json").read_text())
     assert "model.clv.customer_features" in catalog["nodes"]
 
@@ -207,3 +221,72 @@ def test_an_undocumented_column_fails_the_build_and_names_itself(clv_home, tmp_p
     with pytest.raises(DbtBuildError, match="every_column_documented_customer_labels") as failed:
         build(clv_home, tmp_path, SHOP)
     assert "fail" in str(failed.value)
+
+
+def copied_project(tmp_path, monkeypatch) -> Path:
+    """A copy of the dbt project the next builds use (to change a model without touching the real one)."""
+    import shutil
+
+    from clv import config, transform
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(config.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    monkeypatch.setattr(transform, "DBT_PROJECT_DIR", project)
+    return project
+
+
+@pytest.mark.fast
+def test_dbt_unit_tests_pin_the_feature_logic(shop):
+    """The unit tests in models/intermediate/features/_features.yml pass on the hand-made rows."""
+    import yaml
+
+    from clv.config import DBT_PROJECT_DIR
+
+    declared = yaml.safe_load((DBT_PROJECT_DIR / "models" / "intermediate" / "features" / "_features.yml").read_text())
+    result = run_dbt(["test", "--select", "test_type:unit"], warehouse=shop, variables=VARS)
+    ran = {r.node.name: r.status for r in result.result.results}
+    assert ran == {test["name"]: "pass" for test in declared["unit_tests"]}
+
+
+def test_a_unit_test_fails_when_a_window_boundary_moves(shop, clv_home, tmp_path, monkeypatch):
+    """Counting the order N days before the cutoff in an N-day window breaks its unit test, by name."""
+    project = copied_project(tmp_path, monkeypatch)
+    windows = project / "models" / "intermediate" / "features" / "int_features__order_windows.sql"
+    windows.write_text(windows.read_text().replace("days_before_cutoff < {{ w }}", "days_before_cutoff <= {{ w }}"))
+    with pytest.raises(DbtBuildError, match="windows_cover_the_last_n_days_up_to_the_cutoff"):
+        run_dbt(["test", "--select", "test_type:unit"], warehouse=shop, variables=VARS)
+
+
+def test_a_feature_is_one_family_column_and_one_yaml_entry(clv_home, tmp_path, monkeypatch):
+    """A column added to a family reaches customer_features once its YAML entry is there, at its place in
+    the list; without the entry the build stops on the family's every_column_documented."""
+    project = copied_project(tmp_path, monkeypatch)
+    family = project / "models" / "intermediate" / "features" / "int_features__order_windows.sql"
+    family.write_text(family.read_text().replace(
+        "    windows.revenue_next_90d_last_year,\n",
+        "    windows.revenue_next_90d_last_year,\n    windows.revenue_sum_30d * 2 as revenue_doubled_30d,\n"))
+    with pytest.raises(DbtBuildError, match="every_column_documented_int_features__order_windows"):
+        build(clv_home, tmp_path, SHOP)
+    marts = project / "models" / "marts" / "_marts.yml"
+    marts.write_text(marts.read_text().replace(
+        "      - name: revenue_next_90d_last_year\n",
+        "      - name: revenue_doubled_30d\n        description: Twice the 30-day net revenue.\n"
+        "      - name: revenue_next_90d_last_year\n", 1))
+    warehouse = build(clv_home, tmp_path, SHOP, name="again.parquet")
+    features = read(warehouse, "select * from customer_features order by cutoff_date, customer_id")
+    columns = list(features.columns)
+    assert columns.index("revenue_doubled_30d") == columns.index("revenue_next_90d_last_year") - 1
+    assert (features["revenue_doubled_30d"] == 2 * features["revenue_sum_30d"]).all()
+
+
+def test_a_label_is_zero_when_purchases_and_returns_cancel_out(clv_home, tmp_path):
+    """0.10 + 0.20 bought and 0.30 returned in the label window leave a floating-point remainder: the label
+    is exactly 0, so the customer does not count as having bought again."""
+    cancelled = pd.concat([SHOP, pd.DataFrame([
+        line("D", "o20", "2024-02-01", "p1", 1, 30.0),
+        line("D", "o21", "2024-09-01", "p1", 1, 0.1),
+        line("D", "o21", "2024-09-01", "p2", 1, 0.2),
+        line("D", "r21", "2024-09-02", "p1", -1, 0.3)])], ignore_index=True)
+    warehouse = build(clv_home, tmp_path, cancelled)
+    label = read(warehouse, "select future_revenue from customer_labels where customer_id = 'D'")
+    assert label["future_revenue"].tolist() == [0.0]

@@ -87,7 +87,9 @@ labels as (
         features.customer_id,
         features.cutoff_date,
         cutoffs.horizon_days,
-        case when coalesce(future_activity.net_revenue, 0) > 0 then future_activity.net_revenue else 0 end
+        -- floored at zero; under half a cent is zero (what is left of purchases netted against their
+        -- returns in floating point, whose sign depends on the order the warehouse sums in)
+        case when coalesce(future_activity.net_revenue, 0) >= 0.005 then future_activity.net_revenue else 0 end
             as future_revenue,
         coalesce(future_activity.orders_count, 0) as future_orders_count
     from features

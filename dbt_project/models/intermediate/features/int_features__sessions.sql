@@ -1,0 +1,84 @@
+-- Feature family behaviour (web/app sessions): per known customer and cutoff, sessions, their mean length
+-- and add-to-cart events in the last N days for N in var('session_windows_days'), and the days since the
+-- last session; counts are zero for a customer without sessions. Sessions as known at each cutoff, event
+-- by event: a session that ended by the cutoff's day counts whole; one still running then counts only its
+-- events up to that day (its length: first to last of them).
+with cutoffs as (
+    select * from {{ ref('int_cutoffs') }}
+    where to_build
+),
+
+sessions as (
+    select * from {{ ref('int_customer_sessions') }}
+),
+
+events as (
+    select * from {{ ref('stg_shop__events') }}
+),
+
+finished_sessions as (
+    select
+        cutoffs.cutoff_date,
+        sessions.customer_id,
+        sessions.session_date,
+        sessions.session_duration_s,
+        sessions.add_to_cart_count
+    from cutoffs
+    inner join sessions on sessions.last_event_date <= cutoffs.cutoff_date
+),
+
+running_sessions as (
+    select
+        cutoffs.cutoff_date,
+        events.customer_id,
+        min(events.event_date) as session_date,
+        {{ dbt.datediff('min(events.event_at)', 'max(events.event_at)', 'second') }} as session_duration_s,
+        count(case when events.event_type = 'add_to_cart' then 1 end) as add_to_cart_count
+    from cutoffs
+    inner join sessions
+        on sessions.session_date <= cutoffs.cutoff_date
+        and sessions.last_event_date > cutoffs.cutoff_date
+    inner join events
+        on events.customer_id = sessions.customer_id
+        and events.session_id = sessions.session_id
+        and events.event_date <= cutoffs.cutoff_date
+    group by cutoffs.cutoff_date, events.customer_id, events.session_id
+),
+
+session_history as (
+    select
+        known_sessions.*,
+        {{ dbt.datediff('known_sessions.session_date', 'known_sessions.cutoff_date', 'day') }} as days_before_cutoff
+    from (
+        select * from finished_sessions
+        union all
+        select * from running_sessions
+    ) as known_sessions
+),
+
+session_summary as (
+    select
+        cutoff_date,
+        customer_id,
+        {% for w in var('session_windows_days') %}
+        count(case when days_before_cutoff < {{ w }} then 1 end) as sessions_count_{{ w }}d,
+        avg(case when days_before_cutoff < {{ w }} then session_duration_s end) as session_duration_s_mean_{{ w }}d,
+        sum(case when days_before_cutoff < {{ w }} then add_to_cart_count else 0 end) as add_to_cart_count_{{ w }}d,
+        {% endfor %}
+        min(days_before_cutoff) as days_since_last_session
+    from session_history
+    group by 1, 2
+)
+
+select
+    known.customer_id,
+    known.cutoff_date,
+    {% for w in var('session_windows_days') %}
+    coalesce(session_summary.sessions_count_{{ w }}d, 0) as sessions_count_{{ w }}d,
+    session_summary.session_duration_s_mean_{{ w }}d,
+    coalesce(session_summary.add_to_cart_count_{{ w }}d, 0) as add_to_cart_count_{{ w }}d,
+    {% endfor %}
+    session_summary.days_since_last_session
+from {{ ref('int_features__rfm') }} as known
+left join session_summary
+    on session_summary.cutoff_date = known.cutoff_date and session_summary.customer_id = known.customer_id
