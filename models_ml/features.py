@@ -27,11 +27,11 @@ def numeric_feature_columns(frame: pd.DataFrame) -> list[str]:
 def column_meta(model: str = "customer_features", docs: Path = FEATURE_DOCS) -> dict[str, dict]:
     """Each documented column of a dbt model with its `meta` (empty when it has none)."""
     models = {m["name"]: m for m in yaml.safe_load(docs.read_text())["models"]}
-    return {c["name"]: c.get("meta", {}) for c in models[model]["columns"]}
+    return {c["name"]: (c.get("config") or {}).get("meta") or c.get("meta") or {} for c in models[model]["columns"]}
 
 
 def history_length_dependent_columns() -> list[str]:
-    """Totals that grow with the history before the cutoff (`meta: {history_length_dependent: true}`):
+    """Totals that grow with the history before the cutoff (`config: {meta: {history_length_dependent: true}}`):
     early training cutoffs see less history than the scoring cutoff, so these shift between the two."""
     return [name for name, meta in column_meta().items() if meta.get("history_length_dependent")]
 
