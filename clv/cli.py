@@ -64,9 +64,10 @@ def _existing_path(text: str) -> str:
 
 
 def _cmd_run(args) -> int:
-    from flows.weekly import format_summary, weekly_clv_pipeline
+    from clv.flow_entrypoints import load_flow
+    from clv.run_summary import format_summary
 
-    summary = weekly_clv_pipeline(
+    summary = load_flow("weekly-clv")(
         orders=args.orders, customers=args.customers, events=args.events, sources=args.sources,
         cutoff=args.cutoff, horizon_days=args.horizon_days,
         warehouse=str(args.warehouse) if args.warehouse else None,
@@ -82,18 +83,18 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_retrain(args) -> int:
-    from flows.retrain import retrain_flow
+    from clv.flow_entrypoints import load_flow
 
-    result = retrain_flow(settings_file=args.settings, warehouse=str(args.warehouse) if args.warehouse else None,
+    result = load_flow("retrain-clv")(settings_file=args.settings, warehouse=str(args.warehouse) if args.warehouse else None,
                           target=args.target, reason=args.reason)
     print(f"\nRetrain: {result['outcome']} ({result['reason']})")
     return 0
 
 
 def _cmd_features(args) -> int:
-    from flows.features import feature_build_flow
+    from clv.flow_entrypoints import load_flow
 
-    result = feature_build_flow(
+    result = load_flow("build-features")(
         cutoff=args.cutoff, horizon_days=args.horizon_days or DEFAULTS.horizon_days, target=args.target,
         warehouse=str(args.warehouse) if args.warehouse else None,
         orders=args.orders, customers=args.customers, events=args.events, sources=args.sources,
@@ -106,9 +107,9 @@ def _cmd_features(args) -> int:
 
 
 def _cmd_monitor(args) -> int:
-    from flows.monitor import monitor_flow
+    from clv.flow_entrypoints import load_flow
 
-    report = monitor_flow(warehouse=str(args.warehouse) if args.warehouse else None, json_path=args.json,
+    report = load_flow("monitor-drift")(warehouse=str(args.warehouse) if args.warehouse else None, json_path=args.json,
                           target=args.target)
     if not report.get("monitored"):
         print(f"\nDrift not monitored: {report.get('note')}")
@@ -171,9 +172,9 @@ def _cmd_rollback(args) -> int:
 
 
 def _cmd_shadow(args) -> int:
-    from flows.shadow import shadow_flow
+    from clv.flow_entrypoints import load_flow
 
-    result = shadow_flow(warehouse=str(args.warehouse) if args.warehouse else None,
+    result = load_flow("shadow-run")(warehouse=str(args.warehouse) if args.warehouse else None,
                          max_mean_shift=args.max_mean_shift, target=args.target)
     if result.get("skipped"):
         print(f"\nShadow run skipped: {result['reason']}")
@@ -187,7 +188,7 @@ def _cmd_shadow(args) -> int:
 def _cmd_notifications(args) -> int:
     from prefect.settings import PREFECT_API_URL
 
-    from deployments.notifications import setup_failure_notifications
+    from clv.notifications import setup_failure_notifications
 
     if not PREFECT_API_URL.value():
         raise SystemExit("clv notifications: error: PREFECT_API_URL is not set: point it at the Prefect server "

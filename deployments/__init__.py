@@ -1,1 +1,0 @@
-"""Cloud entry points (SageMaker training and batch transform, IAM policies). See deployments/README.md."""
