@@ -112,7 +112,12 @@ class LocalPrefect:
         self._start("worker", ["worker", "start", "--pool", "clv-process"])
 
     def api_post(self, path: str, body: dict) -> dict | list:
-        response = httpx.post(f"{self.api}{path}", json=body, timeout=30)
+        """POST to the server's API; a busy server's 429/502/503 is retried, as Prefect's own client does."""
+        for attempt in range(5):
+            response = httpx.post(f"{self.api}{path}", json=body, timeout=30)
+            if response.status_code not in (429, 502, 503):
+                break
+            time.sleep(2 ** attempt)
         response.raise_for_status()
         return response.json()
 

@@ -18,11 +18,15 @@ QUARANTINE_COLUMNS = "row_key, entity, reason, record"
 
 @dataclass(frozen=True)
 class PostgresSettings:
+    """Where the PostgreSQL warehouse is (Redshift's settings extend these)."""
+
     host: str
     port: int
     user: str
     password: str = field(repr=False)
     database: str
+
+    CONNECT_OPTIONS = {"connect_timeout": 5}  # a class constant, not a field
 
     @classmethod
     def from_env(cls) -> "PostgresSettings":
@@ -38,7 +42,7 @@ class PostgresSettings:
     def connect(self, database: str | None = None):
         """A connection whose session time zone is UTC, whatever the server's or the client's (PGTZ)."""
         conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                                dbname=database or self.database, connect_timeout=5)
+                                dbname=database or self.database, **self.CONNECT_OPTIONS)
         with conn.cursor() as cur:  # after the start-up, which applies PGTZ
             cur.execute("set timezone to 'UTC'")
         conn.commit()

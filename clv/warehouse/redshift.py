@@ -13,25 +13,23 @@ import gzip
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from clv.cloud import storage
 from clv.ingest.landing import StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
 from clv.warehouse import raw_schema
-
-QUARANTINE_COLUMNS = "row_key, entity, reason, record"
-
+from clv.warehouse.postgres import QUARANTINE_COLUMNS, PostgresSettings
 
 @dataclass(frozen=True)
-class RedshiftSettings:
-    host: str
-    port: int
-    user: str
-    password: str = field(repr=False)
-    database: str
+class RedshiftSettings(PostgresSettings):
+    """The cluster (PostgreSQL's settings: Redshift speaks its protocol), the IAM role Redshift assumes to
+    read S3, and the s3:// storage URL COPY reads from."""
+
     iam_role: str
     storage_url: str
+
+    CONNECT_OPTIONS = {"connect_timeout": 10, "sslmode": "require"}
 
     @classmethod
     def from_env(cls) -> "RedshiftSettings":
@@ -47,16 +45,6 @@ class RedshiftSettings:
                    os.environ.get("CLV_REDSHIFT_USER", "clv"), os.environ.get("CLV_REDSHIFT_PASSWORD", ""),
                    os.environ.get("CLV_REDSHIFT_DATABASE", "analytics"), os.environ["CLV_REDSHIFT_IAM_ROLE"],
                    url.rstrip("/"))
-
-    def connect(self):
-        import psycopg2  # Redshift speaks the PostgreSQL protocol
-
-        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                                dbname=self.database, connect_timeout=10, sslmode="require")
-        with conn.cursor() as cur:  # every session in UTC (Redshift's default, unless the user changed it)
-            cur.execute("set timezone to 'UTC'")
-        conn.commit()
-        return conn
 
 
 def ensure_raw_tables(cur) -> None:
