@@ -495,7 +495,9 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
 
 
 def _feature_build_seconds(build) -> float:
-    """Execution time of customer_features and of every model upstream of it, in one dbt result."""
+    """Wall time during which customer_features or a model upstream of it was running, in one dbt result:
+    the models' execution intervals merged (dbt runs two nodes at once, so a sum would count the time two
+    feature families shared the cores twice)."""
     results = {r.node.unique_id: r for r in build.result.results}
     todo = [uid for uid in results if uid.endswith(".customer_features")]
     seen = set()
@@ -505,7 +507,17 @@ def _feature_build_seconds(build) -> float:
             continue
         seen.add(uid)
         todo += list(results[uid].node.depends_on.nodes)
-    return sum(results[uid].execution_time for uid in seen if results[uid].node.resource_type == "model")
+    intervals = sorted((t.started_at, t.completed_at) for uid in seen if results[uid].node.resource_type == "model"
+                       for t in results[uid].timing if t.name == "execute" and t.started_at and t.completed_at)
+    busy, end = 0.0, None
+    for start, stop in intervals:
+        if end is None or start > end:
+            busy += (stop - start).total_seconds()
+            end = stop
+        elif stop > end:
+            busy += (stop - end).total_seconds()
+            end = stop
+    return busy
 
 
 def _parquet_rows(data_dir: Path) -> int:
