@@ -30,8 +30,12 @@ gap_summary as (
     select
         cutoff_date,
         customer_id,
-        avg({{ dbt.datediff('previous_purchase_date', 'purchase_date', 'day') }}) as mean_days_between_orders,
-        stddev_samp({{ dbt.datediff('previous_purchase_date', 'purchase_date', 'day') }}) as std_days_between_orders
+        -- as floats on every engine (PostgreSQL's avg and stddev of integers are numeric)
+        cast(avg({{ dbt.datediff('previous_purchase_date', 'purchase_date', 'day') }}) as {{ type_double() }})
+            as mean_days_between_orders,
+        cast(
+            stddev_samp({{ dbt.datediff('previous_purchase_date', 'purchase_date', 'day') }}) as {{ type_double() }}
+        ) as std_days_between_orders
     from purchase_days
     where previous_purchase_date is not null
     group by 1, 2
@@ -76,8 +80,8 @@ select
     coalesce(products.distinct_products_{{ w }}d, 0) as distinct_products_{{ w }}d,
     {% endfor %}
     coalesce(products.distinct_products_count, 0) as distinct_products_count,
-    coalesce(products.distinct_products_count, 0) * 1.0 / nullif(known.purchase_lines_count, 0)
-        as product_diversity_ratio
+    cast(coalesce(products.distinct_products_count, 0) as {{ type_double() }})
+        / nullif(known.purchase_lines_count, 0) as product_diversity_ratio
 from known
 left join gap_summary as gaps
     on gaps.cutoff_date = known.cutoff_date and gaps.customer_id = known.customer_id

@@ -62,7 +62,8 @@ session_summary as (
         customer_id,
         {% for w in var('session_windows_days') %}
         count(case when days_before_cutoff < {{ w }} then 1 end) as sessions_count_{{ w }}d,
-        avg(case when days_before_cutoff < {{ w }} then session_duration_s end) as session_duration_s_mean_{{ w }}d,
+        cast(avg(case when days_before_cutoff < {{ w }} then session_duration_s end) as {{ type_double() }})
+            as session_duration_s_mean_{{ w }}d,
         sum(case when days_before_cutoff < {{ w }} then add_to_cart_count else 0 end) as add_to_cart_count_{{ w }}d,
         {% endfor %}
         min(days_before_cutoff) as days_since_last_session
