@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from clv import training_set_schema
 from clv.config import DBT_PROFILES_DIR, DBT_PROJECT_DIR, project_home
 from clv.settings import DEFAULTS
 
@@ -42,6 +43,7 @@ def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: 
     if warehouse is not None:
         os.environ["CLV_WAREHOUSE"] = str(Path(warehouse).resolve())
     state_dir = project_home() / "dbt"
+    _refresh_training_set_contract()
     args = [
         *command,
         "--project-dir", str(DBT_PROJECT_DIR),
@@ -71,7 +73,7 @@ def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: 
     if result.success or not check:
         return result
     failures = [
-        f"{r.node.resource_type} {r.node.name}: {r.status} ({(r.message or '').strip()[:300]})"
+        f"{r.node.resource_type} {r.node.name}: {r.status} ({_failure_message(r.message)})"
         for r in (result.result.results if result.result else [])
         if str(r.status) in {"error", "fail"}
     ]
@@ -79,6 +81,34 @@ def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: 
 
 
 DBT_VERBOSE_ENV = "CLV_DBT_VERBOSE"
+
+
+def _failure_message(message: str | None) -> str:
+    """dbt's message, shortened; a broken contract keeps its table rows (column, types, what is wrong)."""
+    text = (message or "").strip()
+    rows = [line.strip() for line in text.splitlines()
+            if line.strip().startswith("|") and "column_name" not in line and "---" not in line]
+    if "enforced contract" in text and rows:
+        return "enforced contract failed: " + "; ".join(rows)
+    if "schemas on this incremental model are out of sync" in text:
+        return ("its columns changed since its snapshots were built (a feature added or a type changed): "
+                "rebuild them once with `clv run --full-refresh`")
+    return text[:300]
+
+
+def _refresh_training_set_contract() -> None:
+    """customer_training_set's contract follows _marts.yml: after a feature's YAML entry is added there, the
+    next build rewrites `_training_set.yml` (a generated file to commit with the change) before dbt reads it."""
+    marts = DBT_PROJECT_DIR / "models" / "marts"
+    if not training_set_schema.stale(marts):
+        return
+    try:
+        training_set_schema.stale(marts, write=True)
+    except OSError as exc:
+        raise DbtBuildError(f"{marts / '_training_set.yml'} is out of date with _marts.yml and cannot be "
+                            f"rewritten here ({exc}): run `python scripts/generate_docs.py` in the checkout") from exc
+    log.warning("rewrote %s from _marts.yml (customer_training_set's contract): commit it with the change",
+                marts / "_training_set.yml")
 
 
 def _run_logger():

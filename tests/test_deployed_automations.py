@@ -160,11 +160,11 @@ class LocalPrefect:
                 process.kill()
 
 
-@pytest.fixture
-def local_prefect(tmp_path):
+@pytest.fixture(scope="module")
+def local_prefect(tmp_path_factory):
     if shutil.which("prefect", path=str(BIN)) is None:
         pytest.skip("the prefect CLI is not installed beside this Python")
-    prefect = LocalPrefect(tmp_path)
+    prefect = LocalPrefect(tmp_path_factory.mktemp("deployed"))
     try:
         prefect.deploy_and_start_worker()
         yield prefect
@@ -180,55 +180,108 @@ def export_week(shop: dict, folder: Path, week: int) -> None:
                    f"to '{folder / entity}.parquet' (format parquet)")
 
 
-def test_deployed_weekly_monitor_retrain_shadow_chain(local_prefect, tmp_path, monkeypatch):
+def last_drift_status(warehouse: Path) -> str:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute("select status from drift_history order by cutoff_date").fetchall()[-1][0]
 
+
+@pytest.fixture(scope="module")
+def team_weeks(local_prefect, tmp_path_factory):
+    """A team's weeks on the deployments, in order, with what each step left behind for the tests below:
+    notifications set up; weeks 0 and 1 like the weeks before (the champion is trained in week 0); week 2,
+    whose purchase rate doubles; a weekly run started while another holder has the warehouse slot; a run
+    whose export is missing."""
     shift_week = 2  # the purchase rate doubles from the first day of week 2
+    root = tmp_path_factory.mktemp("team")
     shop = write_synthetic(SynthConfig(customers=6000, seed=21, start=START, days=DAYS + 21,
-                                       shift_day=DAYS + 7 * (shift_week - 1), shift_rate=2.0), tmp_path / "shop")
+                                       shift_day=DAYS + 7 * (shift_week - 1), shift_rate=2.0), root / "shop")
     exports = local_prefect.project / "exports"
     exports.mkdir()
     shutil.copy(shop["customers"], exports / "customers.parquet")
-    warehouse = tmp_path / "team-warehouse" / "clv.duckdb"
-    (local_prefect.project / "clv-settings.yml").write_text(
-        "orders: exports/orders.parquet\ncustomers: exports/customers.parquet\nevents: exports/events.parquet\n"
-        f"target: duckdb\nwarehouse: {warehouse}\n")
+    warehouse = root / "team-warehouse" / "clv.duckdb"
+    settings = local_prefect.project / "clv-settings.yml"
+    settings.write_text("orders: exports/orders.parquet\ncustomers: exports/customers.parquet\n"
+                        f"events: exports/events.parquet\ntarget: duckdb\nwarehouse: {warehouse}\n")
+    seen = {"warehouse": warehouse}
 
     # the operator connects failure notifications to the team's webhook (here a local receiver)
     receiver = WebhookReceiver()
-    setup = subprocess.run([str(BIN / "clv"), "notifications", "setup", "--webhook-url", receiver.url],
-                           env=local_prefect.env, capture_output=True, text=True, timeout=120)
-    assert setup.returncode == 0 and "notify when a CLV run fails" in setup.stdout, setup.stderr[-2000:]
+    seen["notifications_setup"] = subprocess.run(
+        [str(BIN / "clv"), "notifications", "setup", "--webhook-url", receiver.url],
+        env=local_prefect.env, capture_output=True, text=True, timeout=120)
 
-    automations = {a["name"]: a for a in local_prefect.api_post("/automations/filter", {})}
-    assert set(automations) == {"monitor after each weekly run", "retrain when drift is detected",
-                                "retrain when performance degrades", "shadow run after each retraining",
-                                "notify when a CLV run fails"}
-    assert all(a["description"] and a["enabled"] for a in automations.values())  # what the Prefect UI shows
-    weekly = httpx.get(f"{local_prefect.api}/deployments/name/weekly-clv/weekly", timeout=30).json()
-    zones = {schedule["schedule"]["timezone"] for schedule in weekly["schedules"]}
-    assert zones and all(zone in weekly["description"] for zone in zones)  # the UI lists schedules without it
-
-    # week 0 trains the champion; week 1 is like the weeks before: monitor runs after each, nothing retrains
+    # weeks 0 and 1: monitor runs after each
     for week in (0, 1):
         export_week(shop, exports, week)
         local_prefect.run_weekly(week + 1)
         local_prefect.wait_for_run("monitor", week + 1)
     time.sleep(10)  # an automation fires within seconds of the event it reacts to
-    assert local_prefect.runs_of("retrain") == []
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute("select status from drift_history order by cutoff_date").fetchall()[-1] == ("ok",)
+    seen["retrains_after_quiet_weeks"] = local_prefect.runs_of("retrain")
+    seen["drift_after_quiet_weeks"] = last_drift_status(warehouse)
 
-    # week 2: the purchase rate doubles -> drift event -> retrain on the shop's data -> shadow
+    # week 2: the purchase rate doubles
     export_week(shop, exports, shift_week)
     local_prefect.run_weekly(3)
     local_prefect.wait_for_run("monitor", 3)
-    retrain = local_prefect.wait_for_run("retrain", 1)
-    assert retrain["parameters"] == {"settings_file": "clv-settings.yml", "reason": "clv.drift.detected"}
-    local_prefect.wait_for_run("shadow", 1)
-    assert len(local_prefect.runs_of("retrain")) == 1
+    seen["retrain"] = local_prefect.wait_for_run("retrain", 1)
+    seen["shadow"] = local_prefect.wait_for_run("shadow", 1)
+    seen["retrains_after_drift"] = local_prefect.runs_of("retrain")
+    seen["drift_after_shift"] = last_drift_status(warehouse)
 
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute("select status from drift_history order by cutoff_date").fetchall()[-1] == ("alert",)
+    # a weekly run while another holder has the shared warehouse slot
+    seen["limits"] = {limit["name"]: limit for limit in local_prefect.api_post("/v2/concurrency_limits/filter", {})}
+    slot = {"names": ["clv-warehouse-writes"], "slots": 1}
+    local_prefect.api_post("/v2/concurrency_limits/increment", {**slot, "mode": "concurrency"})
+    local_prefect.api_post(f"/deployments/{local_prefect.deployment_id('weekly-clv', 'weekly')}/create_flow_run", {})
+    time.sleep(20)
+    seen["waiting_behind_the_holder"] = local_prefect.runs_of("weekly")[3]
+    local_prefect.api_post("/v2/concurrency_limits/decrement", slot)
+    seen["after_the_slot_is_given_back"] = local_prefect.wait_for_run("weekly", 4)
+
+    # every run so far completed; then a run whose export (named by the settings) is missing
+    seen["messages_while_runs_complete"] = list(receiver.received)
+    settings.write_text(f"orders: exports/missing-orders.parquet\ntarget: duckdb\nwarehouse: {warehouse}\n")
+    local_prefect.api_post(f"/deployments/{local_prefect.deployment_id('weekly-clv', 'weekly')}/create_flow_run", {})
+    seen["failed"] = local_prefect.wait_for_run("weekly", 5, expect="FAILED")
+    deadline = time.monotonic() + 60
+    while len(receiver.received) <= len(seen["messages_while_runs_complete"]) and time.monotonic() < deadline:
+        time.sleep(1)
+    time.sleep(5)  # and only one
+    receiver.stop()
+    seen["messages"] = receiver.received[len(seen["messages_while_runs_complete"]):]
+    return seen
+
+
+def test_the_operator_sees_every_automation_described_and_enabled(local_prefect, team_weeks):
+    setup = team_weeks["notifications_setup"]
+    assert setup.returncode == 0 and "notify when a CLV run fails" in setup.stdout, setup.stderr[-2000:]
+    automations = {a["name"]: a for a in local_prefect.api_post("/automations/filter", {})}
+    assert set(automations) == {"monitor after each weekly run", "retrain when drift is detected",
+                                "retrain when performance degrades", "shadow run after each retraining",
+                                "notify when a CLV run fails"}
+    assert all(a["description"] and a["enabled"] for a in automations.values())  # what the Prefect UI shows
+
+
+def test_the_weekly_schedule_says_its_time_zone(local_prefect, team_weeks):
+    weekly = httpx.get(f"{local_prefect.api}/deployments/name/weekly-clv/weekly", timeout=30).json()
+    zones = {schedule["schedule"]["timezone"] for schedule in weekly["schedules"]}
+    assert zones and all(zone in weekly["description"] for zone in zones)  # the UI lists schedules without it
+
+
+def test_weeks_like_the_ones_before_monitor_and_retrain_nothing(team_weeks):
+    assert team_weeks["retrains_after_quiet_weeks"] == []
+    assert team_weeks["drift_after_quiet_weeks"] == "ok"
+
+
+def test_drift_retrains_once_on_the_event_then_runs_a_shadow(team_weeks):
+    assert team_weeks["drift_after_shift"] == "alert"
+    assert team_weeks["retrain"]["parameters"] == {"settings_file": "clv-settings.yml", "reason": "clv.drift.detected"}
+    assert team_weeks["shadow"]["state"]["type"] == "COMPLETED"
+    assert len(team_weeks["retrains_after_drift"]) == 1
+
+
+def test_each_week_is_scored_once_from_the_shops_own_data(team_weeks):
+    with duckdb.connect(str(team_weeks["warehouse"]), read_only=True) as con:
         weeks, duplicates = con.execute(
             "select count(distinct cutoff_date), count(*) - count(distinct (cutoff_date, customer_id)) "
             "from clv_scores_history").fetchall()[0]
@@ -236,56 +289,54 @@ def test_deployed_weekly_monitor_retrain_shadow_chain(local_prefect, tmp_path, m
     assert (weeks, duplicates) == (3, 0)
     assert landed <= 6000  # the shop's own customers only: no demo data landed
 
-    # every deployment that writes the warehouse queues on one shared slot: while another holder has it
-    # (a run of any of them), a weekly run waits; it completes once the slot is given back
-    limits = {limit["name"]: limit for limit in local_prefect.api_post("/v2/concurrency_limits/filter", {})}
-    assert (limits["clv-warehouse-writes"]["limit"], limits["clv-warehouse-writes"]["active_slots"]) == (1, 0)
-    slot = {"names": ["clv-warehouse-writes"], "slots": 1}
-    local_prefect.api_post("/v2/concurrency_limits/increment", {**slot, "mode": "concurrency"})
-    local_prefect.api_post(f"/deployments/{local_prefect.deployment_id('weekly-clv', 'weekly')}/create_flow_run", {})
-    time.sleep(20)
-    waiting = local_prefect.runs_of("weekly")[3]
-    assert waiting["state"]["type"] not in TERMINAL, waiting["state"]  # queued behind the holder
-    local_prefect.api_post("/v2/concurrency_limits/decrement", slot)
-    local_prefect.wait_for_run("weekly", 4)
 
-    # nine runs completed: the failure webhook stayed quiet. A run that fails (an export the settings name
-    # is missing) posts one message naming the deployment, the run, its state and the error.
-    assert receiver.received == []
-    (local_prefect.project / "clv-settings.yml").write_text(
-        "orders: exports/missing-orders.parquet\n"
-        f"target: duckdb\nwarehouse: {warehouse}\n")
-    local_prefect.api_post(f"/deployments/{local_prefect.deployment_id('weekly-clv', 'weekly')}/create_flow_run", {})
-    failed = local_prefect.wait_for_run("weekly", 5, expect="FAILED")
-    deadline = time.monotonic() + 60
-    while not receiver.received and time.monotonic() < deadline:
-        time.sleep(1)
-    time.sleep(5)  # and only one
-    receiver.stop()
-    assert len(receiver.received) == 1, receiver.received
-    message = receiver.received[0]
+def test_a_weekly_run_waits_while_another_holds_the_warehouse(team_weeks):
+    """Every deployment that writes the warehouse queues on one shared slot: while another holder has it, a
+    weekly run waits; it completes once the slot is given back."""
+    limit = team_weeks["limits"]["clv-warehouse-writes"]
+    assert (limit["limit"], limit["active_slots"]) == (1, 0)
+    assert team_weeks["waiting_behind_the_holder"]["state"]["type"] not in TERMINAL
+    assert team_weeks["after_the_slot_is_given_back"]["state"]["type"] == "COMPLETED"
+
+
+def test_a_failed_run_posts_one_message_and_completed_runs_none(team_weeks):
+    assert team_weeks["messages_while_runs_complete"] == []
+    failed = team_weeks["failed"]
+    assert len(team_weeks["messages"]) == 1, team_weeks["messages"]
+    message = team_weeks["messages"][0]
     assert message["subject"] == f"CLV run failed: {failed['name']}"
     assert message["body"].startswith(f"CLV weekly run {failed['name']} ended Failed: ")
     assert "missing-orders.parquet" in message["body"] and f"/runs/flow-run/{failed['id']}" in message["body"]
     assert message["text"] == message["subject"] + "\n" + message["body"]
 
+
+@pytest.fixture(scope="module")
+def registry(local_prefect, team_weeks):
+    """The MLflow registry the deployed runs wrote (not the one earlier tests set)."""
     from mlflow import MlflowClient
 
     from clv import config
 
-    monkeypatch.setenv("CLV_HOME", local_prefect.env["CLV_HOME"])  # the store the deployed runs wrote
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    store = config.default_tracking_uri()
-    client = MlflowClient(tracking_uri=store, registry_uri=store)  # not the registry earlier tests set
-    versions = {str(v.version): v for v in client.search_model_versions("name = 'clv_xgboost'")}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLV_HOME", local_prefect.env["CLV_HOME"])
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        store = config.default_tracking_uri()
+    return MlflowClient(tracking_uri=store, registry_uri=store)
+
+
+def test_the_registry_records_each_versions_gate_outcome_and_trigger(registry, team_weeks):
+    versions = {str(v.version): v for v in registry.search_model_versions("name = 'clv_xgboost'")}
     assert sorted(versions) == ["1", "2"]
     assert versions["1"].tags["gate_outcome"] == "champion"
     assert versions["2"].tags["gate_outcome"] in {"challenger", "rejected"}  # a stated gate result
-    assert client.get_run(versions["2"].run_id).data.params["trigger"] == "clv.drift.detected"
-    # what the MLflow UI shows: a run name per model, cutoff and data; descriptions with the gate outcome
-    first = client.get_run(versions["1"].run_id)
-    tags = first.data.tags
-    assert first.info.run_name == (f"{json.loads(tags['model_spec'])['type']}-{tags['data_through']}-"
-                                   f"{tags['training_data_hash'][:8]}")
-    assert "gate outcome: champion (" in versions["1"].description
-    assert client.get_registered_model("clv_xgboost").description.startswith("Predicted customer spend")
+    assert registry.get_run(versions["2"].run_id).data.params["trigger"] == "clv.drift.detected"
+
+
+def test_mlflow_names_runs_and_describes_versions_for_its_ui(registry, team_weeks):
+    [first] = [v for v in registry.search_model_versions("name = 'clv_xgboost'") if str(v.version) == "1"]
+    run = registry.get_run(first.run_id)
+    tags = run.data.tags
+    assert run.info.run_name == (f"{json.loads(tags['model_spec'])['type']}-{tags['data_through']}-"
+                                 f"{tags['training_data_hash'][:8]}")
+    assert "gate outcome: champion (" in first.description
+    assert registry.get_registered_model("clv_xgboost").description.startswith("Predicted customer spend")

@@ -126,6 +126,37 @@ def test_relation_is_identical_on_duckdb_and_postgres(both_engines, relation):
             assert left.tolist() == right.tolist(), column
 
 
+CONTRACTED = ["customer_features", "customer_labels", "customer_training_set"]
+# information_schema's names for the contract's types on each engine
+ENGINE_TYPE = {"VARCHAR": "text", "DATE": "date", "BIGINT": "bigint", "INTEGER": "integer", "DOUBLE": "double precision"}
+
+
+@pytest.mark.parametrize("relation", CONTRACTED)
+def test_contracted_tables_have_the_declared_types_on_both_engines(both_engines, relation):
+    """What Python and BI read has one shape on every engine: the types _marts.yml declares (on PostgreSQL
+    a count summed is numeric and a day difference integer unless the contract casts them)."""
+    import yaml
+
+    from clv.config import DBT_PROJECT_DIR
+
+    warehouse, settings, _, _ = both_engines
+    marts = DBT_PROJECT_DIR / "models" / "marts"
+    declared = {m["name"]: m for f in ("_marts.yml", "_training_set.yml")
+                for m in yaml.safe_load((marts / f).read_text())["models"]}[relation]
+    sql = "select column_name, data_type from information_schema.columns where table_name = '{}' order by ordinal_position"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        on_duckdb = [(name, ENGINE_TYPE[t]) for name, t in con.execute(sql.format(relation)).fetchall()]
+    conn = settings.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.format(relation))
+            on_postgres = cur.fetchall()
+    finally:
+        conn.close()
+    as_reported = {"text": "text", "date": "date", "bigint": "bigint", "integer": "integer", "float8": "double precision"}
+    assert on_duckdb == on_postgres == [(c["name"], as_reported[c["data_type"]]) for c in declared["columns"]]
+
+
 def test_clv_features_builds_on_postgres(prefect_server, both_engines, retail_sample, capsys):
     from clv.cli import main
 

@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from clv import config
 from clv.ingest.landing import land_file
 from clv.transform import DbtBuildError, dbt_vars, run_dbt
 
@@ -206,21 +207,55 @@ def test_dbt_docs_generate_writes_the_catalog(clv_home, shop):
 
 
 def test_an_undocumented_column_fails_the_build_and_names_itself(clv_home, tmp_path, monkeypatch):
-    """A column added to a model without its YAML entry stops the build (every_column_documented); the
+    """A column added to a model without its YAML entry stops the build: on a contracted table (what Python
+    reads) dbt's contract names it before the table is replaced; elsewhere every_column_documented does. The
     documented project builds (every other test here)."""
-    import shutil
-
-    from clv import config, transform
-
-    project = tmp_path / "dbt_project"
-    shutil.copytree(config.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    project = copied_project(tmp_path, monkeypatch)
     labels = project / "models" / "marts" / "customer_labels.sql"
     labels.write_text(labels.read_text().rstrip().removesuffix("select * from labels").rstrip()
                       + "\n\nselect *, 1 as surprise_column from labels\n")
-    monkeypatch.setattr(transform, "DBT_PROJECT_DIR", project)
-    with pytest.raises(DbtBuildError, match="every_column_documented_customer_labels") as failed:
+    with pytest.raises(DbtBuildError, match="customer_labels") as failed:
         build(clv_home, tmp_path, SHOP)
+    assert "surprise_column" in str(failed.value) and "missing in contract" in str(failed.value)
+
+    labels.write_text((config.DBT_PROJECT_DIR / "models" / "marts" / "customer_labels.sql").read_text())
+    summary = project / "models" / "marts" / "cleaning_summary.sql"
+    summary.write_text(summary.read_text().replace("select * from line_rules\nunion all\nselect * from capped_orders",
+                                                   "select *, 1 as surprise_column from line_rules\nunion all\n"
+                                                   "select *, 1 as surprise_column from capped_orders"))
+    with pytest.raises(DbtBuildError, match="every_column_documented_cleaning_summary") as failed:
+        build(clv_home, tmp_path, SHOP, name="again.parquet")
     assert "fail" in str(failed.value)
+
+
+def test_a_type_change_breaks_the_contract_and_names_the_column(clv_home, tmp_path, monkeypatch):
+    """customer_labels keeps its declared types (an enforced dbt contract): a label computed as text stops
+    the build before the table is replaced, naming the column; the declared project builds (every other test)."""
+    project = copied_project(tmp_path, monkeypatch)
+    labels = project / "models" / "marts" / "customer_labels.sql"
+    labels.write_text(labels.read_text().rstrip().removesuffix("select * from labels").rstrip()
+                      + "\n\nselect customer_id, cutoff_date, horizon_days, future_revenue,\n"
+                        "    cast(future_orders_count as varchar) as future_orders_count\nfrom labels\n")
+    with pytest.raises(DbtBuildError, match="customer_labels") as failed:
+        build(clv_home, tmp_path, SHOP)
+    assert "contract" in str(failed.value) and "future_orders_count" in str(failed.value)
+
+
+def test_a_changed_column_type_asks_for_one_full_refresh(clv_home, tmp_path, monkeypatch):
+    """Snapshots already built keep their types: after a declared type changes, the next incremental build
+    stops and says what to run; the full refresh rebuilds them with the new type."""
+    build(clv_home, tmp_path, SHOP)
+    project = copied_project(tmp_path, monkeypatch)
+    marts = project / "models" / "marts" / "_marts.yml"
+    marts.write_text(marts.read_text().replace("      - name: revenue_total\n        data_type: float8\n",
+                                               "      - name: revenue_total\n        data_type: text\n"))
+    with pytest.raises(DbtBuildError, match="customer_features.*rebuild them once with `clv run --full-refresh`"):
+        build(clv_home, tmp_path, SHOP, name="again.parquet")
+    warehouse = clv_home / "warehouse.duckdb"
+    run_dbt(["build", "--full-refresh"], warehouse=warehouse, variables=VARS)
+    types = read(warehouse, "select data_type from information_schema.columns "
+                            "where table_name = 'customer_features' and column_name = 'revenue_total'")
+    assert types["data_type"].tolist() == ["VARCHAR"]
 
 
 def copied_project(tmp_path, monkeypatch) -> Path:
@@ -270,13 +305,16 @@ def test_a_feature_is_one_family_column_and_one_yaml_entry(clv_home, tmp_path, m
     marts = project / "models" / "marts" / "_marts.yml"
     marts.write_text(marts.read_text().replace(
         "      - name: revenue_next_90d_last_year\n",
-        "      - name: revenue_doubled_30d\n        description: Twice the 30-day net revenue.\n"
+        "      - name: revenue_doubled_30d\n        data_type: float8\n        description: Twice the 30-day net revenue.\n"
         "      - name: revenue_next_90d_last_year\n", 1))
     warehouse = build(clv_home, tmp_path, SHOP, name="again.parquet")
     features = read(warehouse, "select * from customer_features order by cutoff_date, customer_id")
     columns = list(features.columns)
     assert columns.index("revenue_doubled_30d") == columns.index("revenue_next_90d_last_year") - 1
     assert (features["revenue_doubled_30d"] == 2 * features["revenue_sum_30d"]).all()
+    training_set = read(warehouse, "select * from customer_training_set limit 1")  # its contract followed
+    assert list(training_set.columns)[:len(columns)] == columns
+    assert "revenue_doubled_30d" in (project / "models" / "marts" / "_training_set.yml").read_text()
 
 
 def test_a_label_is_zero_when_purchases_and_returns_cancel_out(clv_home, tmp_path):

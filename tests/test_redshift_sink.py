@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from clv.ingest.landing import land_file
+from clv.warehouse import score_contract
+from clv.warehouse.embedded import tier_summary_sql
 from clv.warehouse.redshift import RedshiftRawSink, RedshiftSettings
 from tests.redshift_dialect import redshift_problems
 
@@ -144,18 +146,21 @@ def test_scores_are_published_to_redshift_in_one_transaction(s3, monkeypatch):
     [key] = [item["Key"] for item in s3.list_objects_v2(Bucket="clv-warehouse-bucket")["Contents"]]
     assert key.startswith("prod/publish/clv_scores/") and key.endswith(".csv.gz")
     body = gzip.decompress(s3.get_object(Bucket="clv-warehouse-bucket", Key=key)["Body"].read()).decode()
-    assert body.splitlines() == ["c1,2024-03-01,10.5,2024-03-02 06:00:00.000000",
-                                 "c2,2024-03-01,0.0,2024-03-02 06:00:00.000000"]
+    # every declared column of the score contract, in order: the ones this run did not compute are empty (NULL)
+    assert body.splitlines() == ["c1,2024-03-01,10.5,,,,,,,,2024-03-02 06:00:00.000000",
+                                 "c2,2024-03-01,0.0,,,,,,,,2024-03-02 06:00:00.000000"]
+    columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in score_contract.column_types("redshift"))
+    names = ", ".join(f'"{name}"' for name, _ in score_contract.column_types("redshift"))
+    assert '"customer_id" varchar(65535), "cutoff_date" date, "predicted_clv_12m" double precision, ' in columns
     assert sql[2:] == [
         "drop table if exists clv_scores__next",
-        'create table clv_scores__next ("customer_id" varchar(65535), "cutoff_date" date, '
-        '"predicted_clv_12m" double precision, "scored_at" timestamp)',
+        f"create table clv_scores__next ({columns})",
         f"copy clv_scores__next from 's3://clv-warehouse-bucket/{key}' iam_role '{SETTINGS.iam_role}' "
         "format as csv gzip timeformat 'auto' emptyasnull",
         "drop table if exists clv_scores",
         "alter table clv_scores__next rename to clv_scores",
-        'create table clv_scores_history ("customer_id" varchar(65535), "cutoff_date" date, '
-        '"predicted_clv_12m" double precision, "scored_at" timestamp)',
-        'insert into clv_scores_history ("customer_id", "cutoff_date", "predicted_clv_12m", "scored_at") '
-        'select "customer_id", "cutoff_date", "predicted_clv_12m", "scored_at" from clv_scores',
+        "drop table if exists clv_tier_summary",
+        f"create table clv_tier_summary as {tier_summary_sql('clv_scores')}",
+        f"create table clv_scores_history ({columns})",
+        f"insert into clv_scores_history ({names}) select {names} from clv_scores",
         "commit"]

@@ -10,6 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from clv import config
+from clv.warehouse import score_contract
+from clv.warehouse.score_contract import ScoreContractError
 from clv.warehouse.embedded import publish_scores
 from models_ml import registry
 from clv.rollout.model_decisions import decide
@@ -101,19 +103,47 @@ def test_scoring_the_same_cutoff_with_the_same_version_again_adds_no_history_row
 def test_failed_publish_leaves_previous_scores_readable(tmp_path):
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         publish_scores(con, scores("1"))
-        broken = scores("2").assign(cutoff_date="not a date")  # the history append cannot cast it
+        con.execute("alter table clv_scores_history alter predicted_clv_12m type date using null")  # broken by hand
         with pytest.raises(duckdb.Error):
-            publish_scores(con, broken)
+            publish_scores(con, scores("2"))  # the history append fails inside the transaction
         assert con.execute("select distinct model_version from clv_scores").fetchall() == [("1",)]
         assert con.execute("select count(*) from clv_scores_history").fetchall()[0][0] == 3
 
 
-def test_history_gains_new_score_columns(tmp_path):
+def test_rows_that_break_the_score_contract_are_refused_by_name(tmp_path):
+    """A column not declared in marts/_scores.yml, or a value not of its declared type, is refused before
+    anything is written: BI keeps reading the previous scores."""
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         publish_scores(con, scores("1"))
+        with pytest.raises(ScoreContractError, match="column\\(s\\) churn_risk are not in the score tables' contract"):
+            publish_scores(con, scores("2").assign(churn_risk=0.1))
+        with pytest.raises(ScoreContractError, match="clv_scores column cutoff_date: 3 row\\(s\\) are not date values"):
+            publish_scores(con, scores("2").assign(cutoff_date="not a date"))
+        assert con.execute("select distinct model_version from clv_scores").fetchall() == [("1",)]
+
+
+def test_score_tables_have_the_declared_columns_and_types_whatever_a_run_computed(tmp_path):
+    """A run without P(alive), expected orders or reasons publishes them as NULL of their declared type (not
+    as text, not missing), so a later run that has them appends to the same history."""
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        publish_scores(con, scores("1"))  # no p_alive, expected_orders_12m, reasons
         publish_scores(con, scores("2").assign(p_alive=0.5))
+        for table in ("clv_scores", "clv_scores_history"):
+            described = con.execute(f"select column_name, data_type from information_schema.columns "
+                                    f"where table_name = '{table}' order by ordinal_position").fetchall()
+            assert described == score_contract.column_types("duckdb"), table
         rows = con.execute("select model_version, p_alive from clv_scores_history order by 1").fetchall()
         assert rows == [("1", None)] * 3 + [("2", 0.5)] * 3
+
+
+def test_a_history_from_before_a_column_was_declared_gains_it(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("create table clv_scores_history (customer_id varchar, cutoff_date date, "
+                    "predicted_clv_12m double, model_name varchar, model_version varchar)")
+        con.execute("insert into clv_scores_history values ('0', '2023-01-01', 1.0, 'm', '0')")
+        publish_scores(con, scores("1").assign(p_alive=0.5))
+        rows = con.execute("select model_version, p_alive from clv_scores_history order by 1, 2").fetchall()
+        assert rows == [("0", None)] + [("1", 0.5)] * 3
 
 
 def test_promote_records_who_and_why_and_rollback_restores(store, monkeypatch, capsys):

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from clv import pipeline
-from clv.warehouse import run_lock
+from clv.warehouse import run_lock, score_contract
 from clv.warehouse.embedded import OlderCutoffError, publish_scores
 from clv.warehouse.run_lock import WarehouseBusyError, warehouse_run_lock
 from models_ml.scoring import ImplausibleScoresError, check_publishable
@@ -109,9 +109,16 @@ def test_a_tier_summary_is_published_with_the_scores_on_duckdb_and_postgres(tmp_
         server_warehouse.publish_scores("postgres", scores)
         summary = server_warehouse.read_query("postgres", "select clv_tier, customers, predicted_value, "
                                                           "share_of_value from clv_tier_summary order by 1")
+        described = server_warehouse.read_query(
+            "postgres", "select column_name, data_type from information_schema.columns "
+                        "where table_name = 'clv_scores' order by ordinal_position")
+    reported = {"double precision": "double precision", "text": "text", "date": "date",
+                "timestamp": "timestamp without time zone"}
+    assert list(described.itertuples(index=False, name=None)) == [  # the contract's columns, as on DuckDB
+        (name, reported[sql_type]) for name, sql_type in score_contract.column_types("postgres")]
     assert [(t, int(n), v, round(s, 6)) for t, n, v, s in summary.itertuples(index=False)] == expected
     statements = server_warehouse.publish_statements("clv_scores", "clv_scores_history",
-                                                     server_warehouse.column_types(scores, "redshift"), "select 1", None)
+                                                     score_contract.column_types("redshift"), "select 1", None)
     assert [s for s in statements if redshift_problems(s)] == []
 
 

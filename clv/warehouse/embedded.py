@@ -9,6 +9,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from clv.warehouse import score_contract
+
 SCORES_TABLE = "clv_scores"
 SCORES_HISTORY_TABLE = "clv_scores_history"
 # DuckDB spills to disk beyond this (same setting as the dbt profile), so memory stays bounded.
@@ -110,6 +112,8 @@ def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, allow_o
     in one transaction: readers see the previous tables or the new ones, never a half-written one. Scoring the same cutoff with the same model
     version again replaces that run's history rows (a re-run adds no duplicates). Scores of a cutoff
     older than the published one are refused (`check_cutoff_not_older`)."""
+    scores = score_contract.conform(scores)
+    columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in score_contract.column_types("duckdb"))
     con.register("new_scores", scores)
     con.execute("begin transaction")
     try:
@@ -118,10 +122,11 @@ def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, allow_o
         has_cutoff = exists and "cutoff_date" in {r[0] for r in con.execute(f"describe {SCORES_TABLE}").fetchall()}
         published = con.execute(f"select max(cutoff_date) from {SCORES_TABLE}").fetchone()[0] if has_cutoff else None
         check_cutoff_not_older(published, scores, allow_older_cutoff)
-        con.execute(f"create or replace table {SCORES_TABLE} as select * from new_scores")
+        con.execute(f"create or replace table {SCORES_TABLE} ({columns})")
+        con.execute(f"insert into {SCORES_TABLE} by name select * from new_scores")
         if {"clv_tier", "cutoff_date"} <= set(scores.columns):
             con.execute(f"create or replace table {TIER_SUMMARY_TABLE} as {tier_summary_sql('new_scores')}")
-        con.execute(f"create table if not exists {SCORES_HISTORY_TABLE} as select * from new_scores where false")
+        con.execute(f"create table if not exists {SCORES_HISTORY_TABLE} ({columns})")
         _add_missing_columns(con, SCORES_HISTORY_TABLE, SCORES_TABLE)
         run_keys = ["cutoff_date", "model_name", "model_version"]
         runs = scores[run_keys].drop_duplicates() if set(run_keys) <= set(scores.columns) else scores.iloc[:0, :0]

@@ -15,6 +15,7 @@ import io
 
 import pandas as pd
 
+from clv.warehouse import score_contract
 from clv.warehouse.embedded import TIER_SUMMARY_TABLE, tier_summary_sql
 
 SERVER_TARGETS = ("postgres", "redshift")
@@ -63,7 +64,7 @@ def read_query(target: str, sql: str, params=None, connection=None) -> pd.DataFr
 def append_rows(target: str, table: str, frame: pd.DataFrame, connection=None) -> None:
     """Insert a few rows (a monitoring record), creating the table from the frame's columns if absent and
     adding the columns it lacks (older rows get NULL), as on DuckDB."""
-    types = column_types(frame, target)
+    types = inferred_column_types(frame, target)
     names = ", ".join(f'"{name}"' for name, _ in types)
     conn = connection or connect(target)
     try:
@@ -85,7 +86,8 @@ def append_rows(target: str, table: str, frame: pd.DataFrame, connection=None) -
             conn.close()
 
 
-def column_types(scores: pd.DataFrame, target: str) -> list[tuple[str, str]]:
+def inferred_column_types(scores: pd.DataFrame, target: str) -> list[tuple[str, str]]:
+    """Column types for a frame without a declared schema (monitoring records, replaced tables), by dtype."""
     text = "varchar(65535)" if target == "redshift" else "text"
     types = []
     for name, series in scores.items():
@@ -134,7 +136,7 @@ def replace_table(target: str, table: str, frame: pd.DataFrame, connection=None,
     conn = connection or connect(target)
     try:
         with conn, conn.cursor() as cur:
-            _run(cur, target, swap_statements(table, column_types(frame, target),
+            _run(cur, target, swap_statements(table, inferred_column_types(frame, target),
                                               _load_sql(target, table, csv_text, s3)), csv_text)
     finally:
         if connection is None:
@@ -170,7 +172,8 @@ def publish_scores(target: str, scores: pd.DataFrame, table: str = "clv_scores",
     cutoff older than the published one are refused unless `allow_older_cutoff`."""
     from clv.warehouse.embedded import check_cutoff_not_older
 
-    types = column_types(scores, target)
+    scores = score_contract.conform(scores)
+    types = score_contract.column_types(target)
     csv_text = _csv(scores)
     conn = connection or connect(target)
     try:

@@ -1,0 +1,67 @@
+"""The score tables' contract: the columns of `clv_scores` (and its history) and their types, as declared
+for BI in dbt's `marts/_scores.yml`. Publishing conforms the rows to it, so BI reads the same table shape
+on every engine and every week: declared columns in order and typed (a column a run does not compute, such
+as P(alive) without a BTYD fit, is NULL of its type, not text), an undeclared column refused by name."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+SCORES_YML = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "marts" / "_scores.yml"
+_TYPE_NAMES = {
+    "duckdb": {"text": "VARCHAR", "date": "DATE", "float8": "DOUBLE", "timestamp": "TIMESTAMP"},
+    "postgres": {"text": "text", "date": "date", "float8": "double precision", "timestamp": "timestamp"},
+    "redshift": {"text": "varchar(65535)", "date": "date", "float8": "double precision", "timestamp": "timestamp"},
+}
+
+
+class ScoreContractError(ValueError):
+    """Score rows that do not fit the declared score table."""
+
+
+@lru_cache(maxsize=None)
+def score_columns(path: Path = SCORES_YML) -> tuple[tuple[str, str], ...]:
+    """(name, declared type) of every clv_scores column, in order."""
+    source = next(s for s in yaml.safe_load(path.read_text())["sources"] if s["name"] == "clv")
+    table = next(t for t in source["tables"] if t["name"] == "clv_scores")
+    return tuple((c["name"], c["data_type"]) for c in table["columns"])
+
+
+def column_types(dialect: str) -> list[tuple[str, str]]:
+    """(name, the engine's type name) of every clv_scores column, for its DDL."""
+    return [(name, _TYPE_NAMES[dialect][kind]) for name, kind in score_columns()]
+
+
+def conform(scores: pd.DataFrame) -> pd.DataFrame:
+    """The rows as the contract declares them: its columns in its order, typed; missing ones NULL."""
+    declared = dict(score_columns())
+    undeclared = [c for c in scores.columns if c not in declared]
+    if undeclared:
+        raise ScoreContractError(f"clv_scores: column(s) {', '.join(undeclared)} are not in the score tables' "
+                                 f"contract ({SCORES_YML.relative_to(SCORES_YML.parents[3])}): declare them there "
+                                 "with a data_type")
+    out = {}
+    for name, kind in declared.items():
+        values = scores[name] if name in scores else pd.Series([None] * len(scores), index=scores.index, dtype=object)
+        out[name] = _typed(name, kind, values)
+    return pd.DataFrame(out, index=scores.index)
+
+
+def _typed(name: str, kind: str, values: pd.Series) -> pd.Series:
+    try:
+        if kind == "float8":
+            return pd.to_numeric(values, errors="raise").astype("float64")
+        if kind == "timestamp":
+            return pd.to_datetime(values, errors="raise")
+        if kind == "date":
+            return pd.to_datetime(values, errors="raise").dt.date.astype(object).where(values.notna(), None)
+    except (TypeError, ValueError) as exc:
+        bad = values[pd.to_datetime(values, errors="coerce").isna() & values.notna()] if kind != "float8" else \
+            values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+        raise ScoreContractError(f"clv_scores column {name}: {len(bad)} row(s) are not {kind} values, e.g. "
+                                 f"{bad.iloc[0]!r} (the contract in marts/_scores.yml)") from exc
+    return values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
