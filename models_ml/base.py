@@ -9,7 +9,7 @@
   work, and a model is rebuilt from its spec (`models_ml/zoo.py`).
 - `name` is the model's type in specs, the registry and the reports.
 
-`tests/test_model_contract.py` runs these rules over every model of the zoo.
+`tests/models_ml/test_model_contract.py` runs these rules over every model of the zoo.
 """
 
 from __future__ import annotations

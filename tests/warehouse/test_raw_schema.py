@@ -9,7 +9,7 @@ import pytest
 
 from clv.ingest.landing import ensure_raw_tables as ensure_duckdb
 from clv.warehouse import raw_schema
-from tests.redshift_dialect import redshift_problems
+from tests.warehouse.redshift_dialect import redshift_problems
 
 
 def duckdb_columns(con) -> dict[str, list[str]]:

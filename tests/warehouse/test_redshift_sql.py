@@ -1,5 +1,5 @@
 """Redshift SQL checked beyond text: the dbt models compiled for the redshift target and the statements
-the Redshift run lock issues pass the Redshift dialect check (`tests/redshift_dialect.py`); the sink's and
+the Redshift run lock issues pass the Redshift dialect check (`tests/warehouse/redshift_dialect.py`); the sink's and
 the publisher's statements are checked in test_redshift_sink.py. Compiling needs no server
 (`--no-introspect`); nothing here reaches AWS."""
 
@@ -14,7 +14,7 @@ import pytest
 
 from clv.config import DBT_PROFILES_DIR, DBT_PROJECT_DIR
 from clv.warehouse import run_lock
-from tests.redshift_dialect import redshift_problems
+from tests.warehouse.redshift_dialect import redshift_problems
 
 pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 

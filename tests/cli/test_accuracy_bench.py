@@ -121,7 +121,7 @@ def test_tuning_searches_before_the_test_origins_and_never_returns_worse_than_th
     from clv.snapshots import validation_backtest
     from models_ml.tuning import tune
     from clv.snapshots import plan_snapshots
-    from tests.test_models import synthetic_snapshots
+    from tests.models_ml.test_models import synthetic_snapshots
 
     p = plan_snapshots("2022-12-01", "2024-06-30", 90, min_history_days=90)  # 18 months of month ends
     validation = validation_backtest(p)

@@ -12,7 +12,7 @@ from prefect_aws.workers.ecs_worker import ECSWorker
 
 pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "scale-and-cloud.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "scale-and-cloud.md"
 
 
 def documented_ecs_pool() -> dict:

@@ -88,7 +88,7 @@ def test_a_shop_that_changes_alerts_in_that_week(prefect_server, clv_home, tmp_p
     report = monitor(warehouse, tmp_path, shift_week)
     assert report["status"] == "alert" and signal in report["drifted_features"], report["activity"]
     assert report["activity"][signal]["ratio"] > 1.3
-    from tests.test_weekly_flow import latest_table_artifacts
+    from tests.flows.test_weekly_flow import latest_table_artifacts
 
     [first, *_] = latest_table_artifacts("clv-drift-table")["clv-drift-table"]  # worst first, as the UI lists it
     assert first["status"] == "alert" and first["signal"] in report["drifted_features"]

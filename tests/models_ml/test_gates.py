@@ -1,4 +1,4 @@
-"""Prediction sanity and the shadow comparison by hand (the backtest gates: tests/test_protocol.py)."""
+"""Prediction sanity and the shadow comparison by hand (the backtest gates: tests/models_ml/test_protocol.py)."""
 
 from __future__ import annotations
 

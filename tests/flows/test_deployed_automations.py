@@ -26,7 +26,7 @@ import pytest
 from clv.synth import SynthConfig, write_synthetic
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 START, DAYS = date(2022, 1, 1), 1460
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}

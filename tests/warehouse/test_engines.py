@@ -179,7 +179,7 @@ def test_weekly_flow_on_postgres(prefect_server, both_engines, retail_sample, cl
     """The whole weekly flow with the warehouse on PostgreSQL: one setting, the same flow code, the same
     decisions (on this 1-in-12 sample the model does not beat last year's spend, which is served)."""
     from flows.weekly import weekly_clv_pipeline
-    from tests.test_weekly_flow import customers_known_at_last_order_date
+    from tests.flows.test_weekly_flow import customers_known_at_last_order_date
 
     _, settings, _, _ = both_engines
     first = weekly_clv_pipeline(orders=str(retail_sample), target="postgres", cutoff="2011-12-09")

@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.test_bad_inputs import good_orders, write_customers_with_a_malformed_line
+from tests.ingest.test_bad_inputs import good_orders, write_customers_with_a_malformed_line
 
 CLV = str(Path(sys.executable).with_name("clv"))
 

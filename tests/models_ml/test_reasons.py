@@ -22,7 +22,7 @@ from models_ml.reasons import (
 
 pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 
-MARTS = Path(__file__).resolve().parents[1] / "dbt_project" / "models" / "marts" / "_marts.yml"
+MARTS = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "marts" / "_marts.yml"
 
 
 def test_the_largest_contributions_in_words_with_value_and_amount():
@@ -80,7 +80,7 @@ def test_every_documented_feature_has_a_phrase():
 def test_batches_give_the_same_reasons_as_one_pass():
     from models_ml.base import features_and_target
     from models_ml.gradient_boosting import OffsetXGBoostCLV
-    from tests.test_models import synthetic_snapshots
+    from tests.models_ml.test_models import synthetic_snapshots
 
     data = synthetic_snapshots(300)
     model = OffsetXGBoostCLV({"max_depth": 3, "n_estimators": 50}, horizon_days=365).fit(*features_and_target(data))

@@ -16,7 +16,7 @@ from clv.ingest.landing import land_file
 from clv.warehouse import score_contract
 from clv.warehouse.embedded import tier_summary_sql
 from clv.warehouse.redshift import RedshiftRawSink, RedshiftSettings
-from tests.redshift_dialect import redshift_problems
+from tests.warehouse.redshift_dialect import redshift_problems
 
 pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 

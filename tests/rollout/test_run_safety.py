@@ -93,7 +93,7 @@ def test_scores_never_go_back_to_an_older_cutoff_on_duckdb(tmp_path):
 
 def test_a_tier_summary_is_published_with_the_scores_on_duckdb_and_postgres(tmp_path, monkeypatch):
     from clv.warehouse import server as server_warehouse
-    from tests.redshift_dialect import redshift_problems
+    from tests.warehouse.redshift_dialect import redshift_problems
 
     scores = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "cutoff_date": [pd.Timestamp("2024-03-10").date()] * 4,
                            "predicted_clv_12m": [600.0, 300.0, 80.0, 20.0], "clv_tier": ["high", "medium", "low", "low"],
@@ -285,7 +285,7 @@ def test_io_steps_retry_a_dropped_connection_but_not_a_bad_input(prefect_server,
     from clv.ingest.contract import ContractError
     from clv.ingest.landing import DuckDBRawSink
     from flows import weekly
-    from tests.test_bad_inputs import good_orders
+    from tests.ingest.test_bad_inputs import good_orders
 
     orders = tmp_path / "orders.parquet"
     good_orders(seed=40).to_parquet(orders, index=False)

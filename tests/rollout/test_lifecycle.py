@@ -19,7 +19,7 @@ from flows.retrain import retrain_flow
 from flows.shadow import shadow_flow
 from models_ml import registry
 from tests.conftest import assert_no_clear_text
-from tests.test_monitoring import run_week, week_cutoff
+from tests.monitoring.test_monitoring import run_week, week_cutoff
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from clv.warehouse.embedded import publish_scores
 from models_ml import registry
 from clv.rollout.model_decisions import decide
 from models_ml.training import train_and_evaluate
-from tests.test_models import plan, synthetic_snapshots
+from tests.models_ml.test_models import plan, synthetic_snapshots
 
 
 @pytest.fixture
