@@ -102,6 +102,21 @@ def test_pareto_nbd_matches_the_published_cdnow_fit(calibration):
     assert fitted.conditional_probability_alive(x, t_x, T)[0] == pytest.approx(0.9979, abs=0.0005)
 
 
+def test_pareto_nbd_on_distinct_triples_is_the_per_customer_fit(calibration):
+    """Fitting on the distinct (x, t_x, T) triples, weighted by how many customers share each, maximises
+    the same likelihood as lifetimes' one row per customer: the same parameters, on fewer rows."""
+    from lifetimes import ParetoNBDFitter
+
+    from models_ml.btyd import fit_pareto_nbd
+
+    x, t_x, T = calibration["x"], calibration["t_x"], calibration["T"]
+    assert len(np.unique(np.column_stack([x, t_x, T]), axis=0)) < 0.8 * len(x)
+    compressed = fit_pareto_nbd(x, t_x, T, penalizer=0.001)
+    per_customer = ParetoNBDFitter(penalizer_coef=0.001).fit(x, t_x, T)
+    for name in ("r", "alpha", "s", "beta"):
+        assert compressed.params_[name] == pytest.approx(per_customer.params_[name], rel=2e-3), name
+
+
 def test_p_alive_of_one_time_buyers_falls_with_silence():
     """BG/NBD gives every one-time buyer P(alive) = 1; the score table's Pareto/NBD does not: the longer a
     one-time buyer has been silent, the less likely they are still a customer."""

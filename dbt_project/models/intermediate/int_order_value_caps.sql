@@ -24,7 +24,7 @@ caps as (
         {% if percentile is not none and percentile | float < 1 %}
         percentile_cont({{ percentile | float }}) within group (order by orders.purchase_value)
         {% else %}
-        cast(null as {{ dbt.type_float() }})
+        cast(null as {{ type_double() }})
         {% endif %} as order_value_cap
     from cutoffs
     left join orders

@@ -22,7 +22,7 @@ line_rules as (
         'dropped: order line without customer id' as rule,
         cast(null as date) as cutoff_date,
         count(*) as rows_affected,
-        cast(null as {{ dbt.type_float() }}) as threshold
+        cast(null as {{ type_double() }}) as threshold
     from raw_orders
     where customer_id is null
 
@@ -30,7 +30,7 @@ line_rules as (
 
     select
         'netted: return line (negative quantity)' as rule, cast(null as date) as cutoff_date,
-        count(*) as rows_affected, cast(null as {{ dbt.type_float() }}) as threshold
+        count(*) as rows_affected, cast(null as {{ type_double() }}) as threshold
     from order_lines
     where is_return
 
@@ -38,7 +38,7 @@ line_rules as (
 
     select
         'no revenue: line priced zero or less' as rule, cast(null as date) as cutoff_date,
-        count(*) as rows_affected, cast(null as {{ dbt.type_float() }}) as threshold
+        count(*) as rows_affected, cast(null as {{ type_double() }}) as threshold
     from order_lines
     where unit_price <= 0
 ),
