@@ -69,6 +69,24 @@ def prefect_server():
 
 
 @contextmanager
+def moto_s3(monkeypatch, bucket: str):
+    """S3 through moto (in-process: the offline stand-in for AWS) holding one empty bucket in eu-west-1;
+    yields the client. Other AWS clients made inside the block (SageMaker) are moto's too."""
+    from moto import mock_aws
+
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("s3", region_name="eu-west-1")
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        yield client
+
+
+@contextmanager
 def scratch_postgres_database():
     """(admin connection, name) of a new database on the test PostgreSQL server, dropped afterwards."""
     from clv.warehouse.postgres import PostgresSettings

@@ -91,11 +91,14 @@ def inferred_column_types(scores: pd.DataFrame, target: str) -> list[tuple[str, 
     text = "varchar(65535)" if target == "redshift" else "text"
     types = []
     for name, series in scores.items():
-        if pd.api.types.is_float_dtype(series) or pd.api.types.is_integer_dtype(series):
+        values = series.dropna()
+        if pd.api.types.is_bool_dtype(series) or (len(values) and values.map(lambda v: isinstance(v, bool)).all()):
+            types.append((name, "boolean"))  # a gate's pass/fail, as DuckDB stores it
+        elif pd.api.types.is_float_dtype(series) or pd.api.types.is_integer_dtype(series):
             types.append((name, "double precision"))
         elif pd.api.types.is_datetime64_any_dtype(series):
             types.append((name, "timestamp"))
-        elif len(series.dropna()) and isinstance(series.dropna().iloc[0], dt.date):
+        elif len(values) and isinstance(values.iloc[0], dt.date):
             types.append((name, "date"))
         else:
             types.append((name, text))

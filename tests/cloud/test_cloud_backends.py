@@ -23,6 +23,7 @@ from clv.cloud import sagemaker_jobs
 from clv.cloud import storage
 from clv.config import REPO_ROOT
 from models_ml.zoo import default_spec
+from tests.conftest import moto_s3
 
 pytestmark = pytest.mark.slow
 BUCKET = "clv-test-bucket"
@@ -33,23 +34,17 @@ CONTAINER_CODE = REPO_ROOT / "deployments" / "sagemaker"
 
 @pytest.fixture
 def aws(monkeypatch):
-    from moto import mock_aws
-
-    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "CLV_STORAGE_URL": f"s3://{BUCKET}/weekly",
+    for name, value in {"CLV_STORAGE_URL": f"s3://{BUCKET}/weekly",
                         "CLV_TRAINING_BACKEND": "sagemaker", "CLV_SCORING_BACKEND": "sagemaker",
                         "CLV_SAGEMAKER_ROLE_ARN": ROLE, "CLV_SAGEMAKER_IMAGE_URI": IMAGE,
                         "CLV_SAGEMAKER_TRANSFORM_INSTANCE": "ml.c5.2xlarge",
                         "CLV_SAGEMAKER_POLL_SECONDS": "0"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.syspath_prepend(str(CONTAINER_CODE))
-    with mock_aws():
+    with moto_s3(monkeypatch, BUCKET) as s3:
         import boto3
 
-        boto3.client("s3", region_name="eu-west-1").create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        yield boto3.client("s3", region_name="eu-west-1"), boto3.client("sagemaker", region_name="eu-west-1")
+        yield s3, boto3.client("sagemaker", region_name="eu-west-1")
 
 
 def play_container(kind: str, name: str, tmp: Path) -> None:

@@ -108,3 +108,22 @@ def test_full_refresh_gives_the_same_rows(weekly_builds):
         pd.testing.assert_frame_equal(incremental, rebuilt, check_exact=False, rtol=1e-12)
     # a full refresh rebuilds the calendar and the scoring cutoff; last week's scoring snapshot is not on it
     assert WEEK0 not in cutoffs_of(refreshed, "customer_features")
+
+
+def test_a_weeks_tests_read_the_snapshots_it_built(weekly_builds):
+    """dbt's tests on customer_features check the cutoffs the build computed (kept snapshots were tested when
+    they were built, and do not change): a broken row in a kept snapshot is not read again; one in the
+    week's new scoring snapshot fails its test, by name."""
+    from clv.transform import DbtBuildError
+
+    warehouse, _, plan, root, _ = weekly_builds
+    variables = dbt_vars(WEEK1, 365, plan.training_cutoffs, plan.label_horizons)
+    tampered = root / "tampered.duckdb"
+    shutil.copy(warehouse, tampered)
+    with duckdb.connect(str(tampered)) as con:
+        con.execute("update customer_features set orders_count_30d = -1 where cutoff_date = '2024-06-30'")
+    run_dbt(["test", "--select", "customer_features"], warehouse=tampered, variables=variables)
+    with duckdb.connect(str(tampered)) as con:
+        con.execute("update customer_features set orders_count_30d = -1 where cutoff_date = ?", [WEEK1])
+    with pytest.raises(DbtBuildError, match="at_least_customer_features_orders_count_30d"):
+        run_dbt(["test", "--select", "customer_features"], warehouse=tampered, variables=variables)

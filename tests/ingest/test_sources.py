@@ -14,7 +14,7 @@ import pytest
 from clv.ingest.landing import DuckDBRawSink
 from clv.ingest.sources import FileSource, SourceConfigError, land_sources, load_sources
 from clv.ingest.validation import InputValidationError
-from tests.conftest import assert_no_clear_text, scratch_postgres_database
+from tests.conftest import assert_no_clear_text, moto_s3, scratch_postgres_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.fast]
 PII_VALUES = ["ada@example.com", "Ada Lovelace", "+44 20 7946 0001", "12 St James's Square",
@@ -286,17 +286,7 @@ def test_a_column_mapping_cannot_inject_sql(tmp_path):
 def test_s3_files_by_date_partition(tmp_path, monkeypatch):
     """S3 through moto (in-process; offline stand-in for AWS): only the partitions in the window are
     listed, copied to the cache and landed."""
-    from moto import mock_aws
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        import boto3
-
-        s3 = boto3.client("s3", region_name="eu-west-1")
-        s3.create_bucket(Bucket="shop-exports", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    with moto_s3(monkeypatch, "shop-exports") as s3:
         for day in ("2024-03-01", "2024-03-02", "2024-03-03"):
             frame = pd.DataFrame({"customer_id": ["c1", "c2"], "order_id": [f"{day}-1", f"{day}-2"],
                                   "order_ts": pd.to_datetime([f"{day} 10:00"] * 2), "quantity": [1.0, 2.0],

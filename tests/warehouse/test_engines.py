@@ -202,3 +202,37 @@ def test_weekly_flow_on_postgres(prefect_server, both_engines, retail_sample, cl
     assert not report["monitored"] and report["status"] == "ok"
     drift = read_postgres(settings, "drift_history", ["monitored_at"])
     assert len(drift) == 1 and drift["status"].item() == report["status"]
+
+
+def test_shadow_run_on_postgres(prefect_server, both_engines, clv_home):
+    """Champion and challenger side by side on the PostgreSQL warehouse: the same flow code as on DuckDB,
+    its records written there."""
+    from mlflow import MlflowClient
+
+    from clv import config
+    from clv.warehouse import server as server_warehouse
+    from flows.shadow import shadow_flow
+    from models_ml import registry
+    from models_ml.training import train_and_evaluate
+    from tests.models_ml.test_models import plan, synthetic_snapshots
+
+    _, settings, _, _ = both_engines
+    features = read_postgres(settings, "customer_features", ["customer_id"])
+    cutoff = features["cutoff_date"].max()
+    server_warehouse.publish_scores("postgres", pd.DataFrame({
+        "customer_id": ["x"], "cutoff_date": [cutoff], "predicted_clv_12m": [1.0], "model_name": "m",
+        "model_version": "1"}), allow_older_cutoff=True)
+    config.use_project_tracking_store()
+    data = synthetic_snapshots(300)
+    for seed in (0, 1):  # two versions trained on the same columns the PostgreSQL features hold
+        result = train_and_evaluate(synthetic_snapshots(300, seed=seed), plan(), resamples=30)
+        registry.log_and_register(result, data, "clv_xgboost", {"scoring_cutoff": str(cutoff)})
+    registry.make_champion("clv_xgboost", "1", "test", "shadow on postgres")
+    MlflowClient().set_registered_model_alias("clv_xgboost", "challenger", "2")
+
+    shadow = shadow_flow(target="postgres")
+    customers = int((features["cutoff_date"] == cutoff).sum())
+    assert (shadow["champion_version"], shadow["challenger_version"], shadow["customers"]) == ("1", "2", customers)
+    assert len(read_postgres(settings, "shadow_scores", ["customer_id"])) == customers
+    runs = read_postgres(settings, "shadow_runs", ["run_at"])
+    assert runs["challenger_version"].tolist() == ["2"] and runs["passed"].tolist() == [shadow["passed"]]

@@ -16,6 +16,7 @@ from clv.ingest.landing import land_file
 from clv.warehouse import score_contract
 from clv.warehouse.embedded import tier_summary_sql
 from clv.warehouse.redshift import RedshiftRawSink, RedshiftSettings
+from tests.conftest import moto_s3
 from tests.warehouse.redshift_dialect import redshift_problems
 
 pytestmark = pytest.mark.fast  # the daily loop: make test-fast
@@ -66,17 +67,7 @@ class RecordingCursor:
 
 @pytest.fixture
 def s3(monkeypatch):
-    from moto import mock_aws
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        import boto3
-
-        client = boto3.client("s3", region_name="eu-west-1")
-        client.create_bucket(Bucket="clv-warehouse-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    with moto_s3(monkeypatch, "clv-warehouse-bucket") as client:
         yield client
 
 

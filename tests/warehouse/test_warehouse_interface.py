@@ -27,6 +27,14 @@ def test_append_creates_the_table_then_adds_new_columns_and_reads_back_with_para
     assert pd.isna(rows["psi"].iloc[0]) and rows["psi"].iloc[1] == pytest.approx(0.31)
 
 
+def test_a_pass_or_fail_column_reads_back_as_booleans(warehouse):
+    """A gate's result (shadow_runs.passed) is a boolean on every engine, not the text 'false'."""
+    warehouse.append("gate_log", pd.DataFrame({"gate": ["shadow", "shift"], "passed": [True, False]}))
+    warehouse.append("gate_log", pd.DataFrame([{"gate": "again", "passed": False}]))
+    rows = warehouse.read("select gate, passed from gate_log where passed order by gate")
+    assert rows["gate"].tolist() == ["shadow"] and rows["passed"].tolist() == [True]
+
+
 def test_a_transaction_commits_as_a_whole_or_not_at_all(warehouse):
     warehouse.append("ledger", pd.DataFrame({"entry": ["a", "b", "c"]}))
     with pytest.raises(LookupError):
