@@ -24,8 +24,10 @@ $(STAMP): requirements.in constraints.txt pyproject.toml
 run: setup
 	$(BIN)/clv run $(ARGS)
 
+# Two workers (pytest-xdist), each taking whole test modules (their module-scoped scenarios run once);
+# the slowest tests are listed at the end.
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 # ruff and sqlfluff through pre-commit's hooks (.pre-commit-config.yaml), on every file.
 lint: setup

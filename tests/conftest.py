@@ -9,6 +9,12 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+# A test that does not set its own project home writes into one of this process's, never into the
+# checkout's data/ (`make test` runs two pytest workers at once).
+if "CLV_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["CLV_HOME"] = tempfile.mkdtemp(prefix="clv-tests-home-")
 
 import uuid  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
