@@ -191,6 +191,7 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
                    report_path: Path | None = None, tune_trials: int = 0, resamples: int = 500) -> dict:
     """Every model on the one evaluation protocol (strict rolling-origin backtest, paired bootstrap 95%
     intervals against last year's spend); JSON plus an HTML report."""
+    from clv.dbt_manifest import history_length_dependent_columns
     from clv.snapshots import validation_backtest
     from models_ml import zoo
     from models_ml.protocol import SLICE_COLUMNS, backtest_rows, evaluate, run_backtest, slice_table
@@ -200,6 +201,7 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
     if not plan.backtest.feasible:
         raise ValueError(f"{dataset}: {plan.backtest.note}")
     specs = {name: zoo.default_spec(name) for name in BENCH_MODELS}
+    dependent = history_length_dependent_columns()  # from the manifest of the build above
     tuning = None
     if tune_trials:
         import mlflow
@@ -213,13 +215,14 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
             if mlflow.get_experiment_by_name("clv-tuning") is None:
                 mlflow.create_experiment("clv-tuning", artifact_location=default_artifact_location())
             mlflow.set_experiment("clv-tuning")
-            tuning = tune(frame, validation, tune_trials, specs[CHAMPION_TYPE])
+            tuning = tune(frame, validation, tune_trials, specs[CHAMPION_TYPE],
+                          history_length_dependent=dependent)
             specs["xgboost_offset_tuned"] = tuning["spec"]
             tuning["validation_origins"] = validation.origins
         else:
             tuning = {"skipped": validation.note}
-    result = run_backtest(frame, plan.backtest, {name: zoo.factory(spec) for name, spec in specs.items()},
-                          resamples=0)
+    result = run_backtest(frame, plan.backtest,
+                          {name: zoo.factory(spec, dependent) for name, spec in specs.items()}, resamples=0)
     if "latent" in inputs:
         result.predictions.update(_ceilings(inputs, result.rows, plan.backtest.horizon_days))
     # differences to last year's spend and, on the synthetic shop, to the two ceilings
@@ -260,7 +263,7 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
     rows = backtest_rows(frame, plan.backtest.horizon_days)
     from models_ml.base import features_and_target
 
-    champion = zoo.build_model(specs[CHAMPION_TYPE], plan.backtest.horizon_days).fit(
+    champion = zoo.build_model(specs[CHAMPION_TYPE], plan.backtest.horizon_days, dependent).fit(
         *features_and_target(rows[rows["cutoff_date"].isin(plan.backtest.training_cutoffs[last_origin])]))
     write_report(report_path, summary, result, champion, rows[rows["cutoff_date"] == last_origin])
     summary["report"] = str(report_path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv import config
+from clv import config, dbt_manifest
 from clv.cloud import sagemaker_jobs
 from clv.cloud.storage import Storage
 from clv.ingest.freshness import check_source_freshness, write_freshness_report
@@ -205,7 +205,8 @@ def train(run: Run, plan: SnapshotPlan, log: logging.Logger | logging.LoggerAdap
         return Trained(no_change=True, version=same)
     champion, champion_spec = model_decisions.champion_spec(s.model_name)
     fit = sagemaker_jobs.fit_on_sagemaker if sagemaker_jobs.training_backend() == "sagemaker" else None
-    result = train_and_evaluate(training_set, plan, spec, champion_spec, s.bootstrap_resamples, fit=fit)
+    result = train_and_evaluate(training_set, plan, spec, champion_spec, s.bootstrap_resamples, fit=fit,
+                                history_length_dependent=dbt_manifest.history_length_dependent_columns())
     log.info("trained %s on %d rows (cutoffs %s .. %s)", spec["type"], result.rows_trained,
              result.train_cutoffs[0], result.train_cutoffs[-1])
     return Trained(no_change=False, result=result, serving_rows=rows, champion=champion)

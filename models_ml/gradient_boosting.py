@@ -11,7 +11,7 @@ import pandas as pd
 import xgboost as xgb
 
 from models_ml.base import CLVModel
-from models_ml.features import feature_matrix, history_length_dependent_columns, numeric_feature_columns
+from models_ml.features import feature_matrix, numeric_feature_columns
 
 DEFAULT_PARAMS = {
     "objective": "reg:tweedie",
@@ -69,11 +69,7 @@ class XGBoostCLV(CLVModel):
         self.horizon_days = horizon_days
 
     def feature_columns(self, frame: pd.DataFrame) -> list[str]:
-        columns = numeric_feature_columns(frame)
-        if not self.offset:
-            return columns
-        dependent = set(history_length_dependent_columns())
-        return [c for c in columns if c not in dependent]
+        return numeric_feature_columns(frame)
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         from models_ml.btyd import BgNbdGammaGamma
@@ -153,9 +149,25 @@ class HybridCLV(XGBoostCLV):
 
 class OffsetXGBoostCLV(XGBoostCLV):
     """XGBoost (Tweedie) learning a multiplicative correction to last year's spend: a log offset on the
-    log link (`last_period_offset`), trees on the windowed features only (the columns dbt's docs mark
-    `history_length_dependent` dropped), so predictions scale with each customer's spend instead of being
-    bounded by the training range. The champion's default type."""
+    log link (`last_period_offset`), trees on the windowed features only, so predictions scale with each
+    customer's spend instead of being bounded by the training range. The champion's default type.
+
+    Parameters
+    ----------
+    history_length_dependent : sequence of str
+        Feature columns left out of the trees: totals that grow with the history before the cutoff
+        (the columns whose dbt meta sets `history_length_dependent`; the pipeline reads them from the
+        build's manifest, `clv.dbt_manifest`). Early training cutoffs see less history than the scoring
+        cutoff, so these would shift between training and serving.
+    """
 
     name = "xgboost_offset"
     offset = "last_period"
+
+    def __init__(self, params: dict | None = None, horizon_days: int = 365, history_length_dependent=()):
+        super().__init__(params, horizon_days)
+        self.history_length_dependent = history_length_dependent
+
+    def feature_columns(self, frame: pd.DataFrame) -> list[str]:
+        dependent = set(self.history_length_dependent)
+        return [c for c in numeric_feature_columns(frame) if c not in dependent]

@@ -54,26 +54,28 @@ def serving_rows(training_set: pd.DataFrame, horizon_days: int, cutoffs=None) ->
     return rows.reset_index(drop=True)
 
 
-def fit_serving_model(rows: pd.DataFrame, spec: dict, horizon_days: int):
-    return zoo.build_model(spec, horizon_days).fit(*features_and_target(rows))
+def fit_serving_model(rows: pd.DataFrame, spec: dict, horizon_days: int, history_length_dependent=()):
+    return zoo.build_model(spec, horizon_days, history_length_dependent).fit(*features_and_target(rows))
 
 
 def train_and_evaluate(training_set: pd.DataFrame, plan, spec: dict | None = None, champion_spec: dict | None = None,
-                       resamples: int = 200, fit=None) -> TrainingResult:
+                       resamples: int = 200, fit=None, history_length_dependent=()) -> TrainingResult:
     """Backtest `spec` (and the champion's spec when it differs) with last year's spend on the plan's strict
-    protocol, then fit `spec` on the serving snapshots (`fit(rows, spec, horizon)` may fit elsewhere,
-    e.g. a SageMaker training job)."""
+    protocol, then fit `spec` on the serving snapshots (`fit(rows, spec, horizon, history_length_dependent)`
+    may fit elsewhere, e.g. a SageMaker training job). `history_length_dependent`: the feature columns the
+    offset model leaves out (`clv.dbt_manifest`)."""
     spec = spec or zoo.default_spec()
     rows = serving_rows(training_set, plan.horizon_days, plan.serving_cutoffs or None)
     backtest = None
     if plan.backtest.feasible:
-        factories = {CANDIDATE: zoo.factory(spec), BASELINE: zoo.factory({"type": BASELINE})}
+        factories = {CANDIDATE: zoo.factory(spec, history_length_dependent),
+                     BASELINE: zoo.factory({"type": BASELINE})}
         if champion_spec is not None and zoo.spec_key(champion_spec) != zoo.spec_key(spec):
-            factories[CHAMPION] = zoo.factory(champion_spec)
+            factories[CHAMPION] = zoo.factory(champion_spec, history_length_dependent)
         backtest = run_backtest(training_set, plan.backtest, factories, resamples=resamples)
     else:
         log.warning("no strict backtest: %s", plan.backtest.note)
-    model = (fit or fit_serving_model)(rows, spec, plan.horizon_days)
+    model = (fit or fit_serving_model)(rows, spec, plan.horizon_days, tuple(history_length_dependent))
     holdout, metrics, baseline = None, {}, {}
     if backtest is not None:
         holdout = backtest.rows.assign(predicted=backtest.predictions[CANDIDATE])

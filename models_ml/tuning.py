@@ -40,9 +40,10 @@ def _default_params(spec: dict) -> dict:
 
 
 def tune(training_set: pd.DataFrame, validation_plan, n_trials: int = 20, spec: dict | None = None,
-         seed: int = 7) -> dict:
+         seed: int = 7, history_length_dependent=()) -> dict:
     """The best spec on the validation backtest (mean MAE over its origins), the default spec unless a trial
-    beats it. Returns {"spec", "validation_mae", "default_validation_mae", "trials", "improved"}."""
+    beats it. Returns {"spec", "validation_mae", "default_validation_mae", "trials", "improved"}.
+    `history_length_dependent`: the feature columns the offset model leaves out (`clv.dbt_manifest`)."""
     spec = spec or zoo.default_spec()
     if not validation_plan.feasible:
         raise ValueError(f"no validation origins before the test origins: {validation_plan.note}")
@@ -50,7 +51,7 @@ def tune(training_set: pd.DataFrame, validation_plan, n_trials: int = 20, spec: 
 
     def validation_mae(params: dict) -> float:
         candidate = {"type": spec["type"], "params": {**(spec.get("params") or {}), **params}}
-        result = run_backtest(training_set, validation_plan, {"candidate": zoo.factory(candidate)},
+        result = run_backtest(training_set, validation_plan, {"candidate": zoo.factory(candidate, history_length_dependent)},
                               resamples=0, reference=None)
         return float(np.mean([m["mae"] for m in result.per_origin["candidate"].values()]))
 

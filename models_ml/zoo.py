@@ -25,21 +25,25 @@ MODEL_CLASSES = {cls.name: cls for cls in (LastPeriodSpend, SpendRateTimesLifesp
                                             XGBoostCLV, HybridCLV, OffsetXGBoostCLV)}
 
 
-def build_model(spec: dict, horizon_days: int):
+def build_model(spec: dict, horizon_days: int, history_length_dependent=()):
     """An unfitted model of the spec's type, for a prediction horizon: the spec's params are the XGBoost
-    parameters of the tree models; the other models take none."""
+    parameters of the tree models; the other models take none. `history_length_dependent` names the
+    feature columns the offset model leaves out (from the dbt build's manifest, `clv.dbt_manifest`)."""
     kind, params = spec["type"], dict(spec.get("params") or {})
     if kind not in MODEL_CLASSES:
         raise ValueError(f"unknown model type {kind!r} (known: {', '.join(MODEL_CLASSES)})")
     model_class = MODEL_CLASSES[kind]
+    if issubclass(model_class, OffsetXGBoostCLV):
+        return model_class(params or None, horizon_days=horizon_days,
+                           history_length_dependent=tuple(history_length_dependent))
     if issubclass(model_class, XGBoostCLV):
         return model_class(params or None, horizon_days=horizon_days)
     return model_class(horizon_days=horizon_days)
 
 
-def factory(spec: dict):
+def factory(spec: dict, history_length_dependent=()):
     """f(horizon_days) -> unfitted model, the form the protocol takes."""
-    return lambda horizon_days: build_model(spec, horizon_days)
+    return lambda horizon_days: build_model(spec, horizon_days, history_length_dependent)
 
 
 def spec_of(model) -> dict:

@@ -102,15 +102,18 @@ def job_name(kind: str, now: datetime | None = None) -> str:
 
 
 def training_job_request(settings: SageMakerSettings, name: str, train_uri: str, horizon_days: int,
-                         spec: dict | None = None) -> dict:
+                         spec: dict | None = None, history_length_dependent=()) -> dict:
     """CreateTrainingJob request: the CLV image, the training set as the `train` channel, the model
-    written under models/ of the storage URL."""
+    written under models/ of the storage URL. The columns the offset model leaves out travel as a
+    hyperparameter (the job has no dbt manifest)."""
     return {
         "TrainingJobName": name,
         "RoleArn": settings.role_arn,
         "AlgorithmSpecification": {"TrainingImage": settings.image_uri, "TrainingInputMode": "File"},
         "HyperParameters": {"horizon_days": str(horizon_days),
-                            **({"model_spec": json.dumps(spec, sort_keys=True)} if spec else {})},
+                            **({"model_spec": json.dumps(spec, sort_keys=True)} if spec else {}),
+                            **({"history_length_dependent": ",".join(history_length_dependent)}
+                               if history_length_dependent else {})},
         "InputDataConfig": [{
             "ChannelName": "train",
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": train_uri,
@@ -182,21 +185,21 @@ def wait_for_job(client, kind: str, name: str, settings: SageMakerSettings) -> d
         time.sleep(settings.poll_seconds)
 
 
-def fit_on_sagemaker(rows: pd.DataFrame, spec: dict, horizon_days: int):
+def fit_on_sagemaker(rows: pd.DataFrame, spec: dict, horizon_days: int, history_length_dependent=()):
     """`models_ml.training.train_and_evaluate`'s fit step as a SageMaker training job: the served model fit
     on the snapshots labelled at the horizon (the backtest itself runs where the flow runs)."""
-    return train_on_sagemaker(rows, horizon_days, spec=spec)
+    return train_on_sagemaker(rows, horizon_days, spec=spec, history_length_dependent=history_length_dependent)
 
 
 def train_on_sagemaker(training_set: pd.DataFrame, horizon_days: int, settings: SageMakerSettings | None = None,
-                       spec: dict | None = None):
+                       spec: dict | None = None, history_length_dependent=()):
     """Fit a model in a SageMaker training job on the given snapshots; returns the fitted model."""
     settings = settings or SageMakerSettings.from_env()
     client, s3 = sagemaker_client(settings), storage.s3_client()
     name = job_name("train")
     train_uri = settings.uri("training", name) + "/"
     _put_parquet(s3, training_set, train_uri + "training_set.parquet")
-    request = training_job_request(settings, name, train_uri, horizon_days, spec)
+    request = training_job_request(settings, name, train_uri, horizon_days, spec, history_length_dependent)
     client.create_training_job(**request)
     description = wait_for_job(client, "training", name, settings)
     artifact = description.get("ModelArtifacts", {}).get("S3ModelArtifacts") or \

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--horizon-days", type=int, default=365)
     parser.add_argument("--model-spec", default="", help="model configuration as JSON (models_ml/zoo.py)")
+    parser.add_argument("--history-length-dependent", default="",
+                        help="comma-separated feature columns the offset model leaves out (from the dbt manifest)")
     args, _ = parser.parse_known_args(argv if argv is not None else _hyperparameter_args())
     train_dir = os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train")
     model_dir = os.environ.get("SM_MODEL_DIR", "/opt/ml/model")
@@ -36,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     training_set = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     spec = json.loads(args.model_spec) if args.model_spec else default_spec()
     rows = serving_rows(training_set, args.horizon_days)
-    model = fit_serving_model(rows, spec, args.horizon_days)
+    dependent = tuple(c for c in args.history_length_dependent.split(",") if c)
+    model = fit_serving_model(rows, spec, args.horizon_days, dependent)
     os.makedirs(model_dir, exist_ok=True)
     with open(os.path.join(model_dir, RESULT_FILE), "wb") as handle:
         pickle.dump(model, handle)

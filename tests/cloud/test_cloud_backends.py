@@ -22,6 +22,7 @@ import pytest
 from clv.cloud import sagemaker_jobs
 from clv.cloud import storage
 from clv.config import REPO_ROOT
+from clv.dbt_manifest import history_length_dependent_columns
 from models_ml.zoo import default_spec
 from tests.conftest import moto_s3
 
@@ -126,8 +127,12 @@ def test_weekly_flow_on_s3_and_sagemaker(prefect_server, clv_home, synthetic_sho
     training = sm.describe_training_job(TrainingJobName=jobs[0][1])
     assert training["AlgorithmSpecification"]["TrainingImage"] == IMAGE and training["RoleArn"] == ROLE
     assert training["ResourceConfig"] == {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50}
+    # the columns the offset model leaves out travel from the build's dbt manifest to the job
+    dependent = history_length_dependent_columns()
+    assert "revenue_total" in dependent
     assert training["HyperParameters"] == {"horizon_days": "365",
-                                           "model_spec": json.dumps(default_spec(), sort_keys=True)}
+                                           "model_spec": json.dumps(default_spec(), sort_keys=True),
+                                           "history_length_dependent": ",".join(dependent)}
     train_uri = training["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
     assert train_uri == f"s3://{BUCKET}/weekly/training/{jobs[0][1]}/"
     assert training["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/weekly/models"
@@ -161,6 +166,7 @@ def test_weekly_flow_on_s3_and_sagemaker(prefect_server, clv_home, synthetic_sho
     assert scores["reason_contributions"].map(lambda r: len(json.loads(r))).eq(3).all()
     # the scores equal what the registered champion gives locally
     champion, _, _ = registry.load_model_by_alias("clv_xgboost")
+    assert not set(dependent) & set(champion.columns_) and "revenue_sum_365d" in champion.columns_
     with duckdb.connect(str(clv_home / "warehouse" / "clv.duckdb"), read_only=True) as con:
         features = con.execute("select * from customer_features where cutoff_date = ? order by customer_id",
                                [cutoff]).df()

@@ -328,3 +328,30 @@ def test_a_label_is_zero_when_purchases_and_returns_cancel_out(clv_home, tmp_pat
     warehouse = build(clv_home, tmp_path, cancelled)
     label = read(warehouse, "select future_revenue from customer_labels where customer_id = 'D'")
     assert label["future_revenue"].tolist() == [0.0]
+
+
+def test_history_length_dependent_columns_come_from_the_compiled_manifest(clv_home, tmp_path, monkeypatch):
+    """The offset model's excluded columns are what dbt compiled: the columns marked in the YAML (dbt is
+    parsed first when no command wrote a manifest yet), and a column marked in a changed project once
+    that project is parsed."""
+    import yaml
+
+    from clv import config
+    from clv.dbt_manifest import history_length_dependent_columns, manifest_path
+
+    declared = yaml.safe_load((config.DBT_PROJECT_DIR / "models" / "marts" / "_marts.yml").read_text())
+    features = next(m for m in declared["models"] if m["name"] == "customer_features")
+    marked = [c["name"] for c in features["columns"]
+              if ((c.get("config") or {}).get("meta") or {}).get("history_length_dependent")]
+    assert not manifest_path().exists()
+    assert history_length_dependent_columns() == marked
+    assert "revenue_total" in marked and "revenue_sum_365d" not in marked
+
+    project = copied_project(tmp_path, monkeypatch)
+    marts = project / "models" / "marts" / "_marts.yml"
+    marts.write_text(marts.read_text().replace(
+        "      - name: revenue_sum_90d\n",
+        "      - name: revenue_sum_90d\n        config: {meta: {history_length_dependent: true}}\n", 1))
+    assert history_length_dependent_columns() == marked  # the manifest of the last parse or build
+    run_dbt(["parse"])
+    assert set(history_length_dependent_columns()) == {*marked, "revenue_sum_90d"}

@@ -156,8 +156,13 @@ def test_offset_model_scales_with_last_year_spend():
     from models_ml.gradient_boosting import OffsetXGBoostCLV, XGBoostCLV
 
     data = synthetic_snapshots(800).assign(tenure_days=100)  # a history-length-dependent column
-    offset_model = OffsetXGBoostCLV({"max_depth": 3, "n_estimators": 100}, horizon_days=365).fit(*features_and_target(data))
-    plain = XGBoostCLV({"max_depth": 3, "n_estimators": 100}, horizon_days=365).fit(*features_and_target(data))
+    params = {"max_depth": 3, "n_estimators": 100}
+    offset_model = OffsetXGBoostCLV(params, horizon_days=365, history_length_dependent=("tenure_days",)).fit(
+        *features_and_target(data))
+    plain = XGBoostCLV(params, horizon_days=365).fit(*features_and_target(data))
     whale = data.head(1).assign(revenue_sum_365d=data["revenue_sum_365d"].max() * 20)
     assert offset_model.predict(whale)[0] > 5 * plain.predict(whale)[0]
     assert "tenure_days" in plain.columns_ and "tenure_days" not in offset_model.columns_  # windowed features only
+    # the excluded columns are the ones given (the pipeline gives what dbt's manifest marks), no others
+    assert OffsetXGBoostCLV(params).fit(*features_and_target(data)).columns_ == plain.columns_
+    assert offset_model.get_params()["history_length_dependent"] == ("tenure_days",)
