@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from clv.cli import main
+from clv.dbt_manifest import history_length_dependent_columns
 from clv.ingest.validation import InputValidationError
 from flows.weekly import format_summary, weekly_clv_pipeline
 from mlflow.tracking import MlflowClient
@@ -167,7 +168,9 @@ def shop_run(shop, **options):
 def shop_week(prefect_server, module_home, synthetic_shop):
     summary = shop_run(synthetic_shop)
     return {"summary": summary, "scores": read_warehouse(module_home, "select * from clv_scores"),
-            "tables": latest_table_artifacts("clv-gates-table", "clv-backtest", "clv-score-tiers")}
+            "tables": latest_table_artifacts("clv-gates-table", "clv-backtest", "clv-score-tiers"),
+            "champion": registry.load_model_by_alias("clv_xgboost")[0],
+            "history_length_dependent": history_length_dependent_columns()}
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +209,13 @@ def test_shop_the_first_model_passes_every_gate_and_becomes_champion(shop_week):
     gates = {g["gate"]: g for g in decision["gates"]}
     assert gates["beats_baseline"]["passed"] and "better on MAE" in gates["beats_baseline"]["detail"]
     assert {"fairness_country", "fairness_acquisition_channel", "calibration"} <= set(gates)
+
+
+def test_shop_the_champion_leaves_out_the_columns_dbt_marks_history_length_dependent(shop_week):
+    columns, dependent = shop_week["champion"].columns_, shop_week["history_length_dependent"]
+    assert "revenue_total" in dependent and "tenure_days" in dependent  # from the build's manifest
+    assert not set(columns) & set(dependent)
+    assert {"revenue_sum_365d", "orders_count_90d", "sessions_count_30d"} <= set(columns)
 
 
 def test_shop_the_champion_scores_with_three_reasons_in_words(shop_week):
