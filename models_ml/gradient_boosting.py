@@ -44,6 +44,25 @@ def last_period_offset(frame: pd.DataFrame, horizon_days: int, floor: float = 20
     return np.log(np.maximum(spend * horizon_days / 365.0, floor))
 
 
+def split_patterns(X: pd.DataFrame, thresholds: dict[int, np.ndarray]) -> np.ndarray:
+    """For each row and each input the trees split on: how many of that input's thresholds the value
+    reaches (-1 when missing). XGBoost compares float32 values (`x < threshold` goes left), so rows with
+    equal patterns take every split of every tree the same way."""
+    patterns = np.empty((len(X), len(thresholds)), np.int32)
+    for k, (j, values) in enumerate(sorted(thresholds.items())):
+        column = X.iloc[:, j].to_numpy(np.float32)
+        patterns[:, k] = np.searchsorted(values, column, side="right")
+        patterns[np.isnan(column), k] = -1
+    return patterns
+
+
+def pattern_ids(patterns: np.ndarray) -> np.ndarray:
+    """One id per distinct row of `patterns`, numbered in order of first appearance."""
+    if patterns.shape[1] == 0:  # no splits at all: every row is alike
+        return np.zeros(len(patterns), np.int64)
+    return pd.DataFrame(patterns).groupby(list(range(patterns.shape[1])), sort=False).ngroup().to_numpy(np.int64)
+
+
 class XGBoostCLV(CLVModel):
     """XGBoost (Tweedie) on every numeric feature of customer_features.
 
@@ -100,6 +119,7 @@ class XGBoostCLV(CLVModel):
         if len(X) == 0:
             raise ValueError("no training rows: the training set is empty (is there a full horizon of history?)")
         self.model_ = xgb.XGBRegressor(**{**DEFAULT_PARAMS, **(self.params or {})})
+        self.split_thresholds_ = None
         margin = self._margin(frame)
         self.offset_mean_ = float(np.mean(margin["base_margin"])) if margin else 0.0
         self.model_.fit(X, np.clip(target, 0, None), **margin)
@@ -111,9 +131,46 @@ class XGBoostCLV(CLVModel):
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-row SHAP values (XGBoost's exact TreeSHAP, `pred_contribs`), one column per input."""
         X = self.inputs(frame)
-        matrix = xgb.DMatrix(X, **self._margin(frame))
-        contribs = self.model_.get_booster().predict(matrix, pred_contribs=True)
+        contribs = self._tree_shap(X, self._margin(frame).get("base_margin"))
         return pd.DataFrame(contribs[:, :-1], columns=X.columns, index=frame.index)
+
+    def _tree_shap(self, X: pd.DataFrame, margin) -> np.ndarray:
+        """XGBoost's exact TreeSHAP (`pred_contribs`: one column per input, then the bias), computed once
+        per split pattern: rows that fall on the same side of every split of every tree get the same
+        contributions, so only one row of each pattern goes through TreeSHAP (a third fewer rows on a
+        large shop). The bias column is the trees' expected value plus the row's own margin."""
+        if len(X) == 0:
+            return np.empty((0, X.shape[1] + 1))
+        booster = self.model_.get_booster()
+        pattern = pattern_ids(split_patterns(X, self._split_thresholds()))
+        first = np.unique(pattern, return_index=True)[1]  # one row per pattern (ids are in order of appearance)
+        representatives = X.iloc[first]
+        if margin is None:
+            unique = booster.predict(xgb.DMatrix(representatives), pred_contribs=True)
+            return unique.astype("float64")[pattern]
+        margin = np.asarray(margin, float)
+        unique = booster.predict(xgb.DMatrix(representatives, base_margin=margin[first]), pred_contribs=True)
+        contribs = unique.astype("float64")
+        contribs[:, -1] -= margin[first]  # the trees' expected value, without the representative's margin
+        contribs = contribs[pattern]
+        contribs[:, -1] += margin
+        return contribs
+
+    def _split_thresholds(self) -> dict[int, np.ndarray]:
+        """Each input's split thresholds over all trees (float32, sorted), by input position."""
+        if getattr(self, "split_thresholds_", None) is None:
+            import json
+
+            trees = json.loads(self.model_.get_booster().save_raw("json"))["learner"]["gradient_booster"]["model"]
+            found: dict[int, set] = {}
+            for tree in trees["trees"]:
+                left = np.asarray(tree["left_children"])
+                inputs = np.asarray(tree["split_indices"])[left != -1]
+                conditions = np.asarray(tree["split_conditions"], np.float32)[left != -1]
+                for j, condition in zip(inputs.tolist(), conditions):
+                    found.setdefault(j, set()).add(condition)
+            self.split_thresholds_ = {j: np.array(sorted(t), np.float32) for j, t in found.items()}
+        return self.split_thresholds_
 
     def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Each input's contribution to the prediction in currency, relative to the average customer (the
@@ -123,9 +180,9 @@ class XGBoostCLV(CLVModel):
         customer's."""
         X = self.inputs(frame)
         margin = self._margin(frame)
-        contribs = self.model_.get_booster().predict(xgb.DMatrix(X, **margin), pred_contribs=True)
+        contribs = self._tree_shap(X, margin.get("base_margin"))
         logs = pd.DataFrame(contribs[:, :-1], columns=X.columns, index=frame.index)
-        bias = contribs[:, -1].astype(float)
+        bias = contribs[:, -1]
         if margin:
             offset = np.asarray(margin["base_margin"], float)
             mean_offset = getattr(self, "offset_mean_", float(offset.mean()))
