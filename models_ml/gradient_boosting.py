@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from models_ml import tree_shap
 from models_ml.base import CLVModel
 from models_ml.features import feature_matrix, numeric_feature_columns
 
@@ -42,25 +43,6 @@ def last_period_offset(frame: pd.DataFrame, horizon_days: int, floor: float = 20
         seen = frame["observable_history_days"].fillna(365).clip(lower=30, upper=365).to_numpy(float)
         spend = spend * 365.0 / seen
     return np.log(np.maximum(spend * horizon_days / 365.0, floor))
-
-
-def split_patterns(X: pd.DataFrame, thresholds: dict[int, np.ndarray]) -> np.ndarray:
-    """For each row and each input the trees split on: how many of that input's thresholds the value
-    reaches (-1 when missing). XGBoost compares float32 values (`x < threshold` goes left), so rows with
-    equal patterns take every split of every tree the same way."""
-    patterns = np.empty((len(X), len(thresholds)), np.int32)
-    for k, (j, values) in enumerate(sorted(thresholds.items())):
-        column = X.iloc[:, j].to_numpy(np.float32)
-        patterns[:, k] = np.searchsorted(values, column, side="right")
-        patterns[np.isnan(column), k] = -1
-    return patterns
-
-
-def pattern_ids(patterns: np.ndarray) -> np.ndarray:
-    """One id per distinct row of `patterns`, numbered in order of first appearance."""
-    if patterns.shape[1] == 0:  # no splits at all: every row is alike
-        return np.zeros(len(patterns), np.int64)
-    return pd.DataFrame(patterns).groupby(list(range(patterns.shape[1])), sort=False).ngroup().to_numpy(np.int64)
 
 
 class XGBoostCLV(CLVModel):
@@ -119,7 +101,7 @@ class XGBoostCLV(CLVModel):
         if len(X) == 0:
             raise ValueError("no training rows: the training set is empty (is there a full horizon of history?)")
         self.model_ = xgb.XGBRegressor(**{**DEFAULT_PARAMS, **(self.params or {})})
-        self.split_thresholds_ = None
+        self.__dict__.pop("tree_splits_", None)
         margin = self._margin(frame)
         self.offset_mean_ = float(np.mean(margin["base_margin"])) if margin else 0.0
         self.model_.fit(X, np.clip(target, 0, None), **margin)
@@ -135,42 +117,11 @@ class XGBoostCLV(CLVModel):
         return pd.DataFrame(contribs[:, :-1], columns=X.columns, index=frame.index)
 
     def _tree_shap(self, X: pd.DataFrame, margin) -> np.ndarray:
-        """XGBoost's exact TreeSHAP (`pred_contribs`: one column per input, then the bias), computed once
-        per split pattern: rows that fall on the same side of every split of every tree get the same
-        contributions, so only one row of each pattern goes through TreeSHAP (a third fewer rows on a
-        large shop). The bias column is the trees' expected value plus the row's own margin."""
-        if len(X) == 0:
-            return np.empty((0, X.shape[1] + 1))
-        booster = self.model_.get_booster()
-        pattern = pattern_ids(split_patterns(X, self._split_thresholds()))
-        first = np.unique(pattern, return_index=True)[1]  # one row per pattern (ids are in order of appearance)
-        representatives = X.iloc[first]
-        if margin is None:
-            unique = booster.predict(xgb.DMatrix(representatives), pred_contribs=True)
-            return unique.astype("float64")[pattern]
-        margin = np.asarray(margin, float)
-        unique = booster.predict(xgb.DMatrix(representatives, base_margin=margin[first]), pred_contribs=True)
-        contribs = unique.astype("float64")
-        contribs[:, -1] -= margin[first]  # the trees' expected value, without the representative's margin
-        contribs = contribs[pattern]
-        contribs[:, -1] += margin
-        return contribs
-
-    def _split_thresholds(self) -> dict[int, np.ndarray]:
-        """Each input's split thresholds over all trees (float32, sorted), by input position."""
-        if getattr(self, "split_thresholds_", None) is None:
-            import json
-
-            trees = json.loads(self.model_.get_booster().save_raw("json"))["learner"]["gradient_booster"]["model"]
-            found: dict[int, set] = {}
-            for tree in trees["trees"]:
-                left = np.asarray(tree["left_children"])
-                inputs = np.asarray(tree["split_indices"])[left != -1]
-                conditions = np.asarray(tree["split_conditions"], np.float32)[left != -1]
-                for j, condition in zip(inputs.tolist(), conditions):
-                    found.setdefault(j, set()).add(condition)
-            self.split_thresholds_ = {j: np.array(sorted(t), np.float32) for j, t in found.items()}
-        return self.split_thresholds_
+        """XGBoost's exact TreeSHAP (one column per input, then the bias), tree by tree on one row per
+        split pattern (`models_ml/tree_shap.py`)."""
+        if "tree_splits_" not in self.__dict__:
+            self.tree_splits_ = tree_shap.tree_splits(self.model_.get_booster())
+        return tree_shap.contributions(self.model_.get_booster(), X, margin, self.tree_splits_)
 
     def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Each input's contribution to the prediction in currency, relative to the average customer (the
