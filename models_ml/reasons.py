@@ -67,15 +67,20 @@ def phrase(feature: str) -> tuple[str, str]:
     return feature + " {v}", "ratio"
 
 
+def _each_distinct(values: np.ndarray, text) -> pd.Series:
+    """text(value) for every value, calling it once per distinct value (scores repeat values a lot)."""
+    distinct, index = np.unique(np.asarray(values, dtype="float64"), return_inverse=True)
+    return pd.Series(np.array([text(v) for v in distinct.tolist()], dtype=object)[index.ravel()])
+
+
 def _format(values: np.ndarray, kind: str) -> pd.Series:
-    series = pd.Series(values, dtype="float64")
     if kind == "share":
-        return series.map("{:.0%}".format)
+        return _each_distinct(values, "{:.0%}".format)
     if kind == "minutes":
-        return (series / 60).map("{:,.1f}".format)
+        return _each_distinct(np.asarray(values, dtype="float64") / 60, "{:,.1f}".format)
     if kind == "ratio":
-        return series.map("{:,.2f}".format)
-    return series.map("{:,.0f}".format)
+        return _each_distinct(values, "{:,.2f}".format)
+    return _each_distinct(values, "{:,.0f}".format)
 
 
 def describe(feature: str, values: np.ndarray, contributions: np.ndarray) -> pd.Series:
@@ -85,11 +90,11 @@ def describe(feature: str, values: np.ndarray, contributions: np.ndarray) -> pd.
     head, _, tail = template.partition("{v}")
     text = head + _format(values, kind) + tail
     text = text.where(pd.notna(pd.Series(values, dtype="float64")), feature + " not recorded")
-    return text + " (" + pd.Series(contributions, dtype="float64").map("{:+,.0f}".format) + ")"
+    return text + " (" + _each_distinct(contributions, "{:+,.0f}".format) + ")"
 
 
 def _json_number(values: np.ndarray) -> pd.Series:
-    text = pd.Series(np.char.mod("%.6g", np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)))
+    text = _each_distinct(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), "%.6g".__mod__)
     return text.where(np.isfinite(values), "null")
 
 
