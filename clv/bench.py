@@ -384,6 +384,11 @@ def _weekly_slices(data_dir: Path, out: Path, weeks: int) -> list[dict[str, Path
     columns = {"customers": "signup_ts", "orders": "order_ts", "events": "event_ts"}
     bounds = [pd.Timestamp("1900-01-01")] + [
         start + pd.Timedelta(days=WEEK1_DAYS + 7 * k) for k in range(weeks)]
+    last_order = duckdb.sql(f"select max(order_ts) from read_parquet('{data_dir / 'orders'}.parquet')").fetchall()[0][0]
+    if last_order is None or pd.Timestamp(last_order) < bounds[-2]:  # the last week would land nothing
+        raise ValueError(f"{data_dir}: its orders end on {pd.Timestamp(last_order).date() if last_order else 'no date'}, "
+                         f"but {weeks} weeks need data through {(bounds[-1] - pd.Timedelta(days=1)).date()}: "
+                         f"generate it with `clv synth --days {WEEK1_DAYS + 7 * (weeks - 1)}` (or leave out --data)")
     slices = []
     out.mkdir(parents=True, exist_ok=True)
     for week in range(weeks):

@@ -59,3 +59,19 @@ def test_the_benchmark_times_the_steps_the_weekly_flow_runs(tmp_path, clv_home, 
     weekly_clv_pipeline(**week, warehouse=str(tmp_path / "flow.duckdb"))
     assert set(bench_steps) == set(flow_steps)
     assert {"land", "build", "train", "register_and_gate", "predict", "publish", "export"} <= set(flow_steps)
+
+
+def test_reused_data_too_short_for_the_weeks_asked_says_what_to_generate(tmp_path):
+    """`--data` with two years of a `clv synth` shop covers week 1 only: asking for two weeks stops before
+    anything runs, naming the end of the data and the `clv synth --days` that covers them."""
+    import pytest
+
+    from clv.bench import WEEK1_DAYS, _weekly_slices, bench_scale
+    from clv.synth import SynthConfig, write_synthetic
+
+    data = tmp_path / "synth"
+    write_synthetic(SynthConfig(300, seed=3, days=WEEK1_DAYS), data)
+    assert len(_weekly_slices(data, tmp_path / "one-week", 1)) == 1  # enough for one week
+    with pytest.raises(ValueError, match=rf"orders end on .* need data through .*clv synth --days {WEEK1_DAYS + 7}"):
+        bench_scale(300, tmp_path / "scale.json", tmp_path / "work", data_dir=data, weeks=2)
+    assert not (tmp_path / "scale.json").exists()
