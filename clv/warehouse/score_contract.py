@@ -5,6 +5,7 @@ as P(alive) without a BTYD fit, is NULL of its type, not text), an undeclared co
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -52,6 +53,12 @@ def conform(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _typed(name: str, kind: str, values: pd.Series) -> pd.Series:
+    with warnings.catch_warnings():  # text that is no date: the error below names it, pandas' warning adds nothing
+        warnings.filterwarnings("ignore", "Could not infer format", UserWarning)
+        return _conformed(name, kind, values)
+
+
+def _conformed(name: str, kind: str, values: pd.Series) -> pd.Series:
     try:
         if kind == "float8":
             return pd.to_numeric(values, errors="raise").astype("float64")
