@@ -123,9 +123,9 @@ def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, allow_o
         published = con.execute(f"select max(cutoff_date) from {SCORES_TABLE}").fetchone()[0] if has_cutoff else None
         check_cutoff_not_older(published, scores, allow_older_cutoff)
         con.execute(f"create or replace table {SCORES_TABLE} ({columns})")
-        con.execute(f"insert into {SCORES_TABLE} by name select * from new_scores")
-        if {"clv_tier", "cutoff_date"} <= set(scores.columns):
-            con.execute(f"create or replace table {TIER_SUMMARY_TABLE} as {tier_summary_sql('new_scores')}")
+        con.execute(f"insert into {SCORES_TABLE} by name select * from new_scores")  # the frame is read once:
+        if {"clv_tier", "cutoff_date"} <= set(scores.columns):  # the summary and the history read the table
+            con.execute(f"create or replace table {TIER_SUMMARY_TABLE} as {tier_summary_sql(SCORES_TABLE)}")
         con.execute(f"create table if not exists {SCORES_HISTORY_TABLE} ({columns})")
         _add_missing_columns(con, SCORES_HISTORY_TABLE, SCORES_TABLE)
         run_keys = ["cutoff_date", "model_name", "model_version"]
@@ -133,7 +133,7 @@ def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, allow_o
         for cutoff, name, version in runs.itertuples(index=False):
             con.execute(f"delete from {SCORES_HISTORY_TABLE} where cutoff_date = ? and model_name = ? "
                         "and model_version = ?", [cutoff, name, version])
-        con.execute(f"insert into {SCORES_HISTORY_TABLE} by name select * from new_scores")
+        con.execute(f"insert into {SCORES_HISTORY_TABLE} by name select * from {SCORES_TABLE}")
         con.execute("commit")
     except Exception:
         con.execute("rollback")

@@ -71,4 +71,7 @@ def _conformed(name: str, kind: str, values: pd.Series) -> pd.Series:
             values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
         raise ScoreContractError(f"clv_scores column {name}: {len(bad)} row(s) are not {kind} values, e.g. "
                                  f"{bad.iloc[0]!r} (the contract in marts/_scores.yml)") from exc
-    return values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
+    text = values.astype(object).where(values.notna(), None)
+    if pd.api.types.infer_dtype(text, skipna=True) in ("string", "empty"):
+        return text  # text already (reasons, ids): no conversion value by value
+    return text.map(lambda v: v if v is None else str(v))

@@ -143,3 +143,46 @@ def test_a_session_over_the_cutoff_counts_only_its_events_up_to_it(restated):
     assert at_cutoff["session_duration_s_mean_30d"] == 300     # 23:50 to 23:55, not the whole 1,500 s
     later = at(features, 5, "c4")
     assert later["add_to_cart_count_30d"] == 3 and later["session_duration_s_mean_30d"] == 1500
+
+
+def sessions_table(warehouse) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute("select * exclude (last_loaded_at) from int_customer_sessions "
+                           "order by customer_id, session_id").df()
+
+
+def test_sessions_are_recomputed_only_when_their_events_land(clv_home, tmp_path):
+    """int_customer_sessions is kept between builds: a build with no new events recomputes no session (a
+    marked row stays marked); events landed later, for a running session and a new one, recompute those
+    sessions from all their events, giving the rows a full refresh gives, and the features count them."""
+    import shutil
+
+    warehouse = clv_home / "warehouse.duckdb"
+    land(warehouse, tmp_path, "customers", CUSTOMERS, "customers")
+    land(warehouse, tmp_path, "orders", ORDERS, "orders")
+    early, late = EVENTS.iloc[:2], EVENTS.iloc[2:]  # the session's events before midnight, then after it
+    land(warehouse, tmp_path, "events", early, "events-early")
+    run_dbt(["build"], warehouse=warehouse, variables=FIRST)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update int_customer_sessions set add_to_cart_count = 99")  # a mark a recompute would undo
+    run_dbt(["run", "--select", "int_customer_sessions"], warehouse=warehouse, variables=FIRST)
+    assert sessions_table(warehouse)["add_to_cart_count"].tolist() == [99]  # nothing new landed: kept
+
+    new_session = pd.DataFrame({"customer_id": ["c1"] * 2, "session_id": ["s9"] * 2,
+                                "event_ts": [day(3, 9), day(3, 10)], "event_type": ["session_start", "add_to_cart"],
+                                "session_duration_s": [3600.0] * 2})
+    land(warehouse, tmp_path, "events", pd.concat([late, new_session]), "events-late")
+    run_dbt(["build"], warehouse=warehouse, variables=SECOND)
+    incremental = sessions_table(warehouse)
+    assert incremental["session_id"].tolist() == ["s9", "s1"]  # c1's new session, c4's completed one
+    s1 = incremental[incremental["session_id"] == "s1"].iloc[0]
+    assert s1["add_to_cart_count"] == 3 and s1["last_event_date"] == pd.Timestamp(T - timedelta(days=SESSION_DAY - 1))
+
+    refreshed = tmp_path / "refreshed.duckdb"
+    shutil.copy(warehouse, refreshed)
+    run_dbt(["run", "--full-refresh", "--select", "int_customer_sessions"], warehouse=refreshed, variables=SECOND)
+    pd.testing.assert_frame_equal(incremental, sessions_table(refreshed))
+
+    features = table(warehouse, "customer_features", (5, 0))
+    assert at(features, 5, "c4")["add_to_cart_count_30d"] == 3  # the whole session, its late events included
+    assert at(features, 0, "c1")["sessions_count_30d"] == 1 and at(features, 0, "c1")["add_to_cart_count_30d"] == 1

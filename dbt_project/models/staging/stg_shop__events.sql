@@ -10,7 +10,8 @@ cleaned as (
         lower(event_type) as event_type,
         session_duration_s,
         event_ts as event_at,
-        cast(event_ts as date) as event_date
+        cast(event_ts as date) as event_date,
+        loaded_at
     from source
     where customer_id is not null
 )
