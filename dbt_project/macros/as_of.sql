@@ -17,3 +17,12 @@
 {% macro in_business_time(utc_timestamp) -%}
     cast(({{ utc_timestamp }} at time zone 'UTC') at time zone '{{ env_var("CLV_TIMEZONE", "UTC") or "UTC" }}' as timestamp)
 {%- endmacro %}
+
+{#- A row dated `day` belongs to the history of a cutoff `cutoff` (day on or before it): the join condition of
+    every table read against the build's cutoffs. The second line restates what the first implies (both are
+    known) as an equality, so the engine can hash-join: DuckDB runs a join of inequalities alone against a
+    handful of cutoffs as a nested loop, 2.5x slower over ten million order lines. -#}
+{% macro on_or_before(day, cutoff) -%}
+    {{ day }} <= {{ cutoff }}
+    and ({{ day }} is not null) = ({{ cutoff }} is not null)
+{%- endmacro %}

@@ -26,7 +26,7 @@ history as (
         count(distinct purchase_lines.product_id) as distinct_products_count
     from cutoffs
     inner join purchase_lines
-        on purchase_lines.order_date <= cutoffs.cutoff_date
+        on {{ on_or_before('purchase_lines.order_date', 'cutoffs.cutoff_date') }}
         and {{ valid_at_end_of('purchase_lines', 'cutoffs.cutoff_date') }}
     group by 1, 2
 ),

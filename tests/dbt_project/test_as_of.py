@@ -153,8 +153,8 @@ def sessions_table(warehouse) -> pd.DataFrame:
 
 def test_sessions_are_recomputed_only_when_their_events_land(clv_home, tmp_path):
     """int_customer_sessions is kept between builds: a build with no new events recomputes no session (a
-    marked row stays marked); events landed later, for a running session and a new one, recompute those
-    sessions from all their events, giving the rows a full refresh gives, and the features count them."""
+    marked row stays marked); events landed later, for a running session and a new one, are folded into
+    those sessions, giving the rows a full refresh gives, and the features count them."""
     import shutil
 
     warehouse = clv_home / "warehouse.duckdb"
@@ -167,6 +167,8 @@ def test_sessions_are_recomputed_only_when_their_events_land(clv_home, tmp_path)
         con.execute("update int_customer_sessions set add_to_cart_count = 99")  # a mark a recompute would undo
     run_dbt(["run", "--select", "int_customer_sessions"], warehouse=warehouse, variables=FIRST)
     assert sessions_table(warehouse)["add_to_cart_count"].tolist() == [99]  # nothing new landed: kept
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update int_customer_sessions set add_to_cart_count = 1")  # the mark undone
 
     new_session = pd.DataFrame({"customer_id": ["c1"] * 2, "session_id": ["s9"] * 2,
                                 "event_ts": [day(3, 9), day(3, 10)], "event_type": ["session_start", "add_to_cart"],

@@ -28,7 +28,7 @@ caps as (
         {% endif %} as order_value_cap
     from cutoffs
     left join orders
-        on orders.order_date <= cutoffs.cutoff_date
+        on {{ on_or_before('orders.order_date', 'cutoffs.cutoff_date') }}
         and {{ valid_at_end_of('orders', 'cutoffs.cutoff_date') }}
     group by 1
 )

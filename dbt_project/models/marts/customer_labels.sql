@@ -67,7 +67,7 @@ future_orders as (
     inner join order_value_caps on order_value_caps.cutoff_date = cutoffs.cutoff_date
     inner join orders
         on orders.order_date > cutoffs.cutoff_date
-        and orders.order_date <= cutoffs.window_end_date
+        and {{ on_or_before('orders.order_date', 'cutoffs.window_end_date') }}
         and {{ valid_at_end_of('orders', 'cutoffs.window_end_date') }}
 ),
 

@@ -25,7 +25,7 @@ capped_order_history as (
         {{ capped('orders.returned_value', 'order_value_caps.order_value_cap') }} as returned_value
     from cutoffs
     inner join orders
-        on orders.order_date <= cutoffs.cutoff_date
+        on {{ on_or_before('orders.order_date', 'cutoffs.cutoff_date') }}
         and {{ valid_at_end_of('orders', 'cutoffs.cutoff_date') }}
     inner join order_value_caps on order_value_caps.cutoff_date = cutoffs.cutoff_date
 )

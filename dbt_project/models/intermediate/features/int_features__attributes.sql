@@ -20,7 +20,7 @@ shop_history as (
             as observable_history_days
     from {{ ref('int_cutoffs') }} as cutoffs
     inner join orders
-        on orders.order_date <= cutoffs.cutoff_date
+        on {{ on_or_before('orders.order_date', 'cutoffs.cutoff_date') }}
         and {{ valid_at_end_of('orders', 'cutoffs.cutoff_date') }}
     where cutoffs.to_build
     group by cutoffs.cutoff_date

@@ -49,7 +49,7 @@ product_last_purchase as (
         max(order_lines.order_date) as last_purchase_date
     from cutoffs
     inner join order_lines
-        on order_lines.order_date <= cutoffs.cutoff_date
+        on {{ on_or_before('order_lines.order_date', 'cutoffs.cutoff_date') }}
         and {{ valid_at_end_of('order_lines', 'cutoffs.cutoff_date') }}
         and not order_lines.is_return
         and order_lines.line_revenue > 0

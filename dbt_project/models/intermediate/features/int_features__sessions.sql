@@ -24,7 +24,7 @@ finished_sessions as (
         sessions.session_duration_s,
         sessions.add_to_cart_count
     from cutoffs
-    inner join sessions on sessions.last_event_date <= cutoffs.cutoff_date
+    inner join sessions on {{ on_or_before('sessions.last_event_date', 'cutoffs.cutoff_date') }}
 ),
 
 running_sessions as (
@@ -36,7 +36,7 @@ running_sessions as (
         count(case when events.event_type = 'add_to_cart' then 1 end) as add_to_cart_count
     from cutoffs
     inner join sessions
-        on sessions.session_date <= cutoffs.cutoff_date
+        on {{ on_or_before('sessions.session_date', 'cutoffs.cutoff_date') }}
         and sessions.last_event_date > cutoffs.cutoff_date
     inner join events
         on events.customer_id = sessions.customer_id
