@@ -188,3 +188,44 @@ def test_sessions_are_recomputed_only_when_their_events_land(clv_home, tmp_path)
     features = table(warehouse, "customer_features", (5, 0))
     assert at(features, 5, "c4")["add_to_cart_count_30d"] == 3  # the whole session, its late events included
     assert at(features, 0, "c1")["sessions_count_30d"] == 1 and at(features, 0, "c1")["add_to_cart_count_30d"] == 1
+
+
+def order_versions(warehouse) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute("select * exclude (last_loaded_at) from int_order_versions "
+                           "order by order_id, valid_from").df()
+
+
+def test_order_versions_are_recomputed_only_for_orders_with_landed_lines(clv_home, tmp_path):
+    """int_order_versions is kept between builds: with nothing landed no order is recomputed (a marked row
+    stays marked); a corrected and a deleted line landed later recompute their orders, from all of their
+    lines, into the spans a full refresh gives, and leave the other orders' rows alone."""
+    import shutil
+
+    warehouse = clv_home / "warehouse.duckdb"
+    land(warehouse, tmp_path, "customers", CUSTOMERS, "customers")
+    land(warehouse, tmp_path, "orders", ORDERS, "orders")
+    run_dbt(["build"], warehouse=warehouse, variables=FIRST)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update int_order_versions set purchase_value = -1 where order_id in ('o-L5', 'o-L6')")
+    run_dbt(["run", "--select", "int_order_versions"], warehouse=warehouse, variables=FIRST)
+    marked = order_versions(warehouse).set_index("order_id")["purchase_value"]
+    assert marked["o-L5"] == marked["o-L6"] == -1  # nothing landed: kept
+
+    land(warehouse, tmp_path, "orders", pd.DataFrame([
+        line("c2", "L3", day(70), 2, 5.0, updated_at=day(10)),
+        line("c3", "L4", day(50), 1, 80.0, updated_at=day(20), deleted_at=day(20)),
+    ]), "orders-corrected")
+    run_dbt(["run"], warehouse=warehouse, variables=SECOND)  # run: the marks would fail dbt's tests
+    incremental = order_versions(warehouse)
+    assert (incremental.set_index("order_id").loc[["o-L5", "o-L6"], "purchase_value"] == -1).all()  # untouched
+    assert incremental[incremental["order_id"] == "o-L3"]["purchase_value"].tolist() == [60.0, 10.0]  # two spans
+    assert len(incremental[incremental["order_id"] == "o-L4"]) == 1  # valid until its deletion
+
+    refreshed = tmp_path / "refreshed.duckdb"
+    shutil.copy(warehouse, refreshed)
+    run_dbt(["run", "--full-refresh", "--select", "int_order_versions"], warehouse=refreshed, variables=SECOND)
+    rebuilt = order_versions(refreshed)
+    pd.testing.assert_frame_equal(incremental[~incremental["order_id"].isin(["o-L5", "o-L6"])].reset_index(drop=True),
+                                  rebuilt[~rebuilt["order_id"].isin(["o-L5", "o-L6"])].reset_index(drop=True))
+    assert (rebuilt.set_index("order_id").loc[["o-L5", "o-L6"], "purchase_value"] > 0).all()

@@ -2,9 +2,20 @@
 -- purchase value (non-return lines with a positive price) and returned value (returned lines, as a
 -- positive number) kept apart, valid over [valid_from, valid_to). An order whose lines were never
 -- corrected or deleted (almost all) has one span, from the beginning to the end of time; only the orders
--- with a changed line are cut into spans at their lines' change points.
+-- with a changed line are cut into spans at their lines' change points. Kept between builds: a build
+-- recomputes only the orders with a line (a new one, a new version, a tombstone) landed since the last
+-- build, from all of their lines, and replaces their rows.
+{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='delete+insert',
+          on_schema_change='fail') }}
+
 with order_lines as (
     select * from {{ ref('stg_shop__orders') }}
+    {% if is_incremental() %}
+    where order_id in (
+        select order_id from {{ ref('stg_shop__orders') }}
+        where loaded_at > (select coalesce(max(last_loaded_at), {{ beginning_of_time() }}) from {{ this }})
+    )
+    {% endif %}
 ),
 
 changed_orders as (
@@ -21,7 +32,8 @@ unchanged_order_lines as (
         order_lines.order_id,
         order_lines.order_date,
         order_lines.line_revenue,
-        order_lines.is_return
+        order_lines.is_return,
+        order_lines.loaded_at
     from order_lines
     left join changed_orders on changed_orders.order_id = order_lines.order_id
     where changed_orders.order_id is null
@@ -55,7 +67,8 @@ changed_order_span_lines as (
         changed_order_lines.order_id,
         changed_order_lines.order_date,
         changed_order_lines.line_revenue,
-        changed_order_lines.is_return
+        changed_order_lines.is_return,
+        changed_order_lines.loaded_at
     from spans
     inner join changed_order_lines
         on changed_order_lines.order_id = spans.order_id
@@ -79,7 +92,8 @@ orders as (
         valid_to,
         sum(case when not is_return then line_revenue else 0 end) as purchase_value,
         -sum(case when is_return then line_revenue else 0 end) as returned_value,
-        count(case when not is_return and line_revenue > 0 then 1 end) as purchase_lines_count
+        count(case when not is_return and line_revenue > 0 then 1 end) as purchase_lines_count,
+        max(loaded_at) as last_loaded_at
     from span_lines
     group by 1, 2, 3, 4, 5
 )

@@ -70,7 +70,8 @@ cleaned as (
         -- validity of this version
         case when version_number = 1 then {{ beginning_of_time() }} else changed_at end as valid_from,
         least(coalesce(next_changed_at, {{ end_of_time() }}), coalesce(line_deleted_at, {{ end_of_time() }}))
-            as valid_to
+            as valid_to,
+        loaded_at
 
     from ordered
 )
