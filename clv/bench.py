@@ -24,7 +24,7 @@ from clv.settings import DEFAULTS
 from clv.snapshots import plan_for_warehouse
 from clv.synth import SynthConfig, write_synthetic
 from clv.transform import dbt_vars, run_dbt
-from clv.warehouse.embedded import DEFAULT_DUCKDB_MEMORY_LIMIT, WarehouseReader, connect
+from clv.warehouse.embedded import WarehouseReader, connect, memory_limit
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +360,7 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
         **{k: v for k, v in first.items() if k != "stages"},
         "stages": {**generate.stages, **first["stages"]},
         "weeks": [{"week": i, **w} for i, w in enumerate(week_results, start=1)],
-        "duckdb_memory_limit": os.environ.get("CLV_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT),
+        "duckdb_memory_limit": memory_limit(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from clv import training_set_schema
 from clv.config import DBT_PROFILES_DIR, DBT_PROJECT_DIR, project_home
 from clv.settings import DEFAULTS
+from clv.warehouse.embedded import MEMORY_LIMIT_ENV, memory_limit
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: 
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    # the dbt profile reads the DuckDB memory limit from the environment: the same default as clv's connections
+    os.environ.setdefault(MEMORY_LIMIT_ENV, memory_limit())
     if warehouse is not None:
         os.environ["CLV_WAREHOUSE"] = str(Path(warehouse).resolve())
     state_dir = project_home() / "dbt"
