@@ -178,6 +178,13 @@ def test_extreme_orders_are_capped_not_dropped(clv_home, tmp_path):
 @pytest.mark.parametrize("corruption, failing_test", [
     ("update customer_features set orders_count = orders_count + 1 where customer_id = 'A'",
      "assert_features_read_only_history"),
+    ("update customer_features set order_days_count = order_days_count - 1 where customer_id = 'A'",
+     "assert_features_read_only_history"),
+    ("update customer_features set distinct_products_count = distinct_products_count + 1 where customer_id = 'B'",
+     "assert_features_read_only_history"),
+    ("update customer_features set days_since_last_order = days_since_last_order - 1 where customer_id = 'A'",
+     "assert_features_read_only_history"),
+    ("delete from customer_features where customer_id = 'B'", "assert_features_read_only_history"),
     ("update customer_labels set future_orders_count = 2 where customer_id = 'A'",
      "assert_labels_cover_exactly_the_horizon"),
 ])
