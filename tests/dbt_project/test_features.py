@@ -265,6 +265,18 @@ def test_a_changed_column_type_asks_for_one_full_refresh(clv_home, tmp_path, mon
     assert types["data_type"].tolist() == ["VARCHAR"]
 
 
+def test_order_versions_built_before_they_were_incremental_ask_for_one_full_refresh(clv_home, tmp_path):
+    """A warehouse whose int_order_versions predates its last_loaded_at column (built before 2026-12-02)
+    stops the next build with the full-refresh hint, and the full refresh rebuilds it with the column."""
+    warehouse = build(clv_home, tmp_path, SHOP)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("alter table int_order_versions drop column last_loaded_at")
+    with pytest.raises(DbtBuildError, match="int_order_versions.*rebuild them once with `clv run --full-refresh`"):
+        run_dbt(["build"], warehouse=warehouse, variables=VARS)
+    run_dbt(["build", "--full-refresh"], warehouse=warehouse, variables=VARS)
+    assert read(warehouse, "select count(last_loaded_at) as n from int_order_versions")["n"].iloc[0] > 0
+
+
 def copied_project(tmp_path, monkeypatch) -> Path:
     """A copy of the dbt project the next builds use (to change a model without touching the real one)."""
     import shutil
