@@ -13,18 +13,26 @@
 {% set kept_since = is_incremental()
     and 'last_loaded_at' in (adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list) %}
 
-with order_lines as (
-    select * from {{ ref('stg_shop__orders') }}
+with
+{% if kept_since %}
+-- the orders with a line landed since the last build: recomputed (joined below, in the same Jinja branch)
+orders_with_landed_lines as (  -- noqa: ST03
+    select distinct order_id
+    from {{ ref('stg_shop__orders') }}
+    where loaded_at > (select coalesce(max(last_loaded_at), {{ beginning_of_time() }}) from {{ this }})  -- noqa: RF02
+),
+{% endif %}
+
+order_lines as (
+    select all_lines.*
+    from {{ ref('stg_shop__orders') }} as all_lines
     {% if kept_since %}
-    where order_id in (
-        select order_id from {{ ref('stg_shop__orders') }}
-        where loaded_at > (select coalesce(max(last_loaded_at), {{ beginning_of_time() }}) from {{ this }})
-    )
+    inner join orders_with_landed_lines on orders_with_landed_lines.order_id = all_lines.order_id
     {% endif %}
 ),
 
 changed_orders as (
-    select distinct order_id
+    select distinct order_id  -- the orders with a line landed since the last build: recomputed
     from order_lines
     where valid_from <> {{ beginning_of_time() }} or valid_to <> {{ end_of_time() }}
 ),
