@@ -73,6 +73,13 @@ def _each_distinct(values: np.ndarray, text) -> pd.Series:
     return pd.Series(np.array([text(v) for v in distinct.tolist()], dtype=object)[index.ravel()])
 
 
+def _whole_numbers(values: np.ndarray) -> np.ndarray:
+    """The values rounded as "{:.0f}" rounds them (half to even), so that formatting them gives the same text
+    with far fewer distinct values; a value that rounds to zero keeps its sign ("-0") as a distinct +-0.25."""
+    rounded = np.round(np.asarray(values, dtype="float64"))
+    return np.where(rounded == 0, np.copysign(0.25, rounded), rounded)
+
+
 def _format(values: np.ndarray, kind: str) -> pd.Series:
     if kind == "share":
         return _each_distinct(values, "{:.0%}".format)
@@ -80,7 +87,7 @@ def _format(values: np.ndarray, kind: str) -> pd.Series:
         return _each_distinct(np.asarray(values, dtype="float64") / 60, "{:,.1f}".format)
     if kind == "ratio":
         return _each_distinct(values, "{:,.2f}".format)
-    return _each_distinct(values, "{:,.0f}".format)
+    return _each_distinct(_whole_numbers(values), "{:,.0f}".format)
 
 
 def describe(feature: str, values: np.ndarray, contributions: np.ndarray) -> pd.Series:
@@ -88,9 +95,12 @@ def describe(feature: str, values: np.ndarray, contributions: np.ndarray) -> pd.
     "<feature> not recorded"."""
     template, kind = phrase(feature)
     head, _, tail = template.partition("{v}")
-    text = head + _format(values, kind) + tail
-    text = text.where(pd.notna(pd.Series(values, dtype="float64")), feature + " not recorded")
-    return text + " (" + _each_distinct(contributions, "{:+,.0f}".format) + ")"
+    missing = feature + " not recorded"
+    known = pd.notna(pd.Series(values, dtype="float64")).to_numpy()
+    value_text = _format(values, kind).to_numpy(object)
+    contribution_text = _each_distinct(_whole_numbers(contributions), "{:+,.0f}".format).to_numpy(object)
+    return pd.Series([f"{head}{value}{tail} ({contribution})" if is_known else f"{missing} ({contribution})"
+                      for value, contribution, is_known in zip(value_text, contribution_text, known)], dtype=object)
 
 
 def _json_number(values: np.ndarray) -> pd.Series:
@@ -122,8 +132,7 @@ def top_reasons(contributions: pd.DataFrame, values: pd.DataFrame, k: int = 3) -
     texts, jsons = [], []
     for j in range(k):
         chosen = top[:, j]
-        text = pd.Series(np.empty(n, dtype=object))
-        record = pd.Series(np.empty(n, dtype=object))
+        text, record = np.empty(n, dtype=object), np.empty(n, dtype=object)
         for index in np.unique(chosen):
             rows = np.flatnonzero(chosen == index)
             feature = names[index]
@@ -131,16 +140,14 @@ def top_reasons(contributions: pd.DataFrame, values: pd.DataFrame, k: int = 3) -
             value = (values[source].to_numpy(float)[rows] if source in values
                      else np.full(len(rows), np.nan))
             contribution = matrix[rows, index]
-            text.iloc[rows] = describe(feature, value, contribution).to_numpy(object)
-            record.iloc[rows] = ('{"feature": "' + feature + '", "value": ' + _json_number(value)
-                                 + ', "contribution": ' + _json_number(np.round(contribution, 2)) + "}").to_numpy(object)
+            text[rows] = describe(feature, value, contribution).to_numpy(object)
+            record[rows] = [f'{{"feature": "{feature}", "value": {v}, "contribution": {c}}}' for v, c in
+                            zip(_json_number(value), _json_number(np.round(contribution, 2)))]
         texts.append(text)
         jsons.append(record)
-    text, record = texts[0], jsons[0]
-    for more_text, more_record in zip(texts[1:], jsons[1:]):
-        text = text + "; " + more_text
-        record = record + ", " + more_record
-    return text.to_numpy(object), ("[" + record + "]").to_numpy(object)
+    text = np.array(["; ".join(parts) for parts in zip(*texts)], dtype=object)
+    record = np.array(["[" + ", ".join(parts) + "]" for parts in zip(*jsons)], dtype=object)
+    return text, record
 
 
 def reasons_in_batches(model, features: pd.DataFrame, batch_size: int = 200_000, k: int = 3) -> tuple[np.ndarray, np.ndarray]:

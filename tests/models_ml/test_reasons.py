@@ -14,6 +14,7 @@ import yaml
 from models_ml.reasons import (
     PHRASES,
     baseline_reasons,
+    describe,
     merge_same_facts,
     phrase,
     reasons_in_batches,
@@ -57,6 +58,17 @@ def test_missing_values_and_unknown_inputs_still_read():
     text, records = top_reasons(contributions, values, k=3)
     assert text[0] == "days_since_last_session not recorded (-20); brand_new_feature 0.50 (+5)"
     assert json.loads(records[0])[0] == {"feature": "days_since_last_session", "value": None, "contribution": -20.0}
+
+
+def test_amounts_read_as_python_formats_them_however_many_rows_share_a_value():
+    """Amounts are formatted once per distinct whole number: the text must be what formatting each value
+    gives, halves rounded to even and a small negative amount reading -0 (not +0 nor merged with it)."""
+    values = np.array([2.5, 3.5, -0.3, 0.3, -0.5, 0.0, 1234567.49, -2.5, np.nan, 0.49999999])
+    contributions = np.array([0.5, 1.5, -0.2, 0.2, -0.5, -0.0, 2.5000001, -1234.5, 7.0, -0.49999999])
+    expected = ["spent {:,.0f} in all ({:+,.0f})".format(v, c) if not np.isnan(v)
+                else "revenue_total not recorded ({:+,.0f})".format(c) for v, c in zip(values, contributions)]
+    assert list(describe("revenue_total", values, contributions)) == expected
+    assert "spent -0 in all (-0)" in expected and "spent 0 in all (+0)" in expected  # both signs of zero occur
 
 
 def test_window_features_name_their_window():
