@@ -133,46 +133,54 @@ def test_p_alive_of_one_time_buyers_falls_with_silence():
     assert (components["expected_orders"].to_numpy() > 0).all()
 
 
-def test_pareto_nbd_by_bfgs_reaches_the_nelder_mead_optimum(calibration, monkeypatch):
-    """The fit tries BFGS first (twice as fast at scale): on CDNOW it must land where lifetimes' Nelder-Mead
-    does, to the customer's P(alive)."""
+def test_pareto_nbd_by_l_bfgs_b_reaches_the_nelder_mead_optimum(calibration, monkeypatch):
+    """The fit tries L-BFGS-B first (three times faster at scale): on CDNOW it must land where lifetimes'
+    Nelder-Mead does, to the customer's P(alive)."""
     from models_ml import btyd
 
     x, t_x, T = calibration["x"], calibration["t_x"], calibration["T"]
-    bfgs = btyd.fit_pareto_nbd(x, t_x, T, penalizer=0.001)
-    monkeypatch.setattr(btyd, "PARETO_NBD_METHODS", ("Nelder-Mead",))
+    fast = btyd.fit_pareto_nbd(x, t_x, T, penalizer=0.001)
+    monkeypatch.setattr(btyd, "PARETO_NBD_METHODS", btyd.PARETO_NBD_METHODS[1:])
     nelder_mead = btyd.fit_pareto_nbd(x, t_x, T, penalizer=0.001)
-    gap = np.abs(bfgs.conditional_probability_alive(x, t_x, T) - nelder_mead.conditional_probability_alive(x, t_x, T))
-    assert np.max(gap) < 1e-3
+    gap = np.abs(fast.conditional_probability_alive(x, t_x, T) - nelder_mead.conditional_probability_alive(x, t_x, T))
+    assert np.max(gap) < 1e-4
 
 
-def test_pareto_nbd_falls_back_to_nelder_mead_when_bfgs_stops_short(calibration, monkeypatch, caplog):
-    """BFGS can stop short on a flat likelihood (lifetimes raises ConvergenceError): simulated here, the fit
-    then comes from Nelder-Mead and still matches the published parameters; when every method fails, the
-    error reaches the caller (AliveModel leaves the columns NULL)."""
-    from lifetimes import ParetoNBDFitter
+def test_pareto_nbd_falls_back_to_nelder_mead_when_l_bfgs_b_does_not_converge(calibration, monkeypatch, caplog):
+    """L-BFGS-B held to two iterations does not converge: the fit comes from Nelder-Mead and still matches
+    the published parameters. When no method converges the fit raises (AliveModel then leaves P(alive) NULL
+    rather than publish an unconverged value)."""
     from lifetimes.utils import ConvergenceError
 
     from models_ml import btyd
 
-    real_fit = ParetoNBDFitter.fit
-    tried = []
-
-    def bfgs_fails(self, *args, fit_method="Nelder-Mead", **kwargs):
-        tried.append(fit_method)
-        if fit_method == "BFGS":
-            raise ConvergenceError("simulated: BFGS stopped short")
-        return real_fit(self, *args, fit_method=fit_method, **kwargs)
-
-    monkeypatch.setattr(ParetoNBDFitter, "fit", bfgs_fails)
+    x, t_x, T = calibration["x"], calibration["t_x"], calibration["T"]
+    two_iterations = {"bounds": [(1e-8, None)] * 4, "options": {"maxiter": 2}}
+    monkeypatch.setattr(btyd, "PARETO_NBD_METHODS", (("L-BFGS-B", two_iterations), btyd.PARETO_NBD_METHODS[1]))
     with caplog.at_level("INFO", logger="models_ml.btyd"):
-        fitted = btyd.fit_pareto_nbd(calibration["x"], calibration["t_x"], calibration["T"])
-    assert tried == ["BFGS", "Nelder-Mead"]
-    assert "BFGS did not converge; trying Nelder-Mead" in caplog.text
-    assert fitted.params_["r"] == pytest.approx(0.553, rel=0.005)
+        fitted = btyd.fit_pareto_nbd(x, t_x, T)
+    assert "L-BFGS-B did not converge" in caplog.text
+    for name, value in {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}.items():
+        assert fitted.params_[name] == pytest.approx(value, rel=0.005), name
 
-    def every_method_fails(self, *args, **kwargs):
-        raise ConvergenceError("simulated")
-    monkeypatch.setattr(ParetoNBDFitter, "fit", every_method_fails)
-    with pytest.raises(ConvergenceError):
-        btyd.fit_pareto_nbd(calibration["x"], calibration["t_x"], calibration["T"])
+    monkeypatch.setattr(btyd, "PARETO_NBD_METHODS", (("L-BFGS-B", two_iterations),
+                                                     ("Nelder-Mead", {"options": {"maxiter": 5}})))
+    with pytest.raises(ConvergenceError, match="did not converge"):
+        btyd.fit_pareto_nbd(x, t_x, T)
+    frame = pd.DataFrame({"cutoff_date": "1997-09-30", "btyd_frequency": x, "btyd_recency": t_x * 7,
+                          "btyd_t": T * 7})
+    assert btyd.AliveModel(365).components(frame)["p_alive"].isna().all()
+
+
+def test_p_alive_is_the_same_on_a_re_run(calibration):
+    """A re-run on the same data publishes the same P(alive), whatever state numpy's global random generator
+    is in (lifetimes' own fit starts from a random point of it)."""
+    from models_ml.btyd import AliveModel
+
+    frame = pd.DataFrame({"cutoff_date": "1997-09-30", "btyd_frequency": calibration["x"],
+                          "btyd_recency": calibration["t_x"] * 7, "btyd_t": calibration["T"] * 7})
+    runs = []
+    for seed in (1, 2):
+        np.random.seed(seed)
+        runs.append(AliveModel(365).components(frame))
+    pd.testing.assert_frame_equal(runs[0], runs[1], check_exact=True)
