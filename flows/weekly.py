@@ -13,6 +13,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE as NO_CACHE
+from prefect.events import emit_event
 
 from clv import config, pipeline, progress
 from clv.run_summary import format_summary
@@ -23,6 +24,8 @@ from clv.store_check import check_tracking_store
 from flows.exclusive import exclusive_warehouse
 from models_ml import registry
 from models_ml.protocol import BASELINE
+
+CHALLENGER_EVENT = "clv.challenger.registered"
 
 
 def transient(exc: BaseException | None) -> bool:
@@ -103,6 +106,15 @@ def train_model(run: pipeline.Run, plan: SnapshotPlan) -> pipeline.Trained:
     return pipeline.train(run, plan, get_run_logger())
 
 
+def challenger_event(model_name: str, decision: dict) -> dict | None:
+    """The event a new challenger announces (`clv.challenger.registered`, which the shadow deployment runs
+    on), or None: a version rejected, kept as champion or not served, or no new version at all."""
+    if decision["outcome"] != "challenger":
+        return None
+    return {"event": CHALLENGER_EVENT, "resource": {"prefect.resource.id": f"clv.model.{model_name}"},
+            "payload": {"version": str(decision["version"]), "reason": decision.get("reason")}}
+
+
 @task(cache_policy=NO_CACHE, timeout_seconds=HOUR, **IO_RETRIES)
 @progress.step("register and gate", lambda decision: f"version {decision['version']}: {decision['outcome']}")
 def register_and_gate(run: pipeline.Run, trained: pipeline.Trained, run_params: dict,
@@ -111,6 +123,9 @@ def register_and_gate(run: pipeline.Run, trained: pipeline.Trained, run_params: 
     the strict backtest become Prefect artifacts."""
     decision = pipeline.register_and_gate(run, trained, run_params, scoring_population, recent_orders,
                                           get_run_logger())
+    event = challenger_event(run.settings.model_name, decision)
+    if event:
+        emit_event(**event)
     if trained.no_change:
         return decision
     result = trained.result

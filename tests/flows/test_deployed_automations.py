@@ -3,7 +3,8 @@ deploy --all` from a project folder holding the team's `clv-settings.yml`, and a
 shop's exports grow week by week; each week the test starts the `weekly` deployment, and the automations do
 the rest. A stationary week: `monitor` runs and nothing retrains. A week whose purchase rate doubles:
 `monitor` emits clv.drift.detected -> `retrain` (on the shop's own data, with the event as its reason)
--> `shadow`. Nothing here lands the bundled demo data."""
+registers a challenger -> `shadow`; the same week run again retrains nothing new and runs no shadow.
+Nothing here lands the bundled demo data."""
 
 from __future__ import annotations
 
@@ -278,7 +279,7 @@ def test_the_operator_sees_every_automation_described_and_enabled(local_prefect,
     assert setup.returncode == 0 and "notify when a CLV run fails" in setup.stdout, setup.stderr[-2000:]
     automations = {a["name"]: a for a in local_prefect.api_post("/automations/filter", {})}
     assert set(automations) == {"monitor after each weekly run", "retrain when drift is detected",
-                                "retrain when performance degrades", "shadow run after each retraining",
+                                "retrain when performance degrades", "shadow run for each new challenger",
                                 "notify when a CLV run fails"}
     assert all(a["description"] and a["enabled"] for a in automations.values())  # what the Prefect UI shows
 
@@ -349,7 +350,7 @@ def test_the_registry_records_each_versions_gate_outcome_and_trigger(registry, t
     versions = {str(v.version): v for v in registry.search_model_versions("name = 'clv_xgboost'")}
     assert sorted(versions) == ["1", "2"]
     assert versions["1"].tags["gate_outcome"] == "champion"
-    assert versions["2"].tags["gate_outcome"] in {"challenger", "rejected"}  # a stated gate result
+    assert versions["2"].tags["gate_outcome"] == "challenger"  # what set off the shadow run
     assert registry.get_run(versions["2"].run_id).data.params["trigger"] == "clv.drift.detected"
 
 
@@ -364,9 +365,12 @@ def test_mlflow_names_runs_and_describes_versions_for_its_ui(registry, team_week
 
 
 def test_every_run_the_automations_started_completed(local_prefect, team_weeks):
-    """At rest, every run completed but the one whose export is missing; the re-run of week 2 (run 4) set
-    off its monitor like any weekly run, and its retrain found nothing new (no third version, above)."""
+    """At rest, every run completed but the one whose export is missing. The re-run of week 2 (run 4) set
+    off its monitor and, on the same drift, a retrain that found version 2 already trained on these data:
+    no new version (see the registry test), so no second shadow run."""
     runs = team_weeks["runs_at_rest"]
     failed = [run["name"] for run in runs if run["state"]["type"] != "COMPLETED"]
     assert failed == [team_weeks["failed"]["name"]], [(r["name"], r["state"]["type"]) for r in runs]
     assert len(local_prefect.runs_of("monitor")) == 4  # one after each completed weekly run
+    assert len(local_prefect.runs_of("retrain")) == 2  # on each drift alert: week 2 and its re-run
+    assert len(local_prefect.runs_of("shadow")) == 1  # the re-run's retraining registered nothing new

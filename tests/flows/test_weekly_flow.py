@@ -343,3 +343,17 @@ def test_every_deployment_takes_the_settings_file_and_retrain_is_triggered_by_ev
     assert events == {"clv.drift.detected": {"settings_file": "clv-settings.yml", "reason": "clv.drift.detected"},
                       "clv.performance.degraded": {"settings_file": "clv-settings.yml",
                                                    "reason": "clv.performance.degraded"}}
+    [shadow_trigger] = deployments["shadow"]["triggers"]
+    assert shadow_trigger["expect"] == ["clv.challenger.registered"]
+    assert shadow_trigger["match"] == {"prefect.resource.id": "clv.model.*"}
+
+
+def test_only_a_new_challenger_announces_itself_for_a_shadow_run():
+    from flows.weekly import CHALLENGER_EVENT, challenger_event
+
+    event = challenger_event("clv_xgboost", {"outcome": "challenger", "version": 2, "reason": "passed every gate"})
+    assert event["event"] == CHALLENGER_EVENT == "clv.challenger.registered"
+    assert event["resource"] == {"prefect.resource.id": "clv.model.clv_xgboost"}
+    assert event["payload"]["version"] == "2"
+    for outcome in ("champion", "rejected", "not_served", "no_change"):
+        assert challenger_event("clv_xgboost", {"outcome": outcome, "version": 2}) is None, outcome
