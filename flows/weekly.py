@@ -120,7 +120,7 @@ def challenger_event(model_name: str, decision: dict) -> dict | None:
 def register_and_gate(run: pipeline.Run, trained: pipeline.Trained, run_params: dict,
                       scoring_population: pd.DataFrame, recent_orders: pd.DataFrame) -> dict:
     """Register the new version and run the promotion gates (`pipeline.register_and_gate`); the gates and
-    the strict backtest become Prefect artifacts."""
+    the strict backtest become Prefect artifacts, and a new challenger emits `clv.challenger.registered`."""
     decision = pipeline.register_and_gate(run, trained, run_params, scoring_population, recent_orders,
                                           get_run_logger())
     event = challenger_event(run.settings.model_name, decision)
