@@ -1,6 +1,8 @@
 """Snapshots are kept, not rebuilt: a weekly build adds the new scoring cutoff, the calendar cutoff that
 has just passed and the label windows that have just matured, and leaves every other snapshot as it was;
-`--full-refresh` rebuilds them all and gives the same rows."""
+the new scoring snapshot recomputes only the customers whose inputs changed since the last one (or whose
+orders or sessions crossed a window's edge) and carries the others over; `--full-refresh` rebuilds them all
+and gives the same rows, also after corrections, a deletion and a late event landed between the weeks."""
 
 from __future__ import annotations
 
@@ -39,6 +41,56 @@ def land_until(warehouse, shop, last_day: date, folder):
             land_file(con, entity, str(path))
 
 
+def land_rows(warehouse, entity: str, rows: list[dict], path):
+    pd.DataFrame(rows).to_parquet(path, index=False)
+    with duckdb.connect(str(warehouse)) as con:
+        land_file(con, entity, str(path))
+
+
+def at(offset: int, hour: int = 12) -> pd.Timestamp:
+    """A time `offset` days after WEEK0 (before it when negative)."""
+    return pd.Timestamp(WEEK0 + timedelta(days=offset)) + pd.Timedelta(hours=hour)
+
+
+def restated_customers(shop) -> list[str]:
+    """Five customers who bought long before WEEK0 and not in its last year: left alone, the weekly build
+    would carry them over; each gets one of the changes below."""
+    return [r[0] for r in duckdb.sql(
+        f"select customer_id from read_parquet('{shop['orders']}') group by 1 "
+        f"having min(order_ts) < date '{WEEK0 - timedelta(days=500)}' "
+        f"and max(order_ts) < date '{WEEK0 - timedelta(days=400)}' order by 1 limit 5").fetchall()]
+
+
+def keyed_line(customer, line_id, ordered, price, **extra) -> dict:
+    return {"customer_id": customer, "order_id": f"o-{line_id}", "line_id": line_id, "order_ts": ordered,
+            "product_id": "p-restated", "quantity": 1.0, "unit_price": float(price), **extra}
+
+
+def land_lines_to_restate(warehouse, customers, folder):
+    """Before week 0's build: three lines the source identifies (line_id), so that it can correct them."""
+    a, b, c, _, _ = customers
+    land_rows(warehouse, "orders", [keyed_line(a, "R1", at(-200), 100.0), keyed_line(b, "R2", at(-300), 50.0),
+                                    keyed_line(c, "R3", at(-100), 70.0)], folder / "keyed-lines.parquet")
+
+
+def land_restatements(warehouse, customers, folder):
+    """Between the weeks: an edit dated in the week, an edit dated before week 0 (landed late), a deletion in
+    the week, a customer record changed in the week and an event of an old day that arrived late."""
+    a, b, c, d, e = customers
+    folder.mkdir(exist_ok=True)
+    land_rows(warehouse, "orders", [
+        keyed_line(a, "R1", at(-200), 40.0, updated_at=at(2)),
+        keyed_line(b, "R2", at(-300), 20.0, updated_at=at(-10)),
+        keyed_line(c, "R3", at(-100), 70.0, updated_at=at(3), deleted_at=at(3)),
+    ], folder / "corrections.parquet")
+    land_rows(warehouse, "customers", [{"customer_id": d, "signup_ts": at(-900), "country": "Iceland",
+                                        "acquisition_channel": "email", "updated_at": at(1)}],
+              folder / "customer-correction.parquet")
+    land_rows(warehouse, "events", [{"customer_id": e, "session_id": "late-1", "event_ts": at(-20),
+                                     "event_type": "add_to_cart", "session_duration_s": 300.0}],
+              folder / "late-event.parquet")
+
+
 def build(warehouse, cutoff: date, full_refresh: bool = False, command: str = "build"):
     plan = plan_for_warehouse(WarehouseReader("duckdb", warehouse), cutoff, 365)
     run_dbt([command, *(["--full-refresh"] if full_refresh else [])], warehouse=warehouse,
@@ -53,13 +105,15 @@ def read(warehouse, sql) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def weekly_builds(shop, tmp_path_factory):
-    """Week 0 built; a probe copy tampered with; week 1 built incrementally on both."""
+    """Week 0 built; a probe copy tampered with; corrections landed; week 1 built incrementally on both."""
     import os
 
     root = tmp_path_factory.mktemp("incremental")
     os.environ["CLV_HOME"] = str(root / "home")
     warehouse = root / "warehouse.duckdb"
     land_until(warehouse, shop, WEEK0, root / "week0")
+    restated = restated_customers(shop)
+    land_lines_to_restate(warehouse, restated, root)
     build(warehouse, WEEK0)
     week0_cutoffs = cutoffs_of(warehouse, "customer_features")
     # a probe: mark one kept snapshot's rows; a build that rebuilt them would overwrite the marks
@@ -70,9 +124,10 @@ def weekly_builds(shop, tmp_path_factory):
         con.execute(f"update customer_labels set future_revenue = {MARK} where cutoff_date = '2024-06-30'")
         con.execute("update customer_features set revenue_total = -1 where cutoff_date = ?", [WEEK0])
     for target, command in ((warehouse, "build"), (probe, "run")):  # the marks would fail dbt's tests
+        land_restatements(target, restated, root / f"restated-{target.stem}")
         land_until(target, shop, WEEK1, root / f"week1-{target.stem}")
         plan = build(target, WEEK1, command=command)
-    return warehouse, probe, plan, root, week0_cutoffs
+    return warehouse, probe, plan, root, week0_cutoffs, restated
 
 
 def cutoffs_of(warehouse, table) -> set[date]:
@@ -80,7 +135,7 @@ def cutoffs_of(warehouse, table) -> set[date]:
 
 
 def test_a_weekly_build_keeps_built_snapshots_and_adds_only_what_is_new(weekly_builds):
-    _, probe, plan, _, week0_cutoffs = weekly_builds
+    _, probe, plan, _, week0_cutoffs, _ = weekly_builds
     kept = read(probe, "select count(*) as n, min(revenue_total) as low, max(revenue_total) as high "
                        "from customer_features where cutoff_date = '2024-06-30'").iloc[0]
     assert kept["n"] > 0 and kept["low"] == kept["high"] == -1  # not rebuilt
@@ -94,8 +149,31 @@ def test_a_weekly_build_keeps_built_snapshots_and_adds_only_what_is_new(weekly_b
     assert date(2024, 12, 31) in cutoffs_of(probe, "customer_labels")
 
 
+def test_the_weekly_scoring_snapshot_recomputes_the_changed_customers_and_carries_the_others(weekly_builds):
+    warehouse, _, _, _, _, restated = weekly_builds
+    assert len(restated) == 5
+    [(carried_from,)] = read(warehouse, "select carried_from from int_cutoffs where cutoff_role = 'scoring'").values
+    assert pd.Timestamp(carried_from).date() == WEEK0
+    changed = set(read(warehouse, "select customer_id from int_customers_changed_since_carried")["customer_id"])
+    known = read(warehouse, f"select count(*) as n from customer_features where cutoff_date = '{WEEK1}'")["n"].iloc[0]
+    assert set(restated) <= changed  # each correction, the deletion, the record change, the late event
+    assert 0 < len(changed) < known / 2  # most customers carried over
+    features = read(warehouse, f"select customer_id, cutoff_date, revenue_total, country, sessions_count_30d, "
+                               f"tenure_days from customer_features where customer_id in "
+                               f"({', '.join(repr(c) for c in restated)}) order by customer_id, cutoff_date")
+    week0, week1 = (features[features["cutoff_date"] == pd.Timestamp(w)].set_index("customer_id")
+                    for w in (WEEK0, WEEK1))
+    a, b, c, d, e = restated
+    assert week1.loc[a, "revenue_total"] == pytest.approx(week0.loc[a, "revenue_total"] - 60)   # 100 -> 40
+    assert week1.loc[b, "revenue_total"] == pytest.approx(week0.loc[b, "revenue_total"] - 30)   # 50 -> 20 before week 0
+    assert week1.loc[c, "revenue_total"] == pytest.approx(week0.loc[c, "revenue_total"] - 70)   # deleted
+    assert week0.loc[d, "country"] != "Iceland" and week1.loc[d, "country"] == "Iceland"
+    assert week1.loc[e, "sessions_count_30d"] == week0.loc[e, "sessions_count_30d"] + 1     # the late session
+    assert (week1["tenure_days"] - week0["tenure_days"]).eq(7).all()
+
+
 def test_full_refresh_gives_the_same_rows(weekly_builds):
-    warehouse, _, plan, root, _ = weekly_builds
+    warehouse, _, plan, root, _, _ = weekly_builds
     refreshed = root / "refreshed.duckdb"
     shutil.copy(warehouse, refreshed)
     build(refreshed, WEEK1, full_refresh=True)
@@ -116,7 +194,7 @@ def test_a_weeks_tests_read_the_snapshots_it_built(weekly_builds):
     week's new scoring snapshot fails its test, by name."""
     from clv.transform import DbtBuildError
 
-    warehouse, _, plan, root, _ = weekly_builds
+    warehouse, _, plan, root, _, _ = weekly_builds
     variables = dbt_vars(WEEK1, 365, plan.training_cutoffs, plan.label_horizons)
     tampered = root / "tampered.duckdb"
     shutil.copy(warehouse, tampered)

@@ -4,6 +4,8 @@ PostgreSQL server, through the CLI."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import duckdb
 import pandas as pd
 import pytest
@@ -92,3 +94,23 @@ def test_undo_on_postgres(tmp_path, monkeypatch):
         from clv.warehouse import server as server_warehouse
 
         assert server_warehouse.read_query("postgres", "select count(*) as n from raw.customers")["n"].tolist() == [0]
+
+
+def test_undo_stops_the_next_scoring_snapshot_carrying_over_from_snapshots_built_since(tmp_path, capsys):
+    """A snapshot built after the undone load holds its rows: the next scoring snapshot must not carry
+    customers over from it (int_feature_snapshot_builds); one built before the load stays a base."""
+    warehouse = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(warehouse))
+    orders = pd.DataFrame({"customer_id": ["a"], "order_id": ["1"], "order_ts": pd.to_datetime(["2024-03-01"]),
+                           "quantity": [1.0], "unit_price": [5.0]})
+    [first] = land(con, orders, tmp_path / "week1.parquet", "orders")
+    [second] = land(con, orders.assign(order_id=["2"]), tmp_path / "week2.parquet", "orders")
+    loaded = dict(con.execute("select load_id, min(loaded_at) from raw.orders group by 1").fetchall())
+    con.execute("create table int_feature_snapshot_builds (cutoff_date date, landed_through timestamp)")
+    con.execute("insert into int_feature_snapshot_builds values ('2024-03-01', ?), ('2024-03-08', ?)",
+                [loaded[first.load_id], loaded[second.load_id]])
+    con.close()
+    assert main(["loads", "undo", second.load_id, "--warehouse", str(warehouse)]) == 0
+    assert "1 feature snapshots no longer carried over" in capsys.readouterr().out
+    with duckdb.connect(str(warehouse)) as con:
+        assert con.execute("select cutoff_date from int_feature_snapshot_builds").fetchall() == [(date(2024, 3, 1),)]

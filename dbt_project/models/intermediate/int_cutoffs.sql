@@ -4,7 +4,11 @@
 -- cutoff is kept only when it lies before the scoring cutoff. Labels are built for each of
 -- `label_horizons` whose window ends on or before the scoring cutoff (see customer_labels). `to_build`: the
 -- cutoffs whose features this build computes (the scoring cutoff and calendar cutoffs not built yet; all
--- of them on a full refresh).
+-- of them on a full refresh). `carried_from`: for a scoring cutoff built on a kept warehouse, the latest
+-- snapshot built before it (int_feature_snapshot_builds), and what had landed when that one was built;
+-- customer_features then recomputes only the customers whose features may have changed since
+-- (int_customers_changed_since_carried) and carries the others' rows over, their day counts moved on.
+-- Null: every customer is computed (first build, full refresh, calendar cutoffs).
 {% set horizon_days = var('horizon_days') | int %}
 
 with anchor as (
@@ -46,6 +50,10 @@ cutoffs as (
     (`--no-introspect`, the Redshift SQL check in the tests) treats every snapshot as new. -#}
 {% set built = adapter.get_relation(database=this.database, schema=this.schema, identifier='customer_features')
                if flags.INTROSPECT is not false else none %}
+{% set build_log = adapter.get_relation(database=this.database, schema=this.schema,
+                                        identifier='int_feature_snapshot_builds')
+                   if flags.INTROSPECT is not false else none %}
+{% set carrying = built is not none and build_log is not none and not flags.FULL_REFRESH %}
 
 select
     cutoff_date,
@@ -56,5 +64,19 @@ select
     cutoff_role = 'scoring' or cutoff_date not in (select distinct cutoff_date from {{ built }})
     {% else %}
     true
-    {% endif %} as to_build
+    {% endif %} as to_build,
+    carry_base.carried_from,
+    carry_base.carried_landed_through
 from cutoffs
+left join (
+    {% if carrying %}
+    select cutoff_date as carried_from, landed_through as carried_landed_through
+    from {{ build_log }}
+    where cutoff_date < (select scoring_cutoff_date from anchor)
+        and cutoff_date in (select distinct cutoff_date from {{ built }})
+    order by cutoff_date desc
+    limit 1
+    {% else %}
+    select cast(null as date) as carried_from, cast(null as timestamp) as carried_landed_through
+    {% endif %}
+) as carry_base on cutoffs.cutoff_role = 'scoring'

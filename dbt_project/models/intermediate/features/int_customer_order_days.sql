@@ -1,6 +1,7 @@
 -- One row per customer, day with orders and cutoff this build computes (int_cutoffs.to_build): the orders
 -- dated on or before the cutoff, each in the version known at the end of the cutoff's day, order values
--- capped at the cutoff's cap (int_order_value_caps). The base the order-based feature families aggregate.
+-- capped at the cutoff's cap (int_order_value_caps). The base the order-based feature families aggregate;
+-- at a carried scoring cutoff, only for the customers recomputed there (macro only_customers_to_recompute).
 with cutoffs as (
     select * from {{ ref('int_cutoffs') }}
     where to_build
@@ -28,6 +29,7 @@ capped_order_history as (
         on {{ on_or_before('orders.order_date', 'cutoffs.cutoff_date') }}
         and {{ valid_at_end_of('orders', 'cutoffs.cutoff_date') }}
     inner join order_value_caps on order_value_caps.cutoff_date = cutoffs.cutoff_date
+    where {{ only_customers_to_recompute('cutoffs', 'orders.customer_id') }}
 )
 
 select

@@ -1,12 +1,8 @@
 -- Feature family attributes: per known customer and cutoff, the customer record as known at the end of the
 -- cutoff's day (country, acquisition channel, days since signup), how much shop history a 365-day window
--- can see at the cutoff (early cutoffs see less than a year) and the cutoff's month (season).
+-- can see at the cutoff (int_shop_history) and the cutoff's month (season).
 with known as (
     select * from {{ ref('int_features__rfm') }}
-),
-
-orders as (
-    select * from {{ ref('int_order_versions') }}
 ),
 
 customers as (
@@ -14,16 +10,7 @@ customers as (
 ),
 
 shop_history as (
-    select
-        cutoffs.cutoff_date,
-        least({{ dbt.datediff('min(orders.order_date)', 'cutoffs.cutoff_date', 'day') }} + 1, 365)
-            as observable_history_days
-    from {{ ref('int_cutoffs') }} as cutoffs
-    inner join orders
-        on {{ on_or_before('orders.order_date', 'cutoffs.cutoff_date') }}
-        and {{ valid_at_end_of('orders', 'cutoffs.cutoff_date') }}
-    where cutoffs.to_build
-    group by cutoffs.cutoff_date
+    select * from {{ ref('int_shop_history') }}
 )
 
 select

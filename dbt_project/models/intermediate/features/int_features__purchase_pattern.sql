@@ -54,6 +54,7 @@ product_last_purchase as (
         and not order_lines.is_return
         and order_lines.line_revenue > 0
         and order_lines.product_id is not null
+    where {{ only_customers_to_recompute('cutoffs', 'order_lines.customer_id') }}
     group by 1, 2, 3
 ),
 

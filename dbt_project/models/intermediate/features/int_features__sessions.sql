@@ -25,6 +25,7 @@ finished_sessions as (
         sessions.add_to_cart_count
     from cutoffs
     inner join sessions on {{ on_or_before('sessions.last_event_date', 'cutoffs.cutoff_date') }}
+    where {{ only_customers_to_recompute('cutoffs', 'sessions.customer_id') }}
 ),
 
 running_sessions as (
@@ -42,6 +43,7 @@ running_sessions as (
         on events.customer_id = sessions.customer_id
         and events.session_id = sessions.session_id
         and events.event_date <= cutoffs.cutoff_date
+    where {{ only_customers_to_recompute('cutoffs', 'sessions.customer_id') }}
     group by cutoffs.cutoff_date, events.customer_id, events.session_id
 ),
 
