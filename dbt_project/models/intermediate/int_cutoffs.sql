@@ -70,7 +70,7 @@ select
 from cutoffs
 left join (
     {% if carrying %}
-    select cutoff_date as carried_from, landed_through as carried_landed_through
+    select cast(cutoff_date as date) as carried_from, cast(landed_through as timestamp) as carried_landed_through
     from {{ build_log }}
     where cutoff_date < (select scoring_cutoff_date from anchor)
         and cutoff_date in (select distinct cutoff_date from {{ built }})
