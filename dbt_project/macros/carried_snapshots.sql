@@ -13,3 +13,18 @@
     ({{ day }} > {{ dbt.dateadd('day', -(edge | int), carried_from) }}
         and {{ day }} <= {{ dbt.dateadd('day', -(edge | int), cutoff) }})
 {%- endmacro %}
+
+{#- A fingerprint of the feature code: every model's SQL and the feature vars. A snapshot built by other code
+    (an upgrade, an edited feature) is not carried over: its rows may hold what the code computes no more. -#}
+{% macro feature_code_fingerprint() -%}
+    {%- set parts = [var('feature_windows_days') | string, var('session_windows_days') | string,
+                     var('order_value_cap_percentile') | string, var('horizon_days') | string] -%}
+    {%- if graph is defined and graph.nodes is defined -%}
+        {%- for node in graph.nodes.values() | sort(attribute='unique_id') -%}
+            {%- if node.resource_type == 'model' -%}
+                {%- set _ = parts.append(node.unique_id ~ ':' ~ node.raw_code) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{- return(local_md5(parts | join('\n')) if local_md5 is defined else parts | join('|') | length | string) -}}
+{%- endmacro %}

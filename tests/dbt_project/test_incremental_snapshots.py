@@ -205,3 +205,17 @@ def test_a_weeks_tests_read_the_snapshots_it_built(weekly_builds):
         con.execute("update customer_features set orders_count_30d = -1 where cutoff_date = ?", [WEEK1])
     with pytest.raises(DbtBuildError, match="at_least_customer_features_orders_count_30d"):
         run_dbt(["test", "--select", "customer_features"], warehouse=tampered, variables=variables)
+
+
+def test_a_snapshot_built_by_other_feature_code_is_not_carried_over(weekly_builds):
+    """Re-running the week carries over from the same snapshot; the same week with another feature setting
+    (the feature code's fingerprint changes, as after an upgrade or an edited model) computes every
+    customer."""
+    warehouse, _, plan, root, _, _ = weekly_builds
+    for name, cap, expected in (("rerun", 0.999, WEEK0), ("other-code", 0.99, None)):
+        copy = root / f"{name}.duckdb"
+        shutil.copy(warehouse, copy)
+        run_dbt(["run"], warehouse=copy, variables=dbt_vars(WEEK1, 365, plan.training_cutoffs, plan.label_horizons,
+                                                             order_value_cap_percentile=cap))
+        [(carried_from,)] = read(copy, "select carried_from from int_cutoffs where cutoff_role = 'scoring'").values
+        assert (None if pd.isna(carried_from) else pd.Timestamp(carried_from).date()) == expected, name

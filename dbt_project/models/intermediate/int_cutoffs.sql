@@ -5,10 +5,10 @@
 -- `label_horizons` whose window ends on or before the scoring cutoff (see customer_labels). `to_build`: the
 -- cutoffs whose features this build computes (the scoring cutoff and calendar cutoffs not built yet; all
 -- of them on a full refresh). `carried_from`: for a scoring cutoff built on a kept warehouse, the latest
--- snapshot built before it (int_feature_snapshot_builds), and what had landed when that one was built;
--- customer_features then recomputes only the customers whose features may have changed since
--- (int_customers_changed_since_carried) and carries the others' rows over, their day counts moved on.
--- Null: every customer is computed (first build, full refresh, calendar cutoffs).
+-- snapshot built before it by the same feature code (int_feature_snapshot_builds), and what had landed when
+-- that one was built; customer_features then recomputes only the customers whose features may have changed
+-- since (int_customers_changed_since_carried) and carries the others' rows over, their day counts moved on.
+-- Null: every customer is computed (first build, full refresh, calendar cutoffs, feature code changed).
 {% set horizon_days = var('horizon_days') | int %}
 
 with anchor as (
@@ -74,6 +74,7 @@ left join (
     from {{ build_log }}
     where cutoff_date < (select scoring_cutoff_date from anchor)
         and cutoff_date in (select distinct cutoff_date from {{ built }})
+        and feature_code = '{{ feature_code_fingerprint() }}'
     order by cutoff_date desc
     limit 1
     {% else %}

@@ -1,6 +1,7 @@
 -- One row per feature snapshot in customer_features: how far the inputs had landed when it was last built
--- (the latest loaded_at of the raw customers, orders and events). The next scoring snapshot carries
--- customers over from the latest of these (int_cutoffs.carried_from) and recomputes every customer with a
+-- (the latest loaded_at of the raw customers, orders and events) and by which feature code (a fingerprint
+-- of the models' SQL and the feature vars). The next scoring snapshot carries customers over from the
+-- latest of these built by the same code (int_cutoffs.carried_from) and recomputes every customer with a
 -- row landed after it. Built after customer_features (and not when its build fails), so a snapshot is
 -- listed only once it is complete; `clv loads undo` deletes the rows of snapshots built after the load it
 -- removes, so nothing is carried over from them.
@@ -17,6 +18,7 @@ with landed as (
 
 select
     cutoffs.cutoff_date,
-    (select max(landed.loaded_at) from landed) as landed_through
+    (select max(landed.loaded_at) from landed) as landed_through,
+    '{{ feature_code_fingerprint() }}' as feature_code
 from {{ ref('int_cutoffs') }} as cutoffs
 where cutoffs.to_build
