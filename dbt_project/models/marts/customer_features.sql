@@ -17,7 +17,9 @@
 -- depends_on: {{ ref('int_cutoffs') }}
 -- depends_on: {{ ref('int_shop_history') }}
 -- depends_on: {{ ref('int_customers_changed_since_carried') }}
-{{ config(materialized='incremental', unique_key=['customer_id', 'cutoff_date'],
+{#- A build writes whole snapshots (every customer of each cutoff it computes, recomputed or carried over), so
+    it replaces them by cutoff: the delete reads one column, not the customers of every snapshot kept. -#}
+{{ config(materialized='incremental', unique_key='cutoff_date',
           incremental_strategy='delete+insert', on_schema_change='fail') }}
 
 with recomputed as (
