@@ -14,9 +14,7 @@ with landed as (
 ),
 
 versions as (
-    select
-        *,
-        coalesce(updated_at, {{ in_business_time('loaded_at') }}) as changed_at
+    select *
     from landed
     where customer_id is not null
 ),
@@ -25,11 +23,21 @@ versions as (
 unkeyed_lines as (
     select
         *,
+        cast(null as timestamp) as changed_at,  -- never used: an unkeyed line has no later version
         1 as version_number,
         cast(null as timestamp) as next_changed_at,
         deleted_at as line_deleted_at
     from versions
     where line_id is null
+),
+
+-- a keyed line's versions change at the source's change time, else at their load time (in business time)
+keyed_lines as (
+    select
+        *,
+        coalesce(updated_at, {{ in_business_time('loaded_at') }}) as changed_at
+    from versions
+    where line_id is not null
 ),
 
 keyed_line_versions as (
@@ -38,8 +46,7 @@ keyed_line_versions as (
         row_number() over (partition by line_id order by loaded_at, changed_at, row_key) as version_number,
         lead(changed_at) over (partition by line_id order by loaded_at, changed_at, row_key) as next_changed_at,
         min(deleted_at) over (partition by line_id) as line_deleted_at
-    from versions
-    where line_id is not null
+    from keyed_lines
 ),
 
 ordered as (

@@ -8,10 +8,6 @@ with cutoffs as (
     where to_build
 ),
 
-sessions as (
-    select * from {{ ref('int_customer_sessions') }}
-),
-
 events as (
     select * from {{ ref('stg_shop__events') }}
 ),
@@ -24,7 +20,10 @@ finished_sessions as (
         sessions.session_duration_s,
         sessions.add_to_cart_count
     from cutoffs
-    inner join sessions on {{ on_or_before('sessions.last_event_date', 'cutoffs.cutoff_date') }}
+    -- int_customer_sessions is named in both joins rather than once in a CTE: DuckDB would copy a CTE
+    -- read twice (millions of sessions) before reading it
+    inner join {{ ref('int_customer_sessions') }} as sessions
+        on {{ on_or_before('sessions.last_event_date', 'cutoffs.cutoff_date') }}
     where {{ only_customers_to_recompute('cutoffs', 'sessions.customer_id') }}
 ),
 
@@ -36,7 +35,7 @@ running_sessions as (
         {{ dbt.datediff('min(events.event_at)', 'max(events.event_at)', 'second') }} as session_duration_s,
         count(case when events.event_type = 'add_to_cart' then 1 end) as add_to_cart_count
     from cutoffs
-    inner join sessions
+    inner join {{ ref('int_customer_sessions') }} as sessions
         on {{ on_or_before('sessions.session_date', 'cutoffs.cutoff_date') }}
         and sessions.last_event_date > cutoffs.cutoff_date
     inner join events
