@@ -219,3 +219,36 @@ def test_a_snapshot_built_by_other_feature_code_is_not_carried_over(weekly_build
                                                              order_value_cap_percentile=cap))
         [(carried_from,)] = read(copy, "select carried_from from int_cutoffs where cutoff_role = 'scoring'").values
         assert (None if pd.isna(carried_from) else pd.Timestamp(carried_from).date()) == expected, name
+
+
+def test_the_row_key_check_reads_the_rows_landed_since_the_last_build(weekly_builds):
+    """raw.orders.row_key is unique, checked for the keys of the rows landed since the last feature build
+    (older rows were checked when they landed; with no build logged, every row is read): a new row passes,
+    an old key landed again fails by name, and an old duplicate is found once no build is logged."""
+    from clv.transform import DbtBuildError
+
+    warehouse, _, plan, root, _, _ = weekly_builds
+    variables = dbt_vars(WEEK1, 365, plan.training_cutoffs, plan.label_horizons)
+    check = ["test", "--select", "source:shop.orders,test_name:unique_since_last_build"]
+    later = "(select max(loaded_at) from raw.orders) + interval 1 hour"
+    landed_again = root / "landed-again.duckdb"
+    shutil.copy(warehouse, landed_again)
+    with duckdb.connect(str(landed_again)) as con:
+        con.execute(f"insert into raw.orders select * replace (md5(row_key) as row_key, {later} as loaded_at) "
+                    "from raw.orders limit 1")
+    run_dbt(check, warehouse=landed_again, variables=variables)
+    with duckdb.connect(str(landed_again)) as con:
+        con.execute(f"insert into raw.orders select * replace ({later} as loaded_at) from raw.orders "
+                    "order by loaded_at limit 1")
+    with pytest.raises(DbtBuildError, match="unique_since_last_build_shop_orders_row_key"):
+        run_dbt(check, warehouse=landed_again, variables=variables)
+
+    old_duplicate = root / "old-duplicate.duckdb"
+    shutil.copy(warehouse, old_duplicate)
+    with duckdb.connect(str(old_duplicate)) as con:
+        con.execute("insert into raw.orders select * from raw.orders order by loaded_at limit 1")
+    run_dbt(check, warehouse=old_duplicate, variables=variables)  # landed before the last build: checked then
+    with duckdb.connect(str(old_duplicate)) as con:
+        con.execute("drop table int_feature_snapshot_builds")
+    with pytest.raises(DbtBuildError, match="unique_since_last_build_shop_orders_row_key"):
+        run_dbt(check, warehouse=old_duplicate, variables=variables)
