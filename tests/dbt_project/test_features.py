@@ -139,9 +139,10 @@ def test_features_ignore_orders_after_cutoff(clv_home, tmp_path, warehouse):
 
 
 def test_failing_dbt_test_raises_with_the_node_name(clv_home, tmp_path, warehouse):
-    with duckdb.connect(str(warehouse)) as con:  # corrupt raw data: a second copy of one row key
-        con.execute("insert into raw.orders select * from raw.orders limit 1")
-    with pytest.raises(DbtBuildError, match="unique_stg_shop__orders_order_line_id|source_unique_shop_orders_row_key"):
+    with duckdb.connect(str(warehouse)) as con:  # corrupt raw data: one row key landed a second time
+        con.execute("insert into raw.orders select * replace ((select max(loaded_at) from raw.orders) "
+                    "+ interval 1 hour as loaded_at) from raw.orders limit 1")
+    with pytest.raises(DbtBuildError, match="source_unique_since_last_build_shop_orders_row_key"):
         run_dbt(["build"], warehouse=warehouse, variables=VARS)
 
 

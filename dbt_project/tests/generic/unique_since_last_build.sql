@@ -4,7 +4,8 @@
 -- builds no snapshot, so its rows stay "since the last build" until one passes). One pass over the
 -- column instead of grouping every row each week; the first build checks the whole table.
 {%- set builds = adapter.get_relation(database=target.database, schema=target.schema,
-                                      identifier='int_feature_snapshot_builds') %}
+                                      identifier='int_feature_snapshot_builds')
+                   if flags.INTROSPECT is not false else none %}
 with checked as (
     select {{ column_name }} as checked_value
     from {{ model }}
