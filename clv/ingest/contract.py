@@ -24,6 +24,8 @@ class Entity:
     columns: tuple[Column, ...]
     # Personal data: never stored in clear text (hashed with a key, or dropped).
     pii_columns: tuple[str, ...] = ()
+    # The column that dates a row: a load covers the days it holds (its row count is measured per day).
+    dated_by: str | None = None
 
     @property
     def required(self) -> list[str]:
@@ -51,6 +53,7 @@ ORDERS = Entity(
                                                  "from then (else from its load time)"),
         Column("deleted_at", "TIMESTAMP", False, "tombstone: the line (by `line_id`) stops counting from this time on"),
     ),
+    dated_by="order_ts",
 )
 
 CUSTOMERS = Entity(
@@ -64,6 +67,7 @@ CUSTOMERS = Entity(
                                                  "valid from then (else from its load time)"),
     ),
     pii_columns=("email", "name", "phone", "address"),
+    dated_by="signup_ts",
 )
 
 EVENTS = Entity(
@@ -76,6 +80,7 @@ EVENTS = Entity(
                                                   "`checkout`, `purchase`"),
         Column("session_duration_s", "DOUBLE", False, "session length in seconds"),
     ),
+    dated_by="event_ts",
 )
 
 ENTITIES = {e.name: e for e in (ORDERS, CUSTOMERS, EVENTS)}

@@ -69,6 +69,7 @@ class StagedLoad:
     adapter: str | None
     value_median: float | None
     report: ValidationReport
+    days_covered: int | None = None  # distinct days of the entity's date column (see Entity.dated_by)
     derived: list["StagedLoad"] = field(default_factory=list)
     watermark: tuple[str, object] | None = None  # (source name, new watermark) committed with the rows
     validate_seconds: float = 0.0  # time spent in the expectation suite (for `clv bench scale`)
@@ -361,7 +362,8 @@ def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None
     pii = _pii_expressions(con, entity, columns, column_map)
     pii_sources = {(column_map or {}).get(c, c) for c in entity.pii_columns}
     ignored = [c for c in columns if c not in used and c not in pii_sources]
-    parameters = validation.run_parameters(sink.recent_loads(entity.name, validation.RECENT_LOADS))
+    recent = sink.recent_loads(entity.name, validation.RECENT_LOADS)
+    parameters = validation.run_parameters(recent)
     try:
         rows = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
         if rows == 0:
@@ -372,18 +374,22 @@ def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None
     except duckdb.Error as exc:
         raise ContractError(f"{entity.name} file {source}: cannot be read completely "
                             f"(rule: a readable, complete file; {read_error_cause(exc, encoding)})") from None
-    staged = _finish_staging(con, sink, entity, table, source, rows, adapter and adapter.name, ignored, parameters)
+    staged = _finish_staging(con, sink, entity, table, source, rows, adapter and adapter.name, ignored, parameters,
+                             recent)
     if adapter and adapter.derived_customers_sql:
         customers = ENTITIES["customers"]
         derived = f"(with src as (select * from {relation}) {adapter.derived_customers_sql})"
         n = con.execute(f"select count(*) from {derived}").fetchall()[0][0]
         derived_columns = {row[0] for row in con.execute(f"describe select * from {derived}").fetchall()}
         identity = {c.name: (c.name if c.name in derived_columns else "null") for c in customers.columns}
-        customer_parameters = validation.run_parameters(sink.recent_loads("customers", validation.RECENT_LOADS))
+        recent_customers = sink.recent_loads("customers", validation.RECENT_LOADS)
+        customer_parameters = validation.run_parameters(recent_customers)
         derived_table = _stage(con, customers, derived, identity, {c: "null" for c in customers.pii_columns},
                                customer_parameters)
+        # customers derived from orders cover the days of the orders they come from
         staged.derived.append(_finish_staging(con, sink, customers, derived_table, f"{source}#customers", n,
-                                              adapter.name, [], customer_parameters))
+                                              adapter.name, [], customer_parameters, recent_customers,
+                                              days_covered=staged.days_covered))
     return staged
 
 
@@ -436,10 +442,15 @@ def _collision_checks(con, sink, entity: Entity, table: str) -> list[validation.
 
 
 def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: int, adapter: str | None,
-                    ignored: list[str], parameters: dict) -> StagedLoad:
+                    ignored: list[str], parameters: dict, recent_loads: list[tuple],
+                    days_covered: int | None = None) -> StagedLoad:
     quarantined = dict(con.execute(
         f"select quarantine_reason, count(*) from {table} where quarantine_reason is not null group by 1"
     ).fetchall())
+    if days_covered is None and entity.dated_by:
+        days_covered = con.execute(f"select count(distinct cast({entity.dated_by} as date)) from {table} "
+                                   f"where quarantine_reason is null").fetchall()[0][0] or None
+    parameters = {**parameters, **validation.row_count_bounds(recent_loads, days_covered)}
     value_median = None
     if entity.name == "orders":
         value_median = con.execute(
@@ -455,7 +466,8 @@ def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: in
     validate_seconds = time.perf_counter() - started
     log.info("staged %s from %s: %d rows, %d quarantined, validation %s", entity.name, source, rows,
              sum(quarantined.values()), report.status)
-    return StagedLoad(entity, source, table, rows, adapter, value_median, report, validate_seconds=validate_seconds)
+    return StagedLoad(entity, source, table, rows, adapter, value_median, report, days_covered=days_covered,
+                      validate_seconds=validate_seconds)
 
 
 def land_staged(con, sink, staged: list[StagedLoad]) -> list[LoadResult]:
@@ -509,10 +521,8 @@ class DuckDBRawSink:
         self.con = con
         ensure_raw_tables(con)
 
-    def recent_loads(self, entity: str, limit: int) -> list[tuple[int, float | None]]:
-        return self.con.execute(
-            "select rows_read, value_median from raw.loads where entity = ? and rows_read > 0 "
-            "and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit ?", [entity, limit]).fetchall()
+    def recent_loads(self, entity: str, limit: int) -> list[tuple[int, float | None, int | None]]:
+        return self.con.execute(raw_schema.recent_loads_sql("duckdb"), [entity, limit]).fetchall()
 
     def known_signups(self, customer_ids: list[str]) -> dict:
         """Signup time already landed for each of these customers (those that have one)."""

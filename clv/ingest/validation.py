@@ -158,23 +158,43 @@ def quarantine_rules(entity: str, parameters: dict) -> list[tuple[str, str]]:
     return rules
 
 
-def run_parameters(recent_loads: list[tuple[int, float | None]], now: datetime | None = None) -> dict:
+def _median(values) -> float:
+    return float(pd.Series(values).median())
+
+
+def run_parameters(recent_loads: list[tuple], now: datetime | None = None) -> dict:
     """Values of the suites' $PARAMETERs: plausible time window, value bounds, and the load-level
-    bounds from recent loads (rows_read, median line value), None when there is no history."""
+    bounds from recent loads (rows read, median line value, days covered), None when there is no history.
+    The row-count bounds here ignore the days a load covers; staging sets them per day
+    (`row_count_bounds`) once it knows the load's days."""
     now = pd.Timestamp(now or datetime.now())
-    rows = [r for r, _ in recent_loads if r]
-    means = [m for _, m in recent_loads if m is not None]
-    median = lambda values: float(pd.Series(values).median())  # noqa: E731
+    means = [load[1] for load in recent_loads if load[1] is not None]
     return {
         "earliest_plausible_ts": EARLIEST_PLAUSIBLE_TS,
         "latest_plausible_ts": now + timedelta(days=1),
         "min_plausible_line_value": -MAX_PLAUSIBLE_LINE_VALUE,
         "max_plausible_line_value": MAX_PLAUSIBLE_LINE_VALUE,
-        "row_count_min": median(rows) / ROW_COUNT_FACTOR if rows else None,
-        "row_count_max": median(rows) * ROW_COUNT_FACTOR if rows else None,
-        "line_value_median_min": median(means) / MEDIAN_VALUE_FACTOR if means else None,
-        "line_value_median_max": median(means) * MEDIAN_VALUE_FACTOR if means else None,
+        **row_count_bounds(recent_loads),
+        "line_value_median_min": _median(means) / MEDIAN_VALUE_FACTOR if means else None,
+        "line_value_median_max": _median(means) * MEDIAN_VALUE_FACTOR if means else None,
     }
+
+
+def row_count_bounds(recent_loads: list[tuple], days_covered: int | None = None) -> dict:
+    """The rows a load may hold without a warning: ROW_COUNT_FACTOR times fewer or more than expected.
+    Expected: the recent loads' median rows per day covered (distinct days of the entity's date column)
+    times the days this load covers, so that a weekly load after a first backfill of two years is measured
+    against the backfill's rows per day, not its size; the median row count of the recent loads when days
+    are unknown (undated rows, or loads logged before days were recorded). None without history."""
+    per_day = [load[0] / load[2] for load in recent_loads if load[0] and len(load) > 2 and load[2]]
+    rows = [load[0] for load in recent_loads if load[0]]
+    if days_covered and per_day:
+        expected = _median(per_day) * days_covered
+    elif rows:
+        expected = _median(rows)
+    else:
+        return {"row_count_min": None, "row_count_max": None}
+    return {"row_count_min": expected / ROW_COUNT_FACTOR, "row_count_max": expected * ROW_COUNT_FACTOR}
 
 
 # An order line whose quantity or value is this many times the load's median (in absolute terms) is

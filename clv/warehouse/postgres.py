@@ -74,14 +74,12 @@ class PostgresRawSink:
         finally:
             conn.close()
 
-    def recent_loads(self, entity: str, limit: int) -> list[tuple[int, float | None]]:
+    def recent_loads(self, entity: str, limit: int) -> list[tuple[int, float | None, int | None]]:
         conn = self.settings.connect()
         try:
             with conn, conn.cursor() as cur:
                 ensure_raw_tables(cur)
-                cur.execute("select rows_read, value_median from raw.loads where entity = %s and rows_read > 0 "
-                            "and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit %s",
-                            [entity, limit])
+                cur.execute(raw_schema.recent_loads_sql("postgres"), [entity, limit])
                 return cur.fetchall()
         finally:
             conn.close()

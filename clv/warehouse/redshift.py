@@ -86,9 +86,7 @@ class RedshiftRawSink:
             conn.close()
 
     def recent_loads(self, entity: str, limit: int) -> list[tuple]:
-        return self._query("select rows_read, value_median from raw.loads where entity = %s and rows_read > 0 "
-                           "and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit %s",
-                           [entity, limit])
+        return self._query(raw_schema.recent_loads_sql("redshift"), [entity, limit])
 
     def known_signups(self, customer_ids: list[str]) -> dict:
         """Signup time already landed for each of these customers (those that have one)."""
