@@ -534,6 +534,21 @@ class DuckDBRawSink:
         rows = self.con.execute("select watermark from raw.source_watermarks where source = ?", [source]).fetchall()
         return rows[0][0] if rows else None
 
+    def _dated_like_the_load(self, load: StagedLoad) -> str:
+        """A row's key hashes its contract columns, its date among them, so a stored row with the key of a
+        loaded one is dated within the load's dates (or undated when it is): the check for keys already
+        stored hashes the keys of those rows only, a week's when the load is a week, instead of every key
+        landed so far (35 million events at 1M customers: 2-12 s a week, now a scan of one date column)."""
+        column = load.entity.dated_by
+        if column is None:
+            return ""
+        first, last, undated = self.con.execute(
+            f"select min({column}), max({column}), count(*) filter (where {column} is null) "
+            f"from ({good_rows_sql(load)})").fetchall()[0]
+        within = (f"r.{column} between cast('{first}' as timestamp) and cast('{last}' as timestamp)"
+                  if first is not None else "false")
+        return f" and ({within} or r.{column} is null)" if undated else f" and {within}"
+
     def insert_new_rows(self, load: StagedLoad, load_id: str) -> int:
         """In one transaction: new good rows, new quarantined rows, the load record and the source's
         new watermark."""
@@ -543,7 +558,8 @@ class DuckDBRawSink:
             inserted = con.execute(
                 f"""insert into raw.{load.entity.name} ({columns}, load_id, loaded_at)
                     select {columns}, ?, timezone('UTC', current_timestamp) from ({good_rows_sql(load)}) i
-                    where not exists (select 1 from raw.{load.entity.name} r where r.row_key = i.row_key)""",
+                    where not exists (select 1 from raw.{load.entity.name} r
+                                      where r.row_key = i.row_key{self._dated_like_the_load(load)})""",
                 [load_id],
             ).fetchall()[0][0]
             quarantined = con.execute(

@@ -77,6 +77,28 @@ def test_overlapping_export_adds_only_new_rows(con, tmp_path):
     assert len(raw_orders(con)) == 124
 
 
+def test_rows_already_stored_are_found_whatever_their_date_or_lack_of_one(con, tmp_path):
+    """The check for stored keys reads only stored rows dated like the load (or undated): customers
+    without a signup time, with one, and a load of undated customers only, each landed twice."""
+    dated = pd.DataFrame({"customer_id": ["a", "b", "c", "d"],
+                          "signup_ts": pd.to_datetime(["2024-01-01 00:00:00.000000", None, "2024-03-31 23:59:59.999999",
+                                                       None]),
+                          "country": ["FR", "DE", "ES", "IT"]})
+    undated = pd.DataFrame({"customer_id": ["e", "f"], "signup_ts": pd.to_datetime([None, None]),
+                            "country": ["PT", "NL"]})
+    for frame, name in ((dated, "dated"), (undated, "undated")):
+        path = write(frame, tmp_path / f"{name}.parquet")
+        [first] = land_file(con, "customers", path)
+        [again] = land_file(con, "customers", path)
+        assert (first.rows_inserted, again.rows_inserted) == (len(frame), 0), name
+    # the same customers again among new ones dated before, between and after them
+    more = pd.concat([dated, pd.DataFrame({"customer_id": ["g", "h"], "country": ["BE", "AT"],
+                                           "signup_ts": pd.to_datetime(["2023-12-31", "2024-04-01"])})])
+    [mixed] = land_file(con, "customers", write(more, tmp_path / "more.parquet"))
+    assert mixed.rows_inserted == 2
+    assert con.execute("select count(*), count(distinct row_key) from raw.customers").fetchall() == [(8, 8)]
+
+
 def test_missing_required_column_names_file_and_column(con, tmp_path):
     path = write(ORDERS.drop(columns=["order_ts"]), tmp_path / "orders.csv")
     with pytest.raises(ContractError, match=r"orders file .*orders\.csv: missing required column\(s\) order_ts"):
