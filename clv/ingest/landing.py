@@ -456,10 +456,12 @@ def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: in
         value_median = con.execute(
             f"select median(quantity * unit_price) from {table} where quarantine_reason is null").fetchall()[0][0]
     collisions = _collision_checks(con, sink, entity, table)
+    quarantine = validation.quarantine_check(quarantined, rows, recent_loads)
     started = time.perf_counter()
     frame = _validation_frame(con, entity, table, rows)
     report = ValidationReport(entity.name, source, rows, len(frame), quarantined, ignored,
                               _cast_checks(con, table, rows) + collisions
+                              + ([quarantine] if quarantine else [])
                               # a load in which no row typed has nothing for the suite to measure
                               + (validation.run_suite(entity.name, frame, parameters, rows) if len(frame) else []))
     del frame

@@ -245,7 +245,7 @@ def test_a_warehouse_from_the_first_release_is_upgraded_in_place(con, tmp_path):
     [result] = land_file(con, "orders", path)
     assert (result.rows_read, result.rows_inserted) == (124, 0)
     columns = [row[0] for row in con.execute("describe raw.loads").fetchall()]
-    assert {"rows_quarantined", "value_median", "status", "days_covered"} <= set(columns)
+    assert {"rows_quarantined", "value_median", "status", "days_covered", "quarantined_by_reason"} <= set(columns)
     days = con.execute("select count(distinct cast(order_ts as date)) from raw.orders").fetchall()[0][0]
     assert con.execute("select days_covered from raw.loads").fetchall() == [(days,)]
     assert "line_id" in [row[0] for row in con.execute("describe raw.orders").fetchall()]
