@@ -6,7 +6,8 @@ the raw table and stored in `raw.quarantine` with the reason). Quarantine rules 
 row in SQL; Great Expectations evaluates the suite on the staged load (or on a repeatable sample of it
 when the load is larger than `CLV_VALIDATION_SAMPLE_ROWS`, default 1,000,000 rows). Load-level
 expectations (row count, median line value) compare the load with the recent loads of the same entity and
-are skipped while there is no history; the row count is the whole load's, sampled or not.
+are skipped while there is no history; the row count is the whole load's, sampled or not. Quarantined
+rows warn when a reason's share of the load is unusual for the recent loads (`quarantine_check`).
 """
 
 from __future__ import annotations
@@ -235,7 +236,8 @@ def quarantine_check(quarantined: dict[str, int], rows: int, recent_loads: list[
         unexpected_count=sum(quarantined[reason] for reason in unusual), checked_rows=rows,
         observed=observed if usual is not None else f"{observed} (no recent loads to compare with)",
         rule=f"a quarantine reason's share of the load over {QUARANTINE_SHARE_FACTOR:g}x its median share in the "
-             f"last {RECENT_LOADS} loads (any quarantined row when there are none)")
+             f"last {RECENT_LOADS} loads and {QUARANTINE_SHARE_SLACK:.1%} of the rows above it (any quarantined row "
+             f"when there are no recent loads)")
 
 
 # An order line whose quantity or value is this many times the load's median (in absolute terms) is
