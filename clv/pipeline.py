@@ -91,8 +91,9 @@ def land(run: Run, log: logging.Logger | logging.LoggerAdapter = log) -> Landed:
             raise
     path = _write_validation(reports, log)
     for result in loaded:
-        log.info("%s: %d rows read, %d new, %d quarantined (%s)", result.entity, result.rows_read,
-                 result.rows_inserted, result.rows_quarantined, result.source)
+        log.info("%s: %d rows read, %d new; %d failed a check, %d of them new in quarantine (%s)", result.entity,
+                 result.rows_read, result.rows_inserted, result.rows_quarantined, result.rows_quarantined_new,
+                 result.source)
     return Landed(loaded, reports, path)
 
 

@@ -58,7 +58,7 @@ HOUR = 3600
 
 @task(cache_policy=NO_CACHE, timeout_seconds=4 * HOUR, **IO_RETRIES)
 @progress.step("land inputs", lambda loads: f"{sum(l['rows_inserted'] for l in loads):,} new rows, "
-                                                 f"{sum(l['rows_quarantined'] for l in loads):,} quarantined")
+                                                 f"{sum(l['rows_quarantined_new'] for l in loads):,} new in quarantine")
 def land_inputs(run: pipeline.Run) -> list[dict]:
     """Land every input into the raw schema (`pipeline.land`): all of them, or none when a critical
     expectation fails (the run stops before dbt). The validation report is a Prefect artifact too."""

@@ -89,18 +89,23 @@ def fairness(backtest: BacktestResult, column: str, config: GateConfig) -> GateR
     on that slice (a slice the data make hard is not the model's fault)."""
     model = slice_table(backtest, CANDIDATE, column, config.min_slice_customers)
     base = slice_table(backtest, BASELINE, column, config.min_slice_customers)
-    failing = []
+    failing, shown = [], []
+    low, high = config.slice_calibration_band
     for value, stats in model.items():
         ref = base.get(value, {})
         cal, gini = stats["calibration_ratio"], stats["normalized_gini"]
-        cal_off = not (config.slice_calibration_band[0] <= cal <= config.slice_calibration_band[1])
+        cal_off = not (low <= cal <= high)
         if cal_off and ref and abs(np.log(cal)) > abs(np.log(ref["calibration_ratio"])) + 0.05:
             failing.append(f"{value}: calibration {cal:.2f} (last year's spend {ref['calibration_ratio']:.2f})")
         if gini < config.slice_gini_floor and ref and gini < ref["normalized_gini"] - config.gini_tolerance:
             failing.append(f"{value}: Gini {gini:.2f} (last year's spend {ref['normalized_gini']:.2f})")
-    shown = ", ".join(f"{v} cal {s['calibration_ratio']:.2f} Gini {s['normalized_gini']:.2f}" for v, s in model.items())
-    detail = (f"{len(model)} {column} slices with at least {config.min_slice_customers} rows: {shown or 'none'}"
-              + (f"; failing: {'; '.join(failing)}" if failing else ""))
+        # a slice outside the band says what it was measured against, pass or fail
+        against = (f" (outside {low}-{high}; last year's spend {ref['calibration_ratio']:.2f})"
+                   if cal_off and ref else "")
+        shown.append(f"{value} cal {cal:.2f}{against} Gini {gini:.2f}")
+    detail = (f"{len(model)} {column} slices with at least {config.min_slice_customers} rows (calibration band "
+              f"{low}-{high} and Gini floor {config.slice_gini_floor}, or no further off than last year's spend): "
+              f"{', '.join(shown) or 'none'}" + (f"; failing: {'; '.join(failing)}" if failing else ""))
     return GateResult(f"fairness_{column}", not failing, detail, {"slices": model, "baseline_slices": base})
 
 

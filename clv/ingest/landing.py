@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -46,6 +47,13 @@ _READERS = {
 }
 
 
+class Inserted(NamedTuple):
+    """What one load added to the warehouse: good rows new to its raw table, and failed rows new to
+    raw.quarantine (a row landed or quarantined by an earlier load is stored once)."""
+    rows: int
+    quarantined: int
+
+
 @dataclass
 class LoadResult:
     entity: str
@@ -54,9 +62,10 @@ class LoadResult:
     rows_read: int
     rows_inserted: int
     adapter: str | None
-    rows_quarantined: int = 0
+    rows_quarantined: int = 0  # the load's rows that failed a check (its validation report counts them)
     status: str = "passed"
     validate_seconds: float = 0.0  # time spent in the expectation suite (for `clv bench scale`)
+    rows_quarantined_new: int = 0  # of those, the ones not in raw.quarantine before (0 when re-landed)
 
 
 @dataclass
@@ -482,11 +491,11 @@ def land_staged(con, sink, staged: list[StagedLoad]) -> list[LoadResult]:
         for load in everything:
             load_id = str(uuid.uuid4())
             inserted = sink.insert_new_rows(load, load_id)
-            results.append(LoadResult(load.entity.name, load.source, load_id, load.rows_read, inserted,
+            results.append(LoadResult(load.entity.name, load.source, load_id, load.rows_read, inserted.rows,
                                       load.adapter, sum(load.report.quarantined.values()), load.report.status,
-                                      round(load.validate_seconds, 3)))
-            log.info("landed %s from %s: %d rows read, %d new", load.entity.name, load.source, load.rows_read,
-                     inserted)
+                                      round(load.validate_seconds, 3), inserted.quarantined))
+            log.info("landed %s from %s: %d rows read, %d new, %d new in quarantine", load.entity.name,
+                     load.source, load.rows_read, inserted.rows, inserted.quarantined)
         return results
     finally:
         for load in everything:
@@ -551,7 +560,7 @@ class DuckDBRawSink:
                   if first is not None else "false")
         return f" and ({within} or r.{column} is null)" if undated else f" and {within}"
 
-    def insert_new_rows(self, load: StagedLoad, load_id: str) -> int:
+    def insert_new_rows(self, load: StagedLoad, load_id: str) -> Inserted:
         """In one transaction: new good rows, new quarantined rows, the load record and the source's
         new watermark."""
         con, columns = self.con, ", ".join(stored_columns(load.entity))
@@ -576,4 +585,4 @@ class DuckDBRawSink:
         except Exception:
             con.execute("rollback")
             raise
-        return inserted
+        return Inserted(inserted, quarantined)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg2
 
-from clv.ingest.landing import StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+from clv.ingest.landing import Inserted, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
 from clv.warehouse import raw_schema
 
 QUARANTINE_COLUMNS = "row_key, entity, reason, record"
@@ -104,7 +104,7 @@ class PostgresRawSink:
         with open(csv_path) as handle:
             cur.copy_expert(f"copy incoming ({columns}) from stdin with (format csv)", handle)
 
-    def insert_new_rows(self, load: StagedLoad, load_id: str) -> int:
+    def insert_new_rows(self, load: StagedLoad, load_id: str) -> Inserted:
         """In one PostgreSQL transaction: new good rows, new quarantined rows, the load record."""
         entity, columns = load.entity, ", ".join(stored_columns(load.entity))
         with tempfile.TemporaryDirectory() as tmp:
@@ -130,4 +130,4 @@ class PostgresRawSink:
                     raw_schema.record_load(cur.execute, "postgres", load, load_id, inserted, quarantined)
             finally:
                 conn.close()
-        return inserted
+        return Inserted(inserted, quarantined)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clv.cloud import storage
-from clv.ingest.landing import StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
+from clv.ingest.landing import Inserted, StagedLoad, good_rows_sql, quarantined_rows_sql, stored_columns
 from clv.warehouse import raw_schema
 from clv.warehouse.postgres import QUARANTINE_COLUMNS, PostgresSettings
 
@@ -111,7 +111,7 @@ class RedshiftRawSink:
         (self._s3 or storage.s3_client()).upload_file(str(gz_path), bucket, object_key)
         return uri
 
-    def insert_new_rows(self, load: StagedLoad, load_id: str) -> int:
+    def insert_new_rows(self, load: StagedLoad, load_id: str) -> Inserted:
         """Upload good and quarantined rows to S3, then in one Redshift transaction COPY them into temp
         tables and insert the new ones, record the load and the source's watermark."""
         entity, columns = load.entity, ", ".join(stored_columns(load.entity))
@@ -142,4 +142,4 @@ class RedshiftRawSink:
                 cur.execute("drop table incoming_quarantine")
         finally:
             conn.close()
-        return inserted
+        return Inserted(inserted, quarantined)

@@ -220,7 +220,7 @@ def test_dbt_reports_one_line_per_node_with_the_task_name_and_no_colour_codes(tm
     # progress, as plain lines (stderr is not a terminal): each step's start and end, with what it did
     steps = [line for line in done.stderr.splitlines() if line.startswith("progress: ")]
     assert re.fullmatch(r"progress: step 1: land inputs started \(run 0:\d\d\)", steps[0]), steps
-    assert steps[1].startswith("progress: step 1: land inputs done in ") and " new rows, 0 quarantined" in steps[1]
+    assert steps[1].startswith("progress: step 1: land inputs done in ") and " new rows, 0 new in quarantine" in steps[1]
     assert steps[2].startswith("progress: step 2: build features (dbt) started")
     assert steps[3].startswith("progress: step 2: build features (dbt) done in ") and "scoring cutoff" in steps[3]
     bad = clv(["run", "--horizon-days", "-5"], tmp_path / "home")

@@ -120,6 +120,11 @@ def test_a_few_values_of_wrong_type_are_quarantined_with_their_text(con, tmp_pat
     assert [reason for reason, _ in quarantined] == ["order_ts is not a valid timestamp",
                                                      "quantity is not a valid number (text, NaN or infinite)"]
     assert '"31/02/2024"' in quarantined[0][1] and '"three"' in quarantined[1][1]  # the original text is kept
+    assert result.rows_quarantined_new == 2
+    # the same export again: its two rows still fail their checks, but nothing new reaches the quarantine
+    [again] = land_file(con, "orders", write(bad, tmp_path / "orders.csv"))
+    assert (again.rows_inserted, again.rows_quarantined, again.rows_quarantined_new) == (0, 2, 0)
+    assert con.execute("select count(*) from raw.quarantine").fetchall()[0][0] == 2
 
 
 def test_a_column_of_wrong_type_stops_the_load(con, tmp_path):

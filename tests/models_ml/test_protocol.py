@@ -159,3 +159,30 @@ def test_fairness_is_judged_on_calibration_not_on_mean_predictions(shop):
     skewed.rows["country"] = slices
     failed = gate(evaluate_gates(skewed, False, config=config), "fairness_country")
     assert not failed.passed and "DE: calibration" in failed.detail
+
+
+def test_a_slice_outside_the_band_passes_only_when_last_years_spend_is_further_off_and_says_so(shop):
+    """A slice predicted at half its spend, where last year's spend is off by a third: the band is
+    missed on a slice the data make hard, the gate passes and its detail shows both ratios; the same
+    slice with last year's spend close to it fails."""
+    value, actual = shop
+    slices = np.where(np.arange(len(value)) % 2 == 0, "UK", "DE")
+    config = GateConfig(slice_columns=("country",), min_slice_customers=100)
+    halved = np.where(slices == "DE", 0.5 * value, value)
+
+    def fairness_with_baseline(factor):
+        backtest = backtest_of({"last_period": np.where(slices == "DE", factor * value, value),
+                                "candidate": halved}, actual)
+        backtest.rows["country"] = slices
+        return gate(evaluate_gates(backtest, False, config=config), "fairness_country")
+
+    hard = fairness_with_baseline(1 / 3)
+    de, de_baseline = hard.values["slices"]["DE"], hard.values["baseline_slices"]["DE"]
+    assert de["calibration_ratio"] < 0.67 and de_baseline["calibration_ratio"] < de["calibration_ratio"]
+    assert hard.passed, hard.detail
+    assert (f"DE cal {de['calibration_ratio']:.2f} (outside 0.67-1.5; last year's spend "
+            f"{de_baseline['calibration_ratio']:.2f})") in hard.detail
+    assert "UK cal" in hard.detail and hard.detail.count("(outside") == 1  # only the slice outside the band
+    assert "(calibration band 0.67-1.5 and Gini floor 0.2, or no further off than last year's spend)" in hard.detail
+    easy = fairness_with_baseline(1.0)
+    assert not easy.passed and "DE: calibration" in easy.detail

@@ -123,6 +123,9 @@ def test_postgres_landing_is_idempotent(both_engines):
     assert orders.rows_inserted + orders.rows_quarantined == orders.rows_read > 0
     assert orders.rows_quarantined > 0  # the sample keeps some lines without a customer id
     assert [r.rows_inserted for r in again] == [0, 0]
+    # the re-landed lines without a customer id fail their check again, and are stored once
+    assert (orders.rows_quarantined_new, again[0].rows_quarantined, again[0].rows_quarantined_new) == (
+        orders.rows_quarantined, orders.rows_quarantined, 0)
     counts = read_postgres(settings, "raw.orders", ["row_key"])
     assert len(counts) == orders.rows_inserted + len(CORRECTIONS) and counts["row_key"].is_unique
     quarantined = read_postgres(settings, "raw.quarantine", ["row_key"])
