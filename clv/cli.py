@@ -106,6 +106,13 @@ def _cmd_features(args) -> int:
     return 0
 
 
+def _activity_size(signal: dict) -> str:
+    if signal.get("last_year_ratio") is None:
+        return f"ratio {signal['ratio']:.2f} to the champion's week"
+    return (f"ratio {signal['ratio']:.2f} to the champion's week after last year's change between the same weeks "
+            f"({signal['unadjusted_ratio']:.2f} / {signal['last_year_ratio']:.2f})")
+
+
 def _cmd_monitor(args) -> int:
     from clv.flow_entrypoints import load_flow
 
@@ -118,7 +125,7 @@ def _cmd_monitor(args) -> int:
               f"cutoff {report['cutoff']}); prediction PSI {report['prediction']['psi']:.3f}")
         for name in report["drifted_features"]:
             size = (f"PSI {report['features'][name]['psi']:.3f}" if name in report["features"]
-                    else f"ratio {report['activity'][name]['ratio']:.2f} to the champion's week")
+                    else _activity_size(report["activity"][name]))
             print(f"- {name}: {size}")
     performance = report["performance"]
     print("Performance from matured labels: " + ("DEGRADED: " + "; ".join(performance["reasons"])

@@ -7,7 +7,9 @@ the week's activity against the champion's week, and performance from matured la
   model's scores move with the calendar: expected, not drift).
 - Activity of the 7 days up to the cutoff: orders per known customer (ratio and Poisson z) and mean order
   value (ratio of geometric means, with a z on the log values). A shop whose purchase rate or order values
-  change alerts in the week it happens, before any 30- or 365-day feature can move far.
+  change alerts in the week it happens, before any 30- or 365-day feature can move far. When the orders
+  reach back a year, each ratio is divided by the same two weeks' ratio 52 weeks earlier (each with a week
+  either side): the season the shop had last year too is not drift.
 - Performance from matured labels: every run in `clv_scores_history` whose 30 days (proxy) or whole horizon
   has passed is compared with what its customers spent (rank correlation, calibration, MAE, normalized
   Gini); kept in `performance_history`. A real drop (Gini below the backtest's by more than 0.1, calibration
@@ -18,6 +20,7 @@ the week's activity against the champion's week, and performance from matured la
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,6 +41,8 @@ PERFORMANCE_TABLE = "performance_history"
 PROXY_DAYS = 30
 ACTIVITY_DAYS = 7
 RATIO_WARN, RATIO_ALERT = 1.2, 1.3
+SEASON_DAYS = 364  # the same week a year earlier, on the same weekdays
+SEASON_MARGIN_DAYS = 7  # a year earlier, the week and a week either side (one week alone is too noisy)
 GINI_DROP, PROXY_DROP, CALIBRATION_BAND = 0.1, 0.1, (0.67, 1.5)
 RANK = {"ok": 0, "warn": 1, "alert": 2}
 
@@ -71,29 +76,86 @@ def _ratio_status(ratio: float, z: float) -> str:
     return "warn" if size > np.log(RATIO_WARN) and abs(z) > 3 else "ok"
 
 
+@dataclass
+class Week:
+    """The orders of a span of days (a week, or three a year earlier) and the customers known at its cutoff:
+    orders per customer compare spans of the same length."""
+    orders: pd.DataFrame
+    customers: int
+
+    def log_values(self) -> np.ndarray:
+        values = self.orders["purchase_value"].to_numpy(float)
+        return np.log(values[values > 0])
+
+
 def activity_drift(baseline_orders: pd.DataFrame, baseline_customers: int, current_orders: pd.DataFrame,
-                   current_customers: int) -> dict:
-    """The week's purchase rate and order value against the champion's week."""
-    base_n, cur_n = len(baseline_orders), len(current_orders)
+                   current_customers: int, last_year: tuple[Week, Week] | None = None) -> dict:
+    """The week's purchase rate and order value against the champion's week. With `last_year` (the same two
+    weeks 52 weeks earlier, each with a week either side: the champion's, then the current), the change is
+    measured against the change the shop made between those weeks a year ago: a seasonal shop's November
+    rise is compared with last November's, not alerted on against its July (Online Retail: up to 1.8x
+    July's orders per customer in November 2011, at most 1.3x once last year's rise is taken out)."""
+    base, cur = Week(baseline_orders, baseline_customers), Week(current_orders, current_customers)
+    base_n, cur_n = len(base.orders), len(cur.orders)
     expected = base_n * current_customers / max(baseline_customers, 1)
     rate_ratio = (cur_n / max(current_customers, 1)) / (base_n / max(baseline_customers, 1)) if base_n else np.nan
     rate_z = (cur_n - expected) / np.sqrt(expected) if expected > 0 else 0.0
-    base_values = np.log(baseline_orders["purchase_value"][baseline_orders["purchase_value"] > 0].to_numpy(float))
-    cur_values = np.log(current_orders["purchase_value"][current_orders["purchase_value"] > 0].to_numpy(float))
+    base_values, cur_values = base.log_values(), cur.log_values()
     if len(base_values) > 1 and len(cur_values) > 1:
         diff = cur_values.mean() - base_values.mean()
         se = np.sqrt(base_values.var(ddof=1) / len(base_values) + cur_values.var(ddof=1) / len(cur_values))
         value_ratio, value_z = float(np.exp(diff)), float(diff / se) if se > 0 else 0.0
     else:
         value_ratio, value_z = np.nan, 0.0
-    return {
-        "orders_per_customer_7d": {"baseline": base_n / max(baseline_customers, 1),
-                                   "current": cur_n / max(current_customers, 1), "ratio": rate_ratio,
-                                   "z": float(rate_z), "status": _ratio_status(rate_ratio, rate_z)},
-        "order_value_7d": {"baseline": float(np.exp(base_values.mean())) if len(base_values) else None,
-                           "current": float(np.exp(cur_values.mean())) if len(cur_values) else None,
-                           "ratio": value_ratio, "z": value_z, "status": _ratio_status(value_ratio, value_z)},
-    }
+    rate = {"baseline": base_n / max(baseline_customers, 1), "current": cur_n / max(current_customers, 1),
+            "ratio": rate_ratio, "z": float(rate_z), "last_year_ratio": None, "unadjusted_ratio": rate_ratio}
+    value = {"baseline": float(np.exp(base_values.mean())) if len(base_values) else None,
+             "current": float(np.exp(cur_values.mean())) if len(cur_values) else None,
+             "ratio": value_ratio, "z": value_z, "last_year_ratio": None, "unadjusted_ratio": value_ratio}
+    if last_year is not None and base_n and cur_n:
+        _adjust_by_last_year(rate, value, (base, cur), last_year)
+    for signal in (rate, value):
+        signal["status"] = _ratio_status(signal["ratio"], signal["z"])
+    return {"orders_per_customer_7d": rate, "order_value_7d": value}
+
+
+def _adjust_by_last_year(rate: dict, value: dict, weeks: tuple[Week, Week], last_year: tuple[Week, Week]) -> None:
+    """Divide each ratio by the same weeks' ratio a year earlier, with z on the log of what is left (Poisson
+    counts for the rate, the four weeks' log-value variances for the value); a signal whose year-earlier
+    weeks hold no orders (or too few values) stays unadjusted."""
+    (base, cur), (base_ly, cur_ly) = weeks, last_year
+    counts = [len(w.orders) for w in (base, cur, base_ly, cur_ly)]
+    if min(counts) > 0 and base_ly.customers > 0 and cur_ly.customers > 0:
+        season = (counts[3] / cur_ly.customers) / (counts[2] / base_ly.customers)
+        ratio = rate["unadjusted_ratio"] / season
+        rate.update(ratio=ratio, last_year_ratio=season,
+                    z=float(np.log(ratio) / np.sqrt(sum(1 / n for n in counts))))
+    logs = [w.log_values() for w in (base, cur, base_ly, cur_ly)]
+    if min(len(v) for v in logs) > 1:
+        change = logs[1].mean() - logs[0].mean()
+        change_ly = logs[3].mean() - logs[2].mean()
+        se = np.sqrt(sum(v.var(ddof=1) / len(v) for v in logs))
+        value.update(ratio=float(np.exp(change - change_ly)), last_year_ratio=float(np.exp(change_ly)),
+                     z=float((change - change_ly) / se) if se > 0 else 0.0)
+
+
+def last_year_weeks(reader: WarehouseReader, baseline_cutoff, cutoff) -> tuple[Week, Week] | None:
+    """The champion's week and the current week 52 weeks earlier (same weekdays), each with a week either
+    side, and the customers known at the middle week's end (a first purchase on or before it); None when the
+    shop's orders do not reach back that far."""
+    earlier = [(pd.Timestamp(day) - pd.Timedelta(days=SEASON_DAYS)).date() for day in (baseline_cutoff, cutoff)]
+    span = ACTIVITY_DAYS + 2 * SEASON_MARGIN_DAYS
+    first_day = reader.frame("select min(order_date) as first_day from int_orders")["first_day"].iloc[0]
+    if first_day is None or pd.isna(first_day) or pd.Timestamp(first_day) > (
+            pd.Timestamp(min(earlier)) - pd.Timedelta(days=ACTIVITY_DAYS + SEASON_MARGIN_DAYS - 1)):
+        return None
+    known = reader.frame(
+        "select count(case when first_purchase <= ? then 1 end) as at_baseline, "
+        "count(case when first_purchase <= ? then 1 end) as at_current "
+        "from (select customer_id, min(order_date) as first_purchase from int_orders where purchase_value > 0 "
+        "group by customer_id) as customers", earlier).iloc[0]
+    return tuple(Week(week_orders(reader, (pd.Timestamp(day) + pd.Timedelta(days=SEASON_MARGIN_DAYS)).date(), span),
+                      int(known[at])) for day, at in zip(earlier, ("at_baseline", "at_current")))
 
 
 # Inputs that move with the date by design (the season a seasonal model knows): not drift. The baseline is
@@ -126,7 +188,16 @@ def drift_against_champion(reader: WarehouseReader, current: pd.DataFrame, cutof
     report.update({"monitored": True, "model_version": champion, "baseline_rows": len(baseline)})
     if baseline_orders is not None:
         known = int(baseline_orders["customers_known"].iloc[0]) if len(baseline_orders) else len(baseline)
-        report["activity"] = activity_drift(baseline_orders, known, week_orders(reader, cutoff), len(current))
+        baseline_cutoff = registry.version_tags(model_name, champion).get("data_through")
+        last_year = last_year_weeks(reader, baseline_cutoff, cutoff) if baseline_cutoff else None
+        report["activity"] = activity_drift(baseline_orders, known, week_orders(reader, cutoff), len(current),
+                                            last_year)
+        report["activity_compared_with"] = (
+            f"the champion's week (to {baseline_cutoff}), each ratio divided by the same two weeks' ratio "
+            f"{SEASON_DAYS} days earlier (each with a week either side)" if last_year else
+            f"the champion's week (to {baseline_cutoff}); the orders do not reach a year before it, so the "
+            "season is not taken out" if baseline_cutoff else
+            "the champion's week; its scoring cutoff is not recorded, so the season is not taken out")
         for name, signal in report["activity"].items():
             if signal["status"] == "alert":
                 report["drifted_features"] = sorted({*report["drifted_features"], name})

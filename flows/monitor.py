@@ -59,7 +59,9 @@ def drift_table(report: dict) -> list[dict]:
              "ks_stat": round(report["prediction"]["ks_stat"], 4), "status": report["prediction"]["status"]}]
     rows += [{"signal": name, "measure": "PSI", "value": round(f["psi"], 4), "ks_stat": round(f["ks_stat"], 4),
               "status": f["status"]} for name, f in report["features"].items()]
-    rows += [{"signal": name, "measure": "ratio to the champion's week", "value": None if a.get("ratio") is None else round(a["ratio"], 3), "ks_stat": None,
+    rows += [{"signal": name, "measure": "ratio to the champion's week" + (
+                  "" if a.get("last_year_ratio") is None else ", after last year's change"),
+              "value": None if a.get("ratio") is None else round(a["ratio"], 3), "ks_stat": None,
               "status": a["status"]} for name, a in report.get("activity", {}).items()]
     order = {"alert": 0, "warning": 1, "ok": 2}
     return sorted(rows, key=lambda row: (order.get(row["status"], 3), row["signal"]))
@@ -71,6 +73,10 @@ def _size(report: dict, name: str) -> float:
     return report["activity"][name]["ratio"]
 
 
+def _optional(ratio) -> str:
+    return "-" if ratio is None else f"{ratio:.3f}"
+
+
 def report_markdown(report: dict) -> str:
     if not report.get("monitored"):
         head = f"# Drift: not monitored\n\n{report.get('note', '')}\n"
@@ -80,10 +86,13 @@ def report_markdown(report: dict) -> str:
                 f"{report['prediction']['psi']:.3f}. Drifted: {', '.join(report['drifted_features']) or 'none'}.\n")
     rows = "\n".join(f"| {name} | {f['psi']:.3f} | {f['ks_stat']:.3f} | {f['status']} |"
                      for name, f in sorted(report.get("features", {}).items(), key=lambda kv: -kv[1]["psi"]))
-    activity = "\n".join(f"| {name} | {a['ratio']:.3f} | {a['z']:.1f} | {a['status']} |"
+    activity = "\n".join(f"| {name} | {a['ratio']:.3f} | {_optional(a.get('unadjusted_ratio'))} | "
+                         f"{_optional(a.get('last_year_ratio'))} | {a['z']:.1f} | {a['status']} |"
                          for name, a in report.get("activity", {}).items())
     performance = report["performance"]
     return (head + f"\n| feature | PSI | KS | status |\n|---|---|---|---|\n{rows}\n"
-            f"\n| activity (7 days) | ratio | z | status |\n|---|---|---|---|\n{activity}\n"
+            f"\n| activity (7 days) | ratio | to the champion's week | a year earlier | z | status |\n"
+            f"|---|---|---|---|---|---|\n{activity}\n"
+            f"{report.get('activity_compared_with', '')}.\n"
             f"\nPerformance from matured labels: {'DEGRADED: ' + '; '.join(performance['reasons']) if performance['degraded'] else 'no drop'}"
             f" ({performance['measured_runs']} measured runs of the champion).\n")

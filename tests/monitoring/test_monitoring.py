@@ -61,6 +61,9 @@ def test_a_stationary_shop_is_quiet_for_eight_weeks(prefect_server, clv_home, tm
         assert report["status"] == "ok", (week, worst, report["prediction"]["psi"],
                                           {k: (v["ratio"], v["z"], v["status"]) for k, v in report["activity"].items()})
         assert all(f["psi"] < 0.1 for f in report["features"].values()) and report["prediction"]["psi"] < 0.1
+        # four years of orders: the week is measured against the champion's after last year's change
+        assert all(a["last_year_ratio"] is not None for a in report["activity"].values())
+        assert report["activity_compared_with"].startswith(f"the champion's week (to {week_cutoff(0)})")
         assert report["cutoff"] == str(week_cutoff(week)) and not report["performance"]["degraded"]
     with duckdb.connect(str(warehouse), read_only=True) as con:
         statuses = con.execute("select status from drift_history order by cutoff_date").fetchall()
@@ -87,7 +90,7 @@ def test_a_shop_that_changes_alerts_in_that_week(prefect_server, clv_home, tmp_p
     run_week(paths, shift_week, warehouse, tmp_path)
     report = monitor(warehouse, tmp_path, shift_week)
     assert report["status"] == "alert" and signal in report["drifted_features"], report["activity"]
-    assert report["activity"][signal]["ratio"] > 1.3
+    assert report["activity"][signal]["ratio"] > 1.3 and report["activity"][signal]["last_year_ratio"] is not None
     from tests.flows.test_weekly_flow import latest_table_artifacts
 
     [first, *_] = latest_table_artifacts("clv-drift-table")["clv-drift-table"]  # worst first, as the UI lists it
