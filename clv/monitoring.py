@@ -83,9 +83,11 @@ class Week:
     orders: pd.DataFrame
     customers: int
 
+    def __post_init__(self):  # purchases only: an order of returns alone (a cancellation) is not one
+        self.orders = self.orders[self.orders["purchase_value"] > 0]
+
     def log_values(self) -> np.ndarray:
-        values = self.orders["purchase_value"].to_numpy(float)
-        return np.log(values[values > 0])
+        return np.log(self.orders["purchase_value"].to_numpy(float))
 
 
 def activity_drift(baseline_orders: pd.DataFrame, baseline_customers: int, current_orders: pd.DataFrame,

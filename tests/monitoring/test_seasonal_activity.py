@@ -108,3 +108,13 @@ def test_a_year_earlier_week_without_orders_leaves_the_ratio_unadjusted():
     last_year = (Week(orders(0, 50, 1), 1000), Week(orders(100, 50, 2), 1000))
     signal = activity_drift(orders(300, 50, 3), 1000, orders(600, 50, 4), 1000, last_year)["orders_per_customer_7d"]
     assert signal["last_year_ratio"] is None and signal["ratio"] == pytest.approx(2.0) and signal["status"] == "alert"
+
+
+def test_orders_of_returns_alone_are_not_purchases():
+    """A week as busy as the champion's, plus as many cancellations (orders of returns only, purchase value
+    0): the purchase rate and the order value are unchanged."""
+    week = orders(300, 50, 4)
+    cancellations = pd.DataFrame({"customer_id": [str(i) for i in range(300)], "purchase_value": 0.0})
+    signals = activity_drift(orders(300, 50, 3), 1000, pd.concat([week, cancellations]), 1000)
+    assert signals["orders_per_customer_7d"]["ratio"] == pytest.approx(1.0)
+    assert all(signal["status"] == "ok" for signal in signals.values()), signals
