@@ -499,13 +499,12 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
         "feature_build_seconds": round(feature_build_seconds, 2),
         "feature_build_seconds_per_cutoff": round(feature_build_seconds / max(cutoffs_built, 1), 2),
         "feature_build_to_scan_ratio": round(feature_build_seconds / scan_total, 2),
+        "feature_model_seconds": _feature_model_seconds(built.dbt_result),
     }
 
 
-def _feature_build_seconds(build) -> float:
-    """Wall time during which customer_features or a model upstream of it was running, in one dbt result:
-    the models' execution intervals merged (dbt runs two nodes at once, so a sum would count the time two
-    feature families shared the cores twice)."""
+def _feature_model_timings(build) -> dict[str, tuple]:
+    """The execution interval of customer_features and of each model upstream of it, in one dbt result."""
     results = {r.node.unique_id: r for r in build.result.results}
     todo = [uid for uid in results if uid.endswith(".customer_features")]
     seen = set()
@@ -515,8 +514,22 @@ def _feature_build_seconds(build) -> float:
             continue
         seen.add(uid)
         todo += list(results[uid].node.depends_on.nodes)
-    intervals = sorted((t.started_at, t.completed_at) for uid in seen if results[uid].node.resource_type == "model"
-                       for t in results[uid].timing if t.name == "execute" and t.started_at and t.completed_at)
+    return {results[uid].node.name: (t.started_at, t.completed_at) for uid in seen
+            if results[uid].node.resource_type == "model"
+            for t in results[uid].timing if t.name == "execute" and t.started_at and t.completed_at}
+
+
+def _feature_model_seconds(build) -> dict[str, float]:
+    """Seconds each model of the feature build ran (two may run at once), slowest first."""
+    seconds = {name: (stop - start).total_seconds() for name, (start, stop) in _feature_model_timings(build).items()}
+    return {name: round(s, 2) for name, s in sorted(seconds.items(), key=lambda item: -item[1])}
+
+
+def _feature_build_seconds(build) -> float:
+    """Wall time during which customer_features or a model upstream of it was running, in one dbt result:
+    the models' execution intervals merged (dbt runs two nodes at once, so a sum would count the time two
+    feature families shared the cores twice)."""
+    intervals = sorted(_feature_model_timings(build).values())
     busy, end = 0.0, None
     for start, stop in intervals:
         if end is None or start > end:

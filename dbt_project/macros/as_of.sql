@@ -26,3 +26,19 @@
     {{ day }} <= {{ cutoff }}
     and ({{ day }} is not null) = ({{ cutoff }} is not null)
 {%- endmacro %}
+
+{#- The latest `column` of `relation` as a literal, read when the model runs: an incremental model's filter
+    on what landed since its last build compares with a constant, which the engine takes into the scan of the
+    landed table (appended in load order, so only its newest blocks are read), where a comparison with a
+    subquery reads every landed row. The beginning of time when the table is empty (or while parsing). -#}
+{% macro latest_in(relation, column) -%}
+    {%- set latest = none -%}
+    {%- if execute -%}
+        {%- set latest = run_query('select max(' ~ column ~ ') from ' ~ relation).columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if latest is none -%}
+        {{ beginning_of_time() }}
+    {%- else -%}
+        cast('{{ latest }}' as timestamp)
+    {%- endif -%}
+{%- endmacro %}

@@ -23,6 +23,11 @@ def test_later_weeks_land_only_the_new_days_and_build_only_the_new_cutoff(tmp_pa
     assert second["customers_scored"] >= first["customers_scored"]
     assert all(w["peak_rss_mb"] > 0 and w["weekly_cycle_seconds"] > 0 for w in result["weeks"])
     assert result["later_weeks"]["mean_cycle_seconds"] == second["weekly_cycle_seconds"]
+    # where the feature build's time went: customer_features and every model it reads, slowest first
+    models = second["feature_model_seconds"]
+    assert {"customer_features", "int_features__rfm", "int_order_versions", "int_customer_sessions"} <= set(models)
+    assert "customer_labels" not in models and list(models.values()) == sorted(models.values(), reverse=True)
+    assert max(models.values()) <= second["feature_build_seconds"] + 0.01
 
 
 def spy_on_pipeline_steps(monkeypatch) -> list[str]:

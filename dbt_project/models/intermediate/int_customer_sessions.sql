@@ -9,7 +9,7 @@
 with events as (
     select * from {{ ref('stg_shop__events') }}
     {% if is_incremental() %}
-    where loaded_at > (select coalesce(max(last_loaded_at), {{ beginning_of_time() }}) from {{ this }})  -- noqa: RF02
+    where loaded_at > {{ latest_in(this, 'last_loaded_at') }}
     {% endif %}
 ),
 

@@ -19,7 +19,7 @@ with
 orders_with_landed_lines as (  -- noqa: ST03
     select distinct order_id
     from {{ ref('stg_shop__orders') }}
-    where loaded_at > (select coalesce(max(last_loaded_at), {{ beginning_of_time() }}) from {{ this }})  -- noqa: RF02
+    where loaded_at > {{ latest_in(this, 'last_loaded_at') }}
 ),
 {% endif %}
 

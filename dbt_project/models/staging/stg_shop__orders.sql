@@ -9,26 +9,19 @@
 --   * a tombstone (deleted_at) ends the line at its deletion time: it stops counting from then on;
 --   * a line without line_id is a fact of its own, valid from the beginning (until its deleted_at, if any).
 -- Features and labels read the versions valid at the end of their day (macro valid_at_end_of).
-with landed as (
-    select * from {{ source('shop', 'orders') }}
-),
-
-versions as (
-    select *
-    from landed
-    where customer_id is not null
-),
+-- Each branch reads the landed table itself: a CTE of it read by both would be copied whole by DuckDB first,
+-- and a filter of the reader (the rows landed since the last build) could not reach the table's scan.
 
 -- a line without line_id has one version (no window over them: most lines of most shops)
-unkeyed_lines as (
+with unkeyed_lines as (
     select
         *,
         cast(null as timestamp) as changed_at,  -- never used: an unkeyed line has no later version
         1 as version_number,
         cast(null as timestamp) as next_changed_at,
         deleted_at as line_deleted_at
-    from versions
-    where line_id is null
+    from {{ source('shop', 'orders') }}
+    where customer_id is not null and line_id is null
 ),
 
 -- a keyed line's versions change at the source's change time, else at their load time (in business time)
@@ -36,8 +29,8 @@ keyed_lines as (
     select
         *,
         coalesce(updated_at, {{ in_business_time('loaded_at') }}) as changed_at
-    from versions
-    where line_id is not null
+    from {{ source('shop', 'orders') }}
+    where customer_id is not null and line_id is not null
 ),
 
 keyed_line_versions as (
