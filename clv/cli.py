@@ -234,12 +234,17 @@ def _cmd_ab_analyze(args) -> int:
 
 
 def _cmd_synth(args) -> int:
-    from clv.synth import SynthConfig, write_synthetic
+    from clv.synth import SHOP_PROFILES, SynthConfig, write_synthetic
 
+    shop = {"days": 730, **SHOP_PROFILES[args.shop]}  # the profile's values, then any option given explicitly
+    for option in ("days", "season_amplitude", "surge_share", "surge_days", "tracked_share"):
+        if getattr(args, option) is not None:
+            shop[option] = getattr(args, option)
     paths = write_synthetic(SynthConfig(customers=args.customers, seed=args.seed, start=args.start,
-                                        days=args.days, rate_multiplier=args.rate_multiplier,
-                                        shift_day=args.shift_day, shift_rate=args.shift_rate,
-                                        shift_value=args.shift_value), Path(args.out))
+                                        rate_multiplier=args.rate_multiplier, shift_day=args.shift_day,
+                                        shift_rate=args.shift_rate, shift_value=args.shift_value,
+                                        future_days=args.future_days, **shop),
+                            Path(args.out), latent=args.latent)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
@@ -438,7 +443,20 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True, help="output directory")
     synth.add_argument("--seed", type=int, default=7, help="random seed (default 7): the same seed, the same shop")
     synth.add_argument("--start", type=_date, default=date(2023, 1, 1), help="first day of the period")
-    synth.add_argument("--days", type=int, default=730, help="length of the period in days (default 730)")
+    synth.add_argument("--shop", choices=["stationary", "seasonal-growing"], default="stationary",
+                       help="kind of shop: stationary (default), or seasonal-growing: a November-December peak, 40%% "
+                            "of customers acquired in the last six months, browsing tracked for three quarters")
+    synth.add_argument("--days", type=int, help="length of the period in days (default 730)")
+    synth.add_argument("--season-amplitude", type=float,
+                       help="November-December purchase rate is 1 + this times the rest of the year's (default 0)")
+    synth.add_argument("--surge-share", type=float, help="share of customers signing up in the last --surge-days")
+    synth.add_argument("--surge-days", type=int, help="length of the acquisition surge in days (default 180)")
+    synth.add_argument("--tracked-share", type=float, help="share of customers whose browsing is tracked (default 1)")
+    synth.add_argument("--future-days", type=int, default=0,
+                       help="simulate the customers this many days past the period; their orders then go to "
+                            "future_orders.parquet (the truth to check published scores against)")
+    synth.add_argument("--latent", action="store_true",
+                       help="also write latent.parquet: each customer's true rate, dropout and order value")
     synth.add_argument("--rate-multiplier", type=float, default=1.0,
                        help="multiply every purchase rate (e.g. 3 for a shifted population in drift demos)")
     synth.add_argument("--shift-day", type=int,

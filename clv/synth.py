@@ -16,6 +16,20 @@ Per customer i (all draws seeded, vectorised, written in blocks of customers so 
 So frequency, spend and browsing all share the latent lambda_i and activity: behavioural features
 carry signal about future value. `shift_day` with `shift_rate`/`shift_value` makes a shop that changes from
 a given day (purchase rate or order values multiplied), for drift tests. PII columns (email, name) are fake and exist to test PII handling.
+
+Shops unlike the stationary default (all off by default; `clv synth --shop seasonal-growing` sets them as
+a real shop has them):
+
+- `season_amplitude` A: purchases and browsing run (1 + A) times faster from 1 November to 31 December
+  than the rest of the year (normalised so a whole year holds the same expected purchases). The process
+  runs on a seasonal clock S(t) = integral of the seasonal factor: gaps are drawn on that clock and mapped
+  back to calendar days, so the BG/NBD structure holds exactly on the clock;
+- `surge_share` of customers sign up in the last `surge_days` days (a recent acquisition push: a growing,
+  young customer base), the rest uniformly over the period;
+- `tracked_share` of customers have their browsing tracked; the others leave no web events at all.
+
+`future_days` simulates the same customers on past the period: their later orders are written apart
+(future_orders.parquet), so published scores can be checked against what the customers then spent.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 CHANNELS = np.array(["organic", "paid_search", "social", "email", "referral"])
@@ -52,12 +67,63 @@ class SynthConfig:
     shift_day: int | None = None
     shift_rate: float = 1.0
     shift_value: float = 1.0
+    # A seasonal, growing shop with partly untracked browsing (see the module docstring).
+    season_amplitude: float = 0.0
+    surge_share: float = 0.0
+    surge_days: int = 180
+    tracked_share: float = 1.0
+    # Days simulated after the period for the customers acquired in it: their orders then go to
+    # future_orders.parquet (what they really spent after the last observed day: the truth to score against).
+    future_days: int = 0
+
+
+SHOP_PROFILES = {
+    "stationary": {},
+    # the shop of issue 33: a sharp November-December peak, 40% of customers acquired in the last six
+    # months (a fifth of them in a surge, the rest of that share from steady acquisition), browsing seen
+    # for three quarters of them, two years of history
+    "seasonal-growing": {"season_amplitude": 2.0, "surge_share": 0.2, "surge_days": 182, "tracked_share": 0.75,
+                         "days": 730},
+}
+
+
+def season_factor(day_of_period: np.ndarray, start: date, amplitude: float) -> np.ndarray:
+    """The seasonal factor of each (integer) day of the period: 1 + A in November and December, 1
+    otherwise, divided by the year's mean so a whole year keeps the stationary shop's expected purchases."""
+    if amplitude == 0:
+        return np.ones(len(day_of_period))
+    days = np.datetime64(start.isoformat(), "D") + np.asarray(day_of_period, np.int64).astype("timedelta64[D]")
+    month = (days.astype("datetime64[M]").astype(np.int64) % 12) + 1
+    peak = (month >= 11).astype(float)
+    return (1 + amplitude * peak) / (1 + amplitude * 61 / 365)
+
+
+class SeasonalClock:
+    """S(t): the seasonal clock, in stationary days, at calendar time t (fractional days since the period
+    start), and its inverse; piecewise linear on whole days (the factor is constant within a day)."""
+
+    def __init__(self, start: date, days: int, amplitude: float):
+        self.amplitude = amplitude
+        grid_days = days + 800  # room for label windows after the period (oracles look up to two years ahead)
+        self.grid = np.arange(grid_days + 1, dtype=float)
+        factor = season_factor(np.arange(grid_days), start, amplitude)
+        self.clock = np.concatenate([[0.0], np.cumsum(factor)])
+
+    def at(self, t):
+        return np.asarray(t, float) if self.amplitude == 0 else np.interp(t, self.grid, self.clock)
+
+    def inverse(self, s):
+        return np.asarray(s, float) if self.amplitude == 0 else np.interp(s, self.clock, self.grid)
 
 
 def _customers_block(rng, ids: np.ndarray, cfg: SynthConfig) -> dict[str, np.ndarray]:
     n = len(ids)
     channel = rng.choice(len(CHANNELS), n, p=CHANNEL_SHARES)
     signup_day = rng.integers(0, cfg.days, n)
+    if cfg.surge_share > 0:  # drawn only for a surging shop, so the default shops stay as they were
+        surge_days = min(cfg.surge_days, cfg.days)
+        recent = rng.random(n) < cfg.surge_share
+        signup_day = np.where(recent, cfg.days - surge_days + rng.integers(0, surge_days, n), signup_day)
     rate = rng.gamma(0.9, 1 / 40, n) * CHANNEL_RATE_MULTIPLIER[channel] * cfg.rate_multiplier
     return {
         "customer_id": ids,
@@ -77,13 +143,15 @@ def _latent_block(c: dict, purchases_before_dropout: np.ndarray) -> dict[str, np
 
 
 def _purchase_times(rng, c: dict, days: int, shift_day: int | None = None,
-                    shift_rate: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    shift_rate: float = 1.0, clock: SeasonalClock | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Purchase times (fractional days since the period start) per customer: (owner index, time, end of
-    activity per customer). From `shift_day` on the purchase rate is `shift_rate` times higher: the
-    process is time-warped after that day (a Poisson process compressed by k has k times the rate)."""
+    activity per customer). Gaps are drawn on the seasonal clock (`SeasonalClock`; none: calendar days).
+    From `shift_day` on the purchase rate is `shift_rate` times higher: the process is time-warped after
+    that day (a Poisson process compressed by k has k times the rate)."""
     remaining = days - c["signup_day"]
     purchases_before_dropout = rng.geometric(c["dropout"])  # first purchase included
-    cap = np.ceil(c["rate"] * remaining * 3 * max(shift_rate, 1.0) + 5).astype(np.int64)
+    peak = 1.0 if clock is None or not clock.amplitude else float(season_factor(np.arange(366), date(2001, 1, 1), clock.amplitude).max())
+    cap = np.ceil(c["rate"] * remaining * 3 * max(shift_rate, 1.0) * peak + 5).astype(np.int64)
     n_repeat = np.minimum(purchases_before_dropout - 1, cap)
     owner = np.repeat(np.arange(len(remaining)), n_repeat)
     gaps = rng.exponential(1 / np.maximum(c["rate"][owner], 1e-9))
@@ -92,6 +160,9 @@ def _purchase_times(rng, c: dict, days: int, shift_day: int | None = None,
     starts = np.repeat(np.cumsum(n_repeat) - n_repeat, n_repeat)
     offsets = cumulative - np.concatenate([[0.0], cumulative])[starts]
     times = c["signup_day"][owner] + c["signup_second"][owner] / 86400 + offsets
+    if clock is not None and clock.amplitude:
+        signed_up = (c["signup_day"] + c["signup_second"] / 86400)[owner]
+        times = clock.inverse(clock.at(signed_up) + offsets)
     if shift_day is not None and shift_rate != 1.0:
         start = np.maximum(float(shift_day), (c["signup_day"] + c["signup_second"] / 86400)[owner])
         times = np.where(times > start, start + (times - start) / shift_rate, times)
@@ -144,13 +215,23 @@ def _orders_block(rng, c: dict, owner: np.ndarray, times: np.ndarray, start_ts: 
 
 
 def _events_block(rng, c: dict, owner: np.ndarray, times: np.ndarray, active_until: np.ndarray,
-                  start_ts: np.datetime64, first_session_no: int) -> dict[str, np.ndarray]:
+                  start_ts: np.datetime64, first_session_no: int, clock: SeasonalClock | None = None,
+                  tracked_share: float = 1.0) -> dict[str, np.ndarray]:
     n = len(c["customer_id"])
     signup = c["signup_day"] + c["signup_second"] / 86400
-    active_days = np.maximum(active_until - signup, 0)
+    seasonal = clock is not None and clock.amplitude
+    start_clock = clock.at(signup) if seasonal else signup
+    active_days = np.maximum((clock.at(active_until) if seasonal else active_until) - start_clock, 0)
     n_browse = rng.poisson((1.0 * c["rate"] + 0.003) * active_days)
     b_owner = np.repeat(np.arange(n), n_browse)
-    b_times = signup[b_owner] + rng.random(len(b_owner)) * active_days[b_owner]
+    b_times = start_clock[b_owner] + rng.random(len(b_owner)) * active_days[b_owner]
+    if seasonal:
+        b_times = clock.inverse(b_times)
+    if tracked_share < 1:  # untracked customers leave no web events (drawn only then: default shops unchanged)
+        tracked = rng.random(n) < tracked_share
+        c["tracked"] = tracked
+        owner, times = owner[tracked[owner]], times[tracked[owner]]
+        b_owner, b_times = b_owner[tracked[b_owner]], b_times[tracked[b_owner]]
     s_owner = np.concatenate([owner, b_owner])
     s_time = np.concatenate([times - rng.uniform(0.001, 0.02, len(owner)), b_times])
     s_time = np.maximum(s_time, 0)
@@ -187,18 +268,22 @@ def write_synthetic(cfg: SynthConfig, out_dir: Path, latent: bool = False) -> di
     if cfg.customers < 1:
         raise ValueError("--customers must be at least 1")
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: out_dir / f"{name}.parquet" for name in ("customers", "orders", "events", *(["latent"] if latent else []))}
+    names = ("customers", "orders", "events", *(["latent"] if latent else []), *(["future_orders"] if cfg.future_days else []))
+    paths = {name: out_dir / f"{name}.parquet" for name in names}
     rng = np.random.default_rng(cfg.seed)
     start_ts = np.datetime64(cfg.start.isoformat(), "s")
+    simulated = cfg.days + cfg.future_days
+    clock = SeasonalClock(cfg.start, simulated, cfg.season_amplitude) if cfg.season_amplitude else None
+    period_end = start_ts + np.timedelta64(cfg.days, "D")
     writers: dict[str, pq.ParquetWriter] = {}
     order_no, session_no = 100000, 1
     try:
         for block_start in range(0, cfg.customers, BLOCK):
             ids = np.arange(block_start, min(block_start + BLOCK, cfg.customers), dtype=np.int64) + 1
             c = _customers_block(rng, ids, cfg)
-            owner, times, active_until = _purchase_times(rng, c, cfg.days, cfg.shift_day, cfg.shift_rate)
-            orders = _orders_block(rng, c, owner, times, start_ts, cfg.days, order_no, cfg.shift_day, cfg.shift_value)
-            events = _events_block(rng, c, owner, times, active_until, start_ts, session_no)
+            owner, times, active_until = _purchase_times(rng, c, simulated, cfg.shift_day, cfg.shift_rate, clock)
+            orders = _orders_block(rng, c, owner, times, start_ts, simulated, order_no, cfg.shift_day, cfg.shift_value)
+            events = _events_block(rng, c, owner, times, active_until, start_ts, session_no, clock, cfg.tracked_share)
             order_no += len(owner)
             session_no += int(events["session_id"].max(initial=session_no - 1) - session_no + 1)
             first = FIRST_NAMES[rng.integers(0, len(FIRST_NAMES), len(ids))]
@@ -230,6 +315,11 @@ def write_synthetic(cfg: SynthConfig, out_dir: Path, latent: bool = False) -> di
             }
             if latent:
                 tables["latent"] = pa.table(_latent_block(c, c["purchases_before_dropout"]))
+            if cfg.future_days:  # what happened after the period stays out of the shop's exports
+                observed = pa.array(orders["order_ts"] < period_end)
+                tables["future_orders"] = tables["orders"].filter(pa.compute.invert(observed))
+                tables["orders"] = tables["orders"].filter(observed)
+                tables["events"] = tables["events"].filter(pa.array(events["event_ts"] < period_end))
             for name, table in tables.items():
                 if name not in writers:
                     writers[name] = pq.ParquetWriter(paths[name], table.schema, compression="zstd")
@@ -244,11 +334,13 @@ RETURNED_SHARE = 0.04 * (1 - np.exp(-1.5)) / 1.5  # 4% of orders return one line
 
 
 def oracle_expected_revenue(latent, orders, customer_ids, cutoff, horizon_days: int, start: date = date(2023, 1, 1),
-                            shift_day: int | None = None, shift_rate: float = 1.0, shift_value: float = 1.0):
+                            shift_day: int | None = None, shift_rate: float = 1.0, shift_value: float = 1.0,
+                            season_amplitude: float = 0.0):
     """Expected net revenue in (cutoff, cutoff + horizon] given each customer's true latent state: alive at
     the cutoff (fewer purchases so far than the purchases before dropout), rate lambda, dropout p and mean
-    order value nu. For an alive BG/NBD customer E[purchases in t] = (1 - exp(-lambda p t)) / p; times nu,
-    less the expected returns. The best any model can do on average (the bench's ceiling)."""
+    order value nu. For an alive BG/NBD customer E[purchases in t] = (1 - exp(-lambda p t)) / p, with t the
+    horizon measured on the seasonal clock; times nu, less the expected returns. The best any model can do on
+    average (the bench's ceiling)."""
     import pandas as pd
 
     latent = latent.set_index("customer_id")
@@ -262,18 +354,24 @@ def oracle_expected_revenue(latent, orders, customer_ids, cutoff, horizon_days: 
     if shift_day is not None:
         after = (cutoff_ts - pd.Timestamp(start)).days >= shift_day
         rate, nu = rate * (shift_rate if after else 1.0), nu * (shift_value if after else 1.0)
-    expected_orders = (1 - np.exp(-rate * p * horizon_days)) / p
+    day = (cutoff_ts - pd.Timestamp(start)).days
+    clock = SeasonalClock(start, day + horizon_days, season_amplitude)
+    span = float(clock.at(day + horizon_days) - clock.at(day))
+    expected_orders = (1 - np.exp(-rate * p * span)) / p
     return np.where(alive, expected_orders * nu * (1 - RETURNED_SHARE), 0.0)
 
 
 def bayes_ceiling_expected_revenue(orders, events, customers, customer_ids, cutoff, horizon_days: int,
-                                   draws: int = 4000, seed: int = 0):
+                                   draws: int = 4000, seed: int = 0, start: date = date(2023, 1, 1),
+                                   season_amplitude: float = 0.0):
     """Expected net revenue in (cutoff, cutoff + horizon] given only what is observable at the cutoff, with
     the generator's true population distributions as priors: the Bayes-optimal prediction, the best any model
     can do from the data (the oracle above also knows who is still alive). Monte Carlo over prior draws of
     (lambda, p, nu), each weighted by the likelihood of the customer's purchases (count, first and last
     time), order values and browsing sessions (count; one after the last purchase proves the customer alive),
-    summed over alive and dropped-out. For a shop without `shift_day`."""
+    summed over alive and dropped-out. Times are read on the shop's seasonal clock (the factor's Jacobian
+    is the same for every draw, so it cancels); a customer with no web event at all is untracked, and their
+    browsing says nothing. For a shop without `shift_day`."""
     import pandas as pd
     from scipy.special import logsumexp
 
@@ -298,10 +396,17 @@ def bayes_ceiling_expected_revenue(orders, events, customers, customer_ids, cuto
     multiplier = (customers.assign(customer_id=customers["customer_id"].astype(str)).set_index("customer_id")
                   ["acquisition_channel"].map(dict(zip(CHANNELS, CHANNEL_RATE_MULTIPLIER))).reindex(ids).to_numpy(float))
 
-    def days(delta):
-        return (delta.dt.total_seconds() / 86400).to_numpy(float)
+    tracked = (seen.groupby("customer_id").size().reindex(ids).fillna(0).to_numpy() > 0).astype(float)
+    origin = pd.Timestamp(start)
+    day = (cutoff_ts - origin).days
+    clock = SeasonalClock(start, day + horizon_days, season_amplitude)
 
-    repeats, active_span, since_first, since_last = n_orders - 1, days(last - first), days(cutoff_ts - first), days(cutoff_ts - last)
+    def on_clock(ts):
+        return clock.at(((ts - origin).dt.total_seconds() / 86400).to_numpy(float))
+
+    t_first, t_last, t_cut = on_clock(first), on_clock(last), float(clock.at(day))
+    horizon = float(clock.at(day + horizon_days)) - t_cut
+    repeats, active_span, since_first, since_last = n_orders - 1, t_last - t_first, t_cut - t_first, t_cut - t_last
     expected = np.zeros(len(ids))
     for start in range(0, len(ids), 500):
         s = slice(start, start + 500)
@@ -310,9 +415,10 @@ def bayes_ceiling_expected_revenue(orders, events, customers, customer_ids, cuto
         common = (repeats[s, None] * (np.log(lam) + np.log1p(-p)) - lam * active_span[s, None]
                   + n_browse[s, None] * np.log(browse_rate)
                   - n_orders[s, None] * 4 * np.log(nu / 4) - 4 * value_sum[s, None] / nu)
-        alive = common + np.log1p(-p) - lam * since_last[s, None] - browse_rate * since_first[s, None]
-        dropped = np.where(browsed_after[s, None], -np.inf, common + np.log(p) - browse_rate * active_span[s, None])
-        value = (1 - np.exp(-lam * p * horizon_days)) / p * nu * (1 - RETURNED_SHARE)
+        seen_browsing = tracked[s, None] * browse_rate  # untracked: browsing unobserved, no term
+        alive = common + np.log1p(-p) - lam * since_last[s, None] - seen_browsing * since_first[s, None]
+        dropped = np.where(browsed_after[s, None], -np.inf, common + np.log(p) - seen_browsing * active_span[s, None])
+        value = (1 - np.exp(-lam * p * horizon)) / p * nu * (1 - RETURNED_SHARE)
         log_weight = alive - logsumexp(np.stack([alive, dropped]), axis=(0, 2))[:, None]
         expected[s] = np.exp(logsumexp(log_weight, b=value, axis=1))
     return expected
