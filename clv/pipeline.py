@@ -30,7 +30,7 @@ from clv.warehouse.engines import open_warehouse, resolve_target
 from models_ml import registry, zoo
 from models_ml.btyd import AliveModel
 from models_ml.protocol import BASELINE
-from models_ml.reasons import baseline_reasons, reasons_in_batches
+from models_ml.reasons import fallback_reasons, reasons_in_batches
 from models_ml.scoring import build_score_table, check_publishable
 from models_ml.training import TrainingResult, serving_rows, train_and_evaluate
 
@@ -196,19 +196,22 @@ def train(run: Run, plan: SnapshotPlan, log: logging.Logger | logging.LoggerAdap
     this configuration was already trained on exactly these snapshots ("no change")."""
     s = run.settings
     config.use_project_tracking_store()
-    spec = s.model_spec or zoo.default_spec()
+    specs = [s.model_spec] if s.model_spec else zoo.candidate_specs()
     training_set = run.read("select * from customer_training_set order by cutoff_date, customer_id, horizon_days")
     rows = serving_rows(training_set, plan.horizon_days, plan.serving_cutoffs or None)
-    same = model_decisions.existing_version(s.model_name, rows, spec)
+    same = model_decisions.existing_version(s.model_name, rows, specs)
     if same is not None:
         log.info("no change: version %s was trained with this configuration on exactly these %d snapshot rows",
                  same, len(rows))
         return Trained(no_change=True, version=same)
     champion, champion_spec = model_decisions.champion_spec(s.model_name)
     fit = sagemaker_jobs.fit_on_sagemaker if sagemaker_jobs.training_backend() == "sagemaker" else None
-    result = train_and_evaluate(training_set, plan, spec, champion_spec, s.bootstrap_resamples, fit=fit,
-                                history_length_dependent=dbt_manifest.history_length_dependent_columns())
-    log.info("trained %s on %d rows (cutoffs %s .. %s)", spec["type"], result.rows_trained,
+    result = train_and_evaluate(training_set, plan, s.model_spec, champion_spec, s.bootstrap_resamples, fit=fit,
+                                history_length_dependent=dbt_manifest.history_length_dependent_columns(),
+                                candidate_specs=specs, gate_config=s.gate_config)
+    log.info("type %s chosen (%s); fallback %s (%s)", result.spec["type"], result.type_choice.get("why"),
+             result.fallback["type"], result.fallback["why"])
+    log.info("trained %s on %d rows (cutoffs %s .. %s)", result.spec["type"], result.rows_trained,
              result.train_cutoffs[0], result.train_cutoffs[-1])
     return Trained(no_change=False, result=result, serving_rows=rows, champion=champion)
 
@@ -235,28 +238,43 @@ def register_and_gate(run: Run, trained: Trained, run_params: dict, population: 
 
 @dataclass
 class Served:
-    """The model that scores this run: the champion, or last year's spend while no model passed the gates."""
+    """The model that scores this run: the champion, or, while no model passed the gates, the fallback the
+    last gated version chose from its backtest (last year's spend before any)."""
     name: str
     version: str
-    model: object | None  # None for last year's spend
+    model: object | None  # None for a fallback
     columns: list[str] = field(default_factory=list)
+    fallback_spec: dict | None = None  # the fallback's spec (its fitted factor, for last year's spend scaled)
+    why: str = ""
+
+
+FIRST_FALLBACK = ({"type": BASELINE, "params": {}}, "no version has been gated yet: last year's spend")
 
 
 def served_model(run: Run) -> Served:
-    """The champion of the run's model name, loaded from the registry (last year's spend without one)."""
+    """The champion of the run's model name, loaded from the registry; without one, the fallback."""
     config.use_project_tracking_store()
     name = run.settings.model_name
     if registry.champion_version(name) is None:
-        return Served(BASELINE, "baseline", None)
+        spec, why = registry.latest_fallback(name) or FIRST_FALLBACK
+        return Served(spec["type"], "fallback" if spec["type"] != BASELINE else "baseline", None,
+                      fallback_spec=spec, why=why)
     model, version, columns = registry.load_model_by_alias(name, config.CHAMPION_ALIAS)
     return Served(name, version, model, list(columns))
+
+
+def fallback_model(run: Run, served: Served):
+    """The served fallback, ready to predict: it learns nothing here (last year's spend scaled keeps the
+    factor fitted when it was chosen; BTYD models fit on the scored cutoff's own customers)."""
+    spec = served.fallback_spec or FIRST_FALLBACK[0]
+    return zoo.build_model(spec, run.settings.horizon_days).fit(pd.DataFrame(), [])
 
 
 def predict(run: Run, served: Served, features: pd.DataFrame):
     """The served model's 12-month predictions, with reasons when they come back from SageMaker batch
     scoring (else None: `explain` computes them). Returns (predictions, reasons or None)."""
     if served.model is None:
-        return zoo.build_model({"type": BASELINE}, run.settings.horizon_days).predict(features), None
+        return fallback_model(run, served).predict(features), None
     missing = [c for c in served.columns if c not in features.columns]
     if missing:
         raise KeyError(f"customer_features lacks column(s) the champion needs: {', '.join(missing)}")
@@ -267,11 +285,11 @@ def predict(run: Run, served: Served, features: pd.DataFrame):
     return served.model.predict(features), None
 
 
-def explain(run: Run, served: Served, features: pd.DataFrame):
-    """The three strongest reasons per customer and their contributions (TreeSHAP for the model; last
-    year's spend explains itself)."""
+def explain(run: Run, served: Served, features: pd.DataFrame, predictions=None):
+    """The three strongest reasons per customer and their contributions (TreeSHAP for the model; a
+    fallback states its own inputs)."""
     if served.model is None:
-        return baseline_reasons(features, run.settings.horizon_days)
+        return fallback_reasons(features, run.settings.horizon_days, served.name, predictions, served.why)
     return reasons_in_batches(served.model, features)
 
 
@@ -296,7 +314,7 @@ def score(run: Run, features: pd.DataFrame, cutoff) -> tuple[pd.DataFrame, Serve
     served = served_model(run)
     predictions, reasons = predict(run, served, features)
     if reasons is None:
-        reasons = explain(run, served, features)
+        reasons = explain(run, served, features, predictions)
     return score_table(run, served, features, cutoff, predictions, reasons), served
 
 

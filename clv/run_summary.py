@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from models_ml.gates import label_of
 from models_ml.protocol import BASELINE
+
+METRICS = (("deviance", "deviance", "{:,.1f}"), ("normalized_gini", "Gini", "{:.3f}"),
+           ("calibration_ratio", "calibration", "{:.3f}"), ("mae", "MAE", "{:,.1f}"))
 
 
 def _metric_line(name: str, metrics: dict, ci: dict, reference: str | None = None) -> str:
     parts = []
-    for key, label, fmt in (("mae", "MAE", "{:,.1f}"), ("normalized_gini", "Gini", "{:.3f}"),
-                            ("calibration_ratio", "calibration", "{:.3f}")):
+    for key, label, fmt in METRICS:
         value = fmt.format(metrics[key])
         low, high = ci.get(key, [float("nan")] * 2)
         text = f"{label} {value} [{fmt.format(low)}, {fmt.format(high)}]"
@@ -19,9 +22,15 @@ def _metric_line(name: str, metrics: dict, ci: dict, reference: str | None = Non
     return f"  - {name}: " + "; ".join(parts)
 
 
+def _origins_line(name: str, per_origin: dict) -> str:
+    return f"    {name} by origin: " + "; ".join(
+        f"{origin} deviance {m['deviance']:,.1f}, Gini {m['normalized_gini']:.3f}, calibration {m['calibration_ratio']:.3f}"
+        for origin, m in per_origin.items())
+
+
 OUTCOME_TEXT = {
     "champion": "passed every gate: now champion",
-    "not_served": "did not beat last year's spend: NOT served; last year's spend is served until a model passes",
+    "not_served": "failed the gates: NOT served; the fallback is served until a model passes",
     "challenger": "passed every gate: now challenger (promotion: clv promote)",
     "rejected": "failed the gates: registered, not challenger",
     "no_change": "no change",
@@ -34,7 +43,8 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"Weekly CLV run, cutoff {summary['cutoff']} (horizon {summary['horizon_days']} days)",
         f"- customers scored: {summary['customers_scored']:,} by {summary['served_model']} version "
-        f"{summary['model_version']} (tiers: {', '.join(f'{k} {v:,}' for k, v in sorted(summary['tiers'].items()))})",
+        f"{summary['model_version']} (tiers: {', '.join(f'{k} {v:,}' for k, v in sorted(summary['tiers'].items()))})"
+        + (f"; fallback: {summary['served_why']}" if summary.get("served_why") else ""),
     ]
     decision = summary.get("decision")
     if decision is None:
@@ -43,15 +53,25 @@ def format_summary(summary: dict) -> str:
     else:
         lines.append(f"- trained version {decision['version']}: {OUTCOME_TEXT[decision['outcome']]}"
                      + (f" ({decision['reason']})" if decision["outcome"] in ("no_change", "not_served", "rejected") else ""))
+        if decision.get("type_choice"):
+            lines.append(f"- model type: {decision['model_type']} ({decision['type_choice'].get('why')}; rule: "
+                         f"{decision['type_choice'].get('rule', '-')})")
+        if decision.get("fallback"):
+            lines.append(f"- fallback while no model passes: {decision['fallback'].get('why')}")
         backtest = decision.get("backtest")
         if backtest:
+            fallback = (decision.get("fallback") or {}).get("type", BASELINE)
             lines.append(f"- strict backtest at {backtest['horizon_days']} days, origins {', '.join(backtest['origins'])}, "
-                         f"{backtest['rows']:,} customer rows; mean over origins [95% paired bootstrap]:")
+                         f"{backtest['rows']:,} customer rows; mean over origins [95% paired bootstrap over customers "
+                         f"and origins]; differences vs {label_of(fallback)}:")
             if backtest.get("note"):
                 lines.append(f"  ({backtest['note']})")
             for name in backtest["metrics"]:
-                reference = BASELINE if name != BASELINE else None
+                reference = fallback if name != fallback else None
                 lines.append(_metric_line(name, backtest["metrics"][name], backtest["ci"][name], reference))
+            for name in dict.fromkeys(["candidate", fallback, *(["champion"] if "champion" in backtest["metrics"] else [])]):
+                if name in backtest.get("per_origin", {}):
+                    lines.append(_origins_line(name, backtest["per_origin"][name]))
         for gate in decision.get("gates", []):
             lines.append(f"  - gate {gate['gate']}: {'pass' if gate['passed'] else 'FAIL'} ({gate['detail']})")
     lines += [

@@ -135,7 +135,7 @@ def register_and_gate(run: pipeline.Run, trained: pipeline.Trained, run_params: 
         {"gate": g["gate"], "result": "pass" if g["passed"] else "FAIL", "numbers": g["detail"]} for g in decision["gates"]],
         description=f"Version {decision['version']}: {decision['outcome']}. {mlflow_link(decision['run_id'])}")
     if result.backtest is not None:
-        create_table_artifact(key="clv-backtest", table=backtest_table(result.backtest.summary()),
+        create_table_artifact(key="clv-backtest", table=backtest_table(result.backtest.summary(), result.fallback["type"]),
                               description=f"Strict backtest, mean over origins [95% paired bootstrap]. "
                                           f"{mlflow_link(decision['run_id'])}")
     return decision
@@ -156,7 +156,7 @@ def score_customers(run: pipeline.Run, features: pd.DataFrame, cutoff: date, all
                           description=f"Scores published for cutoff {cutoff} by {served.name} version {served.version}")
     tiers = scores["clv_tier"].value_counts().to_dict()
     return {"customers_scored": len(scores), "served_model": served.name, "model_version": served.version,
-            "tiers": tiers, "predicted_total": float(scores["predicted_clv_12m"].sum()), "scores_export": export}
+            "served_why": served.why, "tiers": tiers, "predicted_total": float(scores["predicted_clv_12m"].sum()), "scores_export": export}
 
 
 def mlflow_link(run_id: str) -> str:
@@ -182,18 +182,18 @@ def tier_table(scores: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def backtest_table(backtest: dict) -> list[dict]:
-    """One row per model: each metric with its interval, and its difference to last year's spend."""
+def backtest_table(backtest: dict, reference: str = BASELINE) -> list[dict]:
+    """One row per model: each metric with its interval, and its difference to the fallback (`reference`)."""
     rows = []
     for name, metrics in backtest["metrics"].items():
         ci = backtest["ci"][name]
         row = {"model": name}
-        for key, label, digits in (("mae", "MAE", 1), ("normalized_gini", "Gini", 3),
-                                   ("calibration_ratio", "calibration", 3)):  # MAE in currency, ratios to 0.001
+        for key, label, digits in (("deviance", "Poisson deviance", 1), ("normalized_gini", "Gini", 3),
+                                   ("calibration_ratio", "calibration", 3), ("mae", "MAE", 1)):
             low, high = ci.get(key, [float("nan")] * 2)
             row[label] = f"{metrics[key]:,.{digits}f} [{low:,.{digits}f}, {high:,.{digits}f}]"
-            diff = ci.get(f"{key}_diff_vs_{BASELINE}")
-            row[f"{label} vs last year's spend"] = f"[{diff[0]:+,.{digits}f}, {diff[1]:+,.{digits}f}]" if diff else ""
+            diff = ci.get(f"{key}_diff_vs_{reference}")
+            row[f"{label} vs {reference}"] = f"[{diff[0]:+,.{digits}f}, {diff[1]:+,.{digits}f}]" if diff else ""
         rows.append(row)
     return rows
 
@@ -284,5 +284,8 @@ def weekly_clv_pipeline(
 
 def gates_markdown(decision: dict, result) -> str:
     rows = "\n".join(f"| {g['gate']} | {'pass' if g['passed'] else 'FAIL'} | {g['detail']} |" for g in decision["gates"])
-    return (f"# Version {decision['version']}: {decision['outcome']}\n\n{decision['reason']}\n\n"
+    choice = (f"Model type: **{result.spec['type']}** ({result.type_choice.get('why')}; rule: "
+              f"{result.type_choice.get('rule', '-')}).\n\nFallback while no model passes: "
+              f"**{result.fallback.get('label', result.fallback['type'])}** ({result.fallback.get('why')}).\n\n")
+    return (f"# Version {decision['version']}: {decision['outcome']}\n\n{decision['reason']}\n\n{choice}"
             f"| gate | result | numbers |\n|---|---|---|\n{rows}\n")

@@ -27,6 +27,47 @@ class LastPeriodSpend(CLVModel):
         return spend * self.horizon_days / 365.0
 
 
+class ScaledLastPeriodSpend(CLVModel):
+    """Last year's spend times one factor fitted out of time: the training rows' total revenue in the horizon
+    over their total last-year spend (scaled to the horizon). The baseline to beat: it corrects last year's
+    spend for the shop's level (growth, decline, the share of a year a shorter horizon holds) and nothing
+    else.
+
+    Parameters
+    ----------
+    horizon_days : int
+        Prediction window after the cutoff, in days.
+    factor : float, optional
+        A factor already fitted (a served fallback keeps its own); None: learned by `fit`.
+    """
+
+    name = "last_period_scaled"
+
+    def __init__(self, horizon_days: int = 365, factor: float | None = None):
+        self.horizon_days = horizon_days
+        self.factor = factor
+
+    def fit(self, X: pd.DataFrame, y) -> "ScaledLastPeriodSpend":
+        if self.factor is not None:
+            self.factor_ = float(self.factor)
+            return self
+        spend = LastPeriodSpend(self.horizon_days).predict(X).sum() if len(X) else 0.0
+        actual = float(np.clip(np.asarray(y, float), 0, None).sum())
+        self.factor_ = actual / spend if spend > 0 else 1.0
+        return self
+
+    @property
+    def params(self) -> dict:
+        """The fitted factor, as the spec's params (so the served fallback is rebuilt with it)."""
+        return {"factor": getattr(self, "factor_", self.factor)}
+
+    def required_columns(self) -> list[str]:
+        return ["revenue_sum_365d"]
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return LastPeriodSpend(self.horizon_days).predict(X) * self.factor_
+
+
 class SpendRateTimesLifespan(CLVModel):
     """Average spend per day of tenure x the expected active days in the horizon, where the expected
     active share of the horizon is the share of training customers who bought again in it."""

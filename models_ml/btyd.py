@@ -77,9 +77,10 @@ class BgNbdGammaGamma(CLVModel):
 
     name = "bgnbd_gg"
 
-    def __init__(self, horizon_days: int = 365, penalizer: float = 0.001):
+    def __init__(self, horizon_days: int = 365, penalizer: float = 0.001, max_fit_rows: int = 50_000):
         self.horizon_days = horizon_days
         self.penalizer = penalizer
+        self.max_fit_rows = max_fit_rows
 
     def fit(self, X: pd.DataFrame, y=None) -> "BgNbdGammaGamma":
         """Nothing to learn from labels: the models are fit per cutoff at prediction time."""
@@ -95,7 +96,8 @@ class BgNbdGammaGamma(CLVModel):
     def _components_one_cutoff(self, frame: pd.DataFrame) -> pd.DataFrame:
         x, t_x, T = btyd_weeks(frame)
         horizon_weeks = self.horizon_days / DAYS_PER_WEEK
-        bg = self._fit_bgnbd_converging(x, t_x, T)
+        fit_rows = seeded_sample(len(frame), self.max_fit_rows)
+        bg = self._fit_bgnbd_converging(x[fit_rows], t_x[fit_rows], T[fit_rows])
         with np.errstate(all="ignore"):
             expected_orders = np.asarray(bg.conditional_expected_number_of_purchases_up_to_time(horizon_weeks, x, t_x, T), float)
             p_alive = np.asarray(bg.conditional_probability_alive(x, t_x, T), float)
@@ -153,6 +155,13 @@ class BgNbdGammaGamma(CLVModel):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected horizon revenue per row, the models fit on each cutoff's own rows of X."""
         return self.components(X)["btyd_clv"].to_numpy(float)
+
+
+def seeded_sample(rows: int, at_most: int) -> np.ndarray:
+    """Row positions to fit a cutoff's parameters on: all of them, or a seeded sample of `at_most`."""
+    if rows <= at_most:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(0).choice(rows, at_most, replace=False))
 
 
 def fit_pareto_nbd(frequency, recency, T, penalizer: float = 0.0):
@@ -229,9 +238,7 @@ class AliveModel:
 
     def _one_cutoff(self, frame: pd.DataFrame) -> pd.DataFrame:
         x, t_x, T = btyd_weeks(frame)
-        fit_rows = np.arange(len(frame))
-        if len(fit_rows) > self.max_fit_rows:
-            fit_rows = np.sort(np.random.default_rng(0).choice(len(frame), self.max_fit_rows, replace=False))
+        fit_rows = seeded_sample(len(frame), self.max_fit_rows)
         try:
             model = fit_pareto_nbd(x[fit_rows], t_x[fit_rows], T[fit_rows], self.penalizer)
         except Exception as exc:  # noqa: BLE001 - lifetimes raises several kinds; the columns stay NULL
@@ -245,3 +252,24 @@ class AliveModel:
         p_alive = np.where(np.isfinite(p_alive), np.clip(p_alive, 0, 1), np.nan)
         expected = np.where(np.isfinite(expected) & (expected >= 0), expected, np.nan)
         return pd.DataFrame({"p_alive": p_alive, "expected_orders": expected}, index=frame.index)
+
+
+class ParetoNbdGammaGamma(BgNbdGammaGamma):
+    """Expected horizon revenue = Pareto/NBD expected purchases x Gamma-Gamma expected order value, fit per
+    cutoff like `BgNbdGammaGamma` (no labels). Pareto/NBD lets a one-time buyer drop out, which BG/NBD does
+    not; where Pareto/NBD cannot be evaluated for a customer, their observed purchase rate stands in."""
+
+    name = "paretonbd_gg"
+
+    def _components_one_cutoff(self, frame: pd.DataFrame) -> pd.DataFrame:
+        x, t_x, T = btyd_weeks(frame)
+        alive = AliveModel(self.horizon_days, self.max_fit_rows, self.penalizer)._one_cutoff(frame)
+        expected_orders = alive["expected_orders"].to_numpy(float)
+        unstable = ~np.isfinite(expected_orders)
+        if unstable.any():
+            log.warning("Pareto/NBD expectation not finite for %d customers: observed rate used", unstable.sum())
+            expected_orders[unstable] = (x[unstable] + 1) / np.maximum(T[unstable], 1) * self.horizon_days / DAYS_PER_WEEK
+        order_value = self._expected_order_value(frame, x)
+        return pd.DataFrame({"expected_orders": expected_orders, "p_alive": alive["p_alive"].to_numpy(float),
+                             "expected_order_value": order_value,
+                             "btyd_clv": np.clip(expected_orders * order_value, 0, None)}, index=frame.index)

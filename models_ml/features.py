@@ -7,11 +7,17 @@ import pandas as pd
 KEY_COLUMNS = ("customer_id", "cutoff_date")
 LABEL_COLUMNS = ("future_revenue", "future_orders_count", "horizon_days")
 TARGET = "future_revenue"
+# Columns that say when a row was taken rather than who the customer is: `observable_history_days` is the
+# shop's age capped at a year, so in a young shop it numbers the training cutoffs, and a tree split on it
+# sends every scored customer to the latest training cutoff's level (on a seasonal shop two years old it
+# put the backtest's calibration at 0.34 at one origin). The offset model still reads it to annualise
+# last year's spend; no model takes it as an input.
+SHOP_CLOCK_COLUMNS = ("observable_history_days",)
 
 
 def numeric_feature_columns(frame: pd.DataFrame) -> list[str]:
-    """Numeric columns that are neither keys nor labels, in table order."""
-    excluded = set(KEY_COLUMNS) | set(LABEL_COLUMNS)
+    """Numeric columns that are neither keys, labels nor the shop's clock, in table order."""
+    excluded = set(KEY_COLUMNS) | set(LABEL_COLUMNS) | set(SHOP_CLOCK_COLUMNS)
     return [c for c in frame.columns if c not in excluded and pd.api.types.is_numeric_dtype(frame[c])]
 
 

@@ -54,6 +54,9 @@ class XGBoostCLV(CLVModel):
         XGBoost parameters over `DEFAULT_PARAMS`.
     horizon_days : int
         Prediction window after the cutoff, in days (the label's horizon).
+    columns : sequence of str, optional
+        Use only these feature columns (a champion refit on its own inputs, to compare it with a
+        challenger that has new ones); None: every numeric feature.
 
     Notes
     -----
@@ -65,11 +68,14 @@ class XGBoostCLV(CLVModel):
     with_btyd = False  # add the BTYD components as features (HybridCLV)
     offset: str | None = None  # "last_period": a log offset of last year's spend (OffsetXGBoostCLV)
 
-    def __init__(self, params: dict | None = None, horizon_days: int = 365):
+    def __init__(self, params: dict | None = None, horizon_days: int = 365, columns=None):
         self.params = params
         self.horizon_days = horizon_days
+        self.columns = columns
 
     def feature_columns(self, frame: pd.DataFrame) -> list[str]:
+        if self.columns is not None:
+            return [c for c in self.columns if c in frame.columns]
         return numeric_feature_columns(frame)
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -172,10 +178,10 @@ class OffsetXGBoostCLV(XGBoostCLV):
     name = "xgboost_offset"
     offset = "last_period"
 
-    def __init__(self, params: dict | None = None, horizon_days: int = 365, history_length_dependent=()):
-        super().__init__(params, horizon_days)
+    def __init__(self, params: dict | None = None, horizon_days: int = 365, history_length_dependent=(), columns=None):
+        super().__init__(params, horizon_days, columns)
         self.history_length_dependent = history_length_dependent
 
     def feature_columns(self, frame: pd.DataFrame) -> list[str]:
         dependent = set(self.history_length_dependent)
-        return [c for c in numeric_feature_columns(frame) if c not in dependent]
+        return [c for c in super().feature_columns(frame) if c not in dependent]

@@ -18,6 +18,34 @@ def rmse(y_true, y_pred) -> float:
     return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
 
 
+DEVIANCE_FLOOR_SHARE = 1e-3
+
+
+def deviance_floor(y_true) -> float:
+    """The smallest prediction the deviance scores: a thousandth of the mean (non-negative) actual value. A
+    mean of exactly 0 for a customer who may still buy has infinite Poisson deviance; the floor keeps the
+    score finite while still charging heavily for it (the same floor for every model on the same rows)."""
+    mean = float(np.mean(np.clip(np.asarray(y_true, float), 0, None))) if len(y_true) else 0.0
+    return max(DEVIANCE_FLOOR_SHARE * mean, 1e-9)
+
+
+def poisson_deviance_terms(y_true, y_pred, floor: float | None = None) -> np.ndarray:
+    """Each row's Poisson unit deviance 2 (y log(y / mu) - (y - mu)), with y clipped at 0 (net returns) and mu
+    floored (`deviance_floor`). Its mean is scikit-learn's `mean_poisson_deviance`."""
+    y = np.clip(np.asarray(y_true, float), 0, None)
+    mu = np.maximum(np.asarray(y_pred, float), deviance_floor(y) if floor is None else floor)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y_log = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+    return 2 * (y_log - y + mu)
+
+
+def poisson_deviance(y_true, y_pred) -> float:
+    """Mean Poisson deviance (McCullagh & Nelder 1989, sec. 2.3; scikit-learn's `mean_poisson_deviance`):
+    a proper score for a predicted mean, unlike MAE, which rewards predicting the median (0 for most
+    customers). Lower is better; see `poisson_deviance_terms` for the floor and clipping."""
+    return float(np.mean(poisson_deviance_terms(y_true, y_pred)))
+
+
 def _gini(y_true: np.ndarray, ranking: np.ndarray) -> float:
     """Gini of the gain (Lorenz) curve: customers sorted by `ranking` descending, cumulative share of
     y_true, area above the diagonal. Ties keep input order (stable sort)."""
@@ -40,7 +68,8 @@ def normalized_gini(y_true, y_pred) -> float:
 
 def regression_report(y_true, y_pred) -> dict[str, float]:
     """The headline holdout metrics logged for every model."""
-    return {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred), "normalized_gini": normalized_gini(y_true, y_pred)}
+    return {"deviance": poisson_deviance(y_true, y_pred), "mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred),
+            "normalized_gini": normalized_gini(y_true, y_pred)}
 
 
 def spearman(y_true, y_pred) -> float:
@@ -67,6 +96,19 @@ def decile_table(y_true, y_pred, n_bins: int = 10) -> pd.DataFrame:
     table = frame.groupby("bin").agg(customers=("actual", "size"), predicted_mean=("predicted", "mean"),
                                      actual_mean=("actual", "mean"))
     return table.reset_index()
+
+
+def decile_calibration_error(y_true, y_pred, n_bins: int = 10) -> float:
+    """Calibration by decile in one number: sum over predicted-rank deciles of |predicted total - actual total|
+    / actual total (0 = every decile calibrated; a model right in total but 5x too high at the bottom and
+    0.7x in the middle scores well above 0, which the total ratio hides)."""
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    total = y_true.sum()
+    if total <= 0 or len(y_true) < n_bins:
+        return float("nan")
+    bins = decile_bins(y_pred, n_bins)
+    predicted, actual = np.bincount(bins, y_pred, n_bins + 1), np.bincount(bins, y_true, n_bins + 1)
+    return float(np.abs(predicted - actual).sum() / total)
 
 
 def decile_mape(y_true, y_pred, n_bins: int = 10) -> float:
@@ -100,6 +142,7 @@ def full_report(y_true, y_pred) -> dict[str, float]:
         "decile_mape": decile_mape(y_true, y_pred),
         "top10_capture": top_capture(y_true, y_pred, 0.1),
         "calibration_ratio": calibration_ratio(y_true, y_pred),
+        "decile_calibration_error": decile_calibration_error(y_true, y_pred),
     }
 
 

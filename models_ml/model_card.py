@@ -42,14 +42,19 @@ def model_card(result, model_name: str, horizon_days: int, git_commit: str, data
     if backtest is None:
         lines.append("- none: the data are too short for a strict backtest")
     else:
+        choice, fallback = result.type_choice, result.fallback
         lines += [
             f"- origins {', '.join(backtest.origins)}, horizon {backtest.horizon_days} days, {len(backtest.rows):,} "
             "customer rows; each origin's model fit only on cutoffs whose label window ends by the origin"
             + (f" ({backtest.note})" if backtest.note else ""),
+            f"- type chosen: {choice.get('chosen')} ({choice.get('why')}); rule: {choice.get('rule', '-')}",
+            f"- fallback (served while no trained model passes): {fallback.get('label', fallback['type'])} "
+            f"({fallback.get('why')})",
             "",
-            markdown_table(pd.DataFrame([
-                {"model": f"{model_name} ({result.spec['type']})", **_headline(result.holdout_metrics)},
-                {"model": "last year's spend (baseline)", **_headline(result.baseline_metrics)}])),
+            markdown_table(pd.DataFrame([{"model": (f"{model_name} ({result.spec['type']})" if name == "candidate"
+                                                    else name), "origin": origin, **_headline(values)}
+                                         for name, origins in backtest.per_origin.items()
+                                         for origin, values in [("mean", backtest.metrics[name]), *origins.items()]])),
         ]
         for column in ("country", "acquisition_channel"):
             holdout = result.holdout
@@ -60,7 +65,8 @@ def model_card(result, model_name: str, horizon_days: int, git_commit: str, data
     lines += [
         "",
         "## Limitations",
-        "- Revenue is heavy-tailed: RMSE is dominated by a few large customers; read MAE and normalized Gini.",
+        "- Revenue is heavy-tailed: RMSE is dominated by a few large customers; the models predict a mean, so "
+        "the Poisson deviance decides and MAE (which rewards predicting 0 for most customers) is only shown.",
         "- When the data are too short, the backtest runs at a shorter horizon than the served model's.",
         "- Seasonality between the training windows and the scoring window is learned only from the cutoffs' own "
         "history (last year's spend as the offset).",
@@ -69,8 +75,9 @@ def model_card(result, model_name: str, horizon_days: int, git_commit: str, data
 
 
 def _headline(values: dict) -> dict:
-    return {"MAE": values.get("mae"), "normalized Gini": values.get("normalized_gini"),
-            "calibration": values.get("calibration_ratio")}
+    return {"Poisson deviance": values.get("deviance"), "normalized Gini": values.get("normalized_gini"),
+            "calibration": values.get("calibration_ratio"),
+            "decile calibration error": values.get("decile_calibration_error"), "MAE": values.get("mae")}
 
 
 def markdown_table(table: pd.DataFrame, digits: int = 3) -> str:

@@ -165,6 +165,28 @@ def reasons_in_batches(model, features: pd.DataFrame, batch_size: int = 200_000,
     return texts, jsons
 
 
+def fallback_reasons(features: pd.DataFrame, horizon_days: int, model_type: str = "last_period", predictions=None,
+                     why: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """The reasons while a fallback is served: last year's spend (scaled or not) states last year's spend; a
+    BTYD model states the repeat purchases and the time since the last one it read."""
+    if model_type in ("last_period", "last_period_scaled") or predictions is None:
+        text, record = baseline_reasons(features, horizon_days)
+        if model_type == "last_period_scaled":
+            spend = features["revenue_sum_365d"].clip(lower=0).fillna(0).to_numpy(float) * horizon_days / 365
+            factor = float(np.sum(predictions) / spend.sum()) if spend.sum() > 0 else 1.0
+            text = np.array([t.replace("; last year's spend", f"; last year's spend x {factor:.2f} (its level in the "
+                                       "backtest)") for t in text], dtype=object)
+        return text, record
+    repeat = features["btyd_frequency"].fillna(0).to_numpy(float)
+    since = (features["btyd_t"] - features["btyd_recency"]).fillna(0).to_numpy(float)
+    name = "BG/NBD + Gamma-Gamma" if model_type == "bgnbd_gg" else "Pareto/NBD + Gamma-Gamma"
+    text = ("bought again on " + pd.Series(repeat).map("{:,.0f}".format) + " days; last purchase "
+            + pd.Series(since).map("{:,.0f}".format) + f" days ago; {name} is served: no model has passed the gates yet")
+    record = ('[{"feature": "btyd_frequency", "value": ' + _json_number(repeat) + ', "contribution": null}, '
+              '{"feature": "days_since_last_purchase", "value": ' + _json_number(since) + ', "contribution": null}]')
+    return text.to_numpy(object), record.to_numpy(object)
+
+
 def baseline_reasons(features: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
     """The reasons while last year's spend is served: it is the only input (scaled to the horizon)."""
     spend = features["revenue_sum_365d"].clip(lower=0).fillna(0).to_numpy(float)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import logging
 import subprocess
 import tempfile
@@ -91,6 +93,9 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
                                                  f"{result.holdout_cutoff}, horizon {result.backtest.horizon_days} days"
                                                  if result.backtest else "none: data too short")})
         mlflow.log_dict({"features": result.feature_columns}, "feature_columns.json")
+        mlflow.log_dict(json_safe({"type_choice": result.type_choice, "fallback": result.fallback}), "choice.json")
+        mlflow.set_tags({"model_type": result.spec["type"], "type_choice": str(result.type_choice.get("why", ""))[:5000],
+                         "fallback": result.fallback["type"], "fallback_why": str(result.fallback.get("why", ""))[:5000]})
         if result.backtest is not None:
             mlflow.log_dict(json_safe(result.backtest.summary()), "backtest.json")
         if scoring_population is not None:
@@ -122,7 +127,9 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
         f"{result.train_cutoffs[0]} .. {result.train_cutoffs[-1]} (data through {run_params.get('scoring_cutoff', '')}, "
         f"training data {fingerprint[:12]}); gate outcome: pending"))
     for key, value in {"training_data_hash": fingerprint, "model_spec": spec_key(result.spec),
-                       "data_through": str(run_params.get("scoring_cutoff", ""))}.items():
+                       "data_through": str(run_params.get("scoring_cutoff", "")),
+                       "fallback_spec": json.dumps(result.fallback["spec"], sort_keys=True),
+                       "fallback_why": str(result.fallback.get("why", ""))[:5000]}.items():
         client.set_model_version_tag(model_name, version.version, key, value)
     for key, value in result.holdout_metrics.items():
         client.set_model_version_tag(model_name, version.version, f"backtest_{key}", f"{value:.6g}")
@@ -164,6 +171,28 @@ def find_version(model_name: str, data_hash: str, spec: dict) -> str | None:
     matches = [int(v.version) for v in versions
                if v.tags.get("training_data_hash") == data_hash and v.tags.get("model_spec") == key]
     return str(max(matches)) if matches else None
+
+
+def feature_columns_of(model_name: str, version: str) -> list[str] | None:
+    """The input columns a registered version was trained on (None for a version logged without them)."""
+    run_id = MlflowClient().get_model_version(model_name, version).run_id
+    try:
+        return list(mlflow.artifacts.load_dict(f"runs:/{run_id}/feature_columns.json")["features"]) or None
+    except (MlflowException, OSError, KeyError):
+        return None
+
+
+def latest_fallback(model_name: str) -> tuple[dict, str] | None:
+    """The fallback the latest gated version chose (its spec, and why), or None before any."""
+    try:
+        versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        return None
+    chosen = [v for v in versions if "fallback_spec" in v.tags]
+    if not chosen:
+        return None
+    latest = max(chosen, key=lambda v: int(v.version))
+    return json.loads(latest.tags["fallback_spec"]), latest.tags.get("fallback_why", "")
 
 
 def version_tags(model_name: str, version: str) -> dict:

@@ -4,7 +4,8 @@ challenger, or left unserved. The outcomes:
 - `no_change`: a version with the same configuration was already trained on exactly this data; nothing is
   registered and nothing fails.
 - `champion`: the first version that passes every gate (against last year's spend, calibration, slices).
-- `not_served`: no champion yet and this version fails a gate; last year's spend keeps being served.
+- `not_served`: no champion yet and this version fails a gate; the fallback the backtest ranked best
+  (last year's spend, scaled or not, BG/NBD or Pareto/NBD with Gamma-Gamma) is served.
 - `challenger`: a later version passing every gate, including "not worse than the champion"; promotion
   stays a person's decision (`clv promote`).
 - `rejected`: a later version failing a gate.
@@ -33,16 +34,21 @@ def champion_spec(model_name: str) -> tuple[str | None, dict | None]:
         return None, None
     tags = registry.version_tags(model_name, version)
     if "model_spec" in tags:
-        return version, json.loads(tags["model_spec"])
-    model, _, _ = registry.load_model_by_alias(model_name)  # versions registered before specs were tagged
-    from models_ml.zoo import spec_of
+        spec = json.loads(tags["model_spec"])
+    else:
+        model, _, _ = registry.load_model_by_alias(model_name)  # versions registered before specs were tagged
+        from models_ml.zoo import spec_of
 
-    return version, spec_of(model)
+        spec = spec_of(model)
+    columns = registry.feature_columns_of(model_name, version)
+    return version, {**spec, **({"columns": columns} if columns else {})}  # refit on its own inputs
 
 
-def existing_version(model_name: str, serving_rows: pd.DataFrame, spec: dict) -> str | None:
-    """A version already trained with this configuration on exactly these rows."""
-    return registry.find_version(model_name, registry.data_fingerprint(serving_rows), spec)
+def existing_version(model_name: str, serving_rows: pd.DataFrame, specs: list[dict]) -> str | None:
+    """A version already trained with one of these configurations on exactly these rows."""
+    fingerprint = registry.data_fingerprint(serving_rows)
+    found = [v for v in (registry.find_version(model_name, fingerprint, spec) for spec in specs) if v is not None]
+    return max(found, key=int) if found else None
 
 
 def decide(result: TrainingResult, registered: registry.RegisteredModel, champion: str | None,
@@ -55,7 +61,8 @@ def decide(result: TrainingResult, registered: registry.RegisteredModel, champio
         gates, passed = [], False
         reason = "no strict backtest was possible on these data, so the version cannot be gated"
     else:
-        results = evaluate_gates(result.backtest, champion is not None, same_configuration, config)
+        results = evaluate_gates(result.backtest, champion is not None, same_configuration, config,
+                                 fallback=result.fallback["type"])
         gates, passed = as_dicts(results), gates_passed(results)
         reason = "passed every gate" if passed else "failed: " + ", ".join(g["gate"] for g in gates if not g["passed"])
     if champion is None:
@@ -68,4 +75,5 @@ def decide(result: TrainingResult, registered: registry.RegisteredModel, champio
     log.info("version %s: %s (%s)", registered.version, outcome, reason)
     return {"version": registered.version, "outcome": outcome, "passed": passed, "reason": reason,
             "champion_version": champion, "same_configuration_as_champion": same_configuration,
+            "model_type": result.spec["type"], "type_choice": result.type_choice, "fallback": result.fallback,
             "gates": [{"gate": g["gate"], "passed": g["passed"], "detail": g["detail"]} for g in gates]}

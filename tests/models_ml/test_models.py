@@ -20,6 +20,36 @@ def test_mae_and_rmse_by_hand():
     assert rmse([0, 10, 20], [1, 10, 17]) == pytest.approx(np.sqrt(10 / 3))
 
 
+def test_poisson_deviance_is_scikit_learns_and_rewards_the_mean_not_the_median():
+    from sklearn.metrics import mean_poisson_deviance
+
+    from models_ml.metrics import poisson_deviance
+    from models_ml.protocol import weighted_metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.gamma(0.4, 200, 500) * (rng.random(500) < 0.45)  # over half zeros, like a 12-month label
+    p = np.maximum(y * rng.uniform(0.6, 1.4, 500) + rng.uniform(1, 30, 500), 0.5)
+    assert poisson_deviance(y, p) == pytest.approx(mean_poisson_deviance(y, p))
+    assert weighted_metrics(y, p, np.ones((1, 500)))["deviance"][0] == pytest.approx(poisson_deviance(y, p))
+    # by hand: y = (0, 2), mu = (1, 1): 2 (0 - 0 + 1) = 2 and 2 (2 log 2 - 1) -> mean 1 + 2 log 2 - 1
+    assert poisson_deviance([0.0, 2.0], [1.0, 1.0]) == pytest.approx(2 * np.log(2))
+    # the median (0 for most customers) wins on MAE and loses on deviance to the mean
+    median, mean = np.full(500, np.median(y)), np.full(500, y.mean())
+    assert mae(y, median) < mae(y, mean)
+    assert poisson_deviance(y, mean) < poisson_deviance(y, median)
+
+
+def test_decile_calibration_error_sees_what_the_total_hides():
+    from models_ml.metrics import calibration_ratio, decile_calibration_error
+
+    y = np.repeat(np.arange(1, 11, dtype=float), 10)
+    assert decile_calibration_error(y, y) == 0.0
+    # right in total, but the bottom half 2x too high and the top half 2/3 of its value
+    twisted = np.where(y <= 5, y * 2, y - (y[y <= 5].sum() / (y > 5).sum()))
+    assert calibration_ratio(y, twisted) == pytest.approx(1.0)
+    assert decile_calibration_error(y, twisted) == pytest.approx(2 * (y[y <= 5].sum()) / y.sum())
+
+
 def test_normalized_gini_by_hand():
     y = np.array([0.0, 0.0, 10.0, 30.0])
     # ranked by truth: cumulative shares 0.75, 1, 1, 1 -> sum 3.75; gini = 3.75/4 - 5/8 = 0.3125
@@ -70,16 +100,19 @@ def test_training_backtests_strictly_then_fits_on_every_labelled_cutoff():
     p = plan()
     assert p.backtest.horizon_days == 90 and len(p.backtest.origins) == 3
     result = train_and_evaluate(synthetic_snapshots(), p, resamples=50)
-    assert result.model.name == "xgboost_offset"  # the champion model type
+    assert result.model.name in ("xgboost_offset", "xgboost")  # the candidate types, chosen on the backtest
+    assert result.type_choice["chosen"] == result.model.name and result.type_choice["why"]
     assert result.backtest.origins == p.backtest.origins
     for origin, cutoffs in p.backtest.training_cutoffs.items():  # strictly out of time
         assert all(pd.Timestamp(c) + pd.Timedelta(days=90) <= pd.Timestamp(origin) for c in cutoffs)
     assert result.train_cutoffs == p.serving_cutoffs and result.rows_trained == 1500 * len(p.serving_cutoffs)
     assert result.rows_holdout == 1500 * 3
     assert result.holdout_metrics["normalized_gini"] > 0.3  # the latent rate drives both sides
-    assert set(result.backtest.metrics) == {"candidate", "last_period"}
-    low, high = result.backtest.ci["candidate"]["mae"]
-    assert low <= result.holdout_metrics["mae"] <= high
+    runner_up = {"xgboost_offset", "xgboost"} - {result.model.name}
+    assert set(result.backtest.metrics) == {"candidate", *runner_up, "last_period", "last_period_scaled"}
+    low, high = result.backtest.ci["candidate"]["deviance"]
+    assert low <= result.holdout_metrics["deviance"] <= high
+    assert result.fallback["type"] in ("last_period", "last_period_scaled")
 
 
 def test_no_strict_backtest_on_data_too_short_is_said_and_nothing_overlaps():

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from clv.snapshots import month_ends, plan_snapshots
-from models_ml.gates import GateConfig, evaluate_gates, gates_passed
+from models_ml.gates import GateConfig, choose_fallback, evaluate_gates, gates_passed
 from models_ml.metrics import calibration_ratio, mae, normalized_gini
 from models_ml.protocol import (
     BacktestResult,
@@ -62,7 +62,7 @@ def backtest_of(predictions: dict, actual, customers=None, origins=("2024-01-31"
                          "customer_id": customers if customers is not None else [f"c{i % (n // 2)}" for i in range(n)],
                          "actual": actual})
     result = BacktestResult(90, list(origins), "", rows, predictions)
-    evaluate(result, resamples=300, seed=0)
+    evaluate(result, resamples=300, seed=0, reference=tuple(name for name in predictions if name != "candidate"))
     return result
 
 
@@ -93,11 +93,12 @@ def test_bootstrap_resamples_customers_not_rows(shop):
     half = len(value) // 2
     actual2 = np.concatenate([actual[:half], actual[:half]])
     preds = {"last_period": np.concatenate([value[:half]] * 2) * 1.3, "candidate": np.concatenate([value[:half]] * 2)}
-    by_customer = backtest_of(preds, actual2, [f"c{i}" for i in range(half)] * 2)
-    by_row = paired_bootstrap(by_customer.rows.assign(customer_id=[f"r{i}" for i in range(2 * half)]), preds,
-                              resamples=300)
+    rows = backtest_of(preds, actual2, [f"c{i}" for i in range(half)] * 2).rows
+    by_customer = paired_bootstrap(rows, preds, resamples=300, resample_origins=False)
+    by_row = paired_bootstrap(rows.assign(customer_id=[f"r{i}" for i in range(2 * half)]), preds, resamples=300,
+                              resample_origins=False)
     width = lambda ci: ci[1] - ci[0]  # noqa: E731
-    assert width(by_customer.ci["candidate"]["mae"]) > 1.2 * width(by_row["candidate"]["mae"])
+    assert width(by_customer["candidate"]["mae"]) > 1.2 * width(by_row["candidate"]["mae"])
 
 
 def rows_with_slices(n, rng):
@@ -119,7 +120,7 @@ def test_first_model_that_loses_to_last_years_spend_fails_and_one_that_wins_pass
     winning = backtest_of({"last_period": baseline, "candidate": value}, actual)
     results = evaluate_gates(winning, has_champion=False)
     assert gate(results, "beats_baseline").passed and gates_passed(results)
-    assert "better on MAE" in gate(results, "beats_baseline").detail
+    assert "better on deviance" in gate(results, "beats_baseline").detail
 
 
 def test_calibration_band_fires_on_a_model_that_doubles_everything(shop):
@@ -138,9 +139,92 @@ def test_challenger_not_worse_than_the_champion_passes_and_a_worse_one_fails(sho
     assert gate(evaluate_gates(tie, has_champion=True), "beats_champion").passed
     worse = backtest_of({"last_period": noisy, "candidate": noisy * 0.9, "champion": value}, actual)
     assert not gate(evaluate_gates(worse, has_champion=True), "beats_champion").passed
-    same = backtest_of({"last_period": noisy, "candidate": value}, actual)
+    # the same configuration refit on the same cutoffs: compared in the bootstrap (a measured tie), not declared
+    same = backtest_of({"last_period": noisy, "candidate": value, "champion": value.copy()}, actual)
     result = gate(evaluate_gates(same, has_champion=True, same_configuration=True), "beats_champion")
-    assert result.passed and "tie by construction" in result.detail
+    assert result.passed and "tie on deviance" in result.detail and "[95% +0.00, +0.00]" in result.detail
+    # a champion missing from the backtest is not a tie: the gate cannot pass
+    missing = backtest_of({"last_period": noisy, "candidate": value}, actual)
+    assert not gate(evaluate_gates(missing, has_champion=True), "beats_champion").passed
+
+
+def test_a_worse_challenger_fails_on_a_real_interval_not_a_nan_one(shop):
+    """The champion is in the paired bootstrap: a challenger whose MAE is 40% worse gets a finite interval
+    above zero and fails (before, the champion's side was missing, the interval was NaN and read as a tie)."""
+    value, actual = shop
+    rng = np.random.default_rng(4)
+    worse = backtest_of({"last_period": value * rng.lognormal(0, 1.0, len(value)),
+                         "candidate": value * rng.lognormal(0, 1.2, len(value)), "champion": value}, actual)
+    champion_gate = gate(evaluate_gates(worse, has_champion=True), "beats_champion")
+    low, high = champion_gate.values["deviance_difference"]["ci"]
+    assert np.isfinite(low) and np.isfinite(high) and low > 0
+    assert not champion_gate.passed and "worse on deviance" in champion_gate.detail
+    # an interval that cannot be computed fails, it is never a tie
+    worse.ci["candidate"]["deviance_diff_vs_champion"] = [np.nan, np.nan]
+    assert not gate(evaluate_gates(worse, has_champion=True), "beats_champion").passed
+
+
+def test_calibration_is_judged_against_what_would_be_served_instead(shop):
+    """The seasonal, growing shop's case: the model is better on deviance and Gini but 25% low in level,
+    while last year's spend, which would be served instead, is 45% high: the model is served. A model
+    25% low beside a fallback 10% high is not."""
+    value, actual = shop
+    rng = np.random.default_rng(12)
+    noisy = value * rng.lognormal(0, 0.9, len(value))
+    low_model = value * 0.75
+    served = backtest_of({"last_period": noisy * 1.45 * value.sum() / noisy.sum(), "candidate": low_model}, actual)
+    results = evaluate_gates(served, has_champion=False)
+    calibration = gate(results, "calibration")
+    assert served.metrics["candidate"]["calibration_ratio"] < 0.8  # outside the band
+    assert calibration.passed and "no further off than last year's spend" in calibration.detail
+    assert gates_passed(results), [r.detail for r in results if not r.passed]
+    rejected = backtest_of({"last_period": noisy * 1.1 * value.sum() / noisy.sum(), "candidate": low_model}, actual)
+    calibration = gate(evaluate_gates(rejected, has_champion=False), "calibration")
+    assert not calibration.passed and "further off than last year's spend" in calibration.detail
+
+
+def test_a_candidate_losing_at_the_latest_origin_fails_and_one_winning_there_passes(shop):
+    """Better on average over the origins but worse at the latest one: the latest-origin gate fails; better at
+    every origin: it passes."""
+    value, actual = shop
+    rng = np.random.default_rng(8)
+    baseline = value * rng.lognormal(0, 0.7, len(value))
+    half = len(value) // 2
+    late_noise = np.concatenate([np.ones(half), rng.lognormal(0, 2.0, half) * 3])
+    losing_late = backtest_of({"last_period": baseline, "candidate": value * late_noise}, actual)
+    assert losing_late.per_origin["candidate"]["2024-01-31"]["deviance"] < \
+        losing_late.per_origin["last_period"]["2024-01-31"]["deviance"]
+    latest = gate(evaluate_gates(losing_late, has_champion=False), "latest_origin")
+    assert not latest.passed and "at 2024-04-30" in latest.detail
+    winning = backtest_of({"last_period": baseline, "candidate": value}, actual)
+    assert gate(evaluate_gates(winning, has_champion=False), "latest_origin").passed
+
+
+def test_origin_resampling_widens_intervals_when_origins_disagree(shop):
+    """Two origins where the candidate is 40% high at one and right at the other: resampling the origins
+    too gives a wider calibration interval than resampling customers alone."""
+    value, actual = shop
+    half = len(value) // 2
+    candidate = np.concatenate([value[:half] * 1.4, value[half:]])
+    rows = backtest_of({"last_period": value, "candidate": candidate}, actual).rows
+    with_origins = paired_bootstrap(rows, {"last_period": value, "candidate": candidate}, resamples=300)
+    customers_only = paired_bootstrap(rows, {"last_period": value, "candidate": candidate}, resamples=300,
+                                      resample_origins=False)
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(with_origins["candidate"]["calibration_ratio"]) > 2 * width(customers_only["candidate"]["calibration_ratio"])
+
+
+def test_fallback_is_the_best_label_free_model_and_a_tie_keeps_last_years_spend(shop):
+    value, actual = shop
+    rng = np.random.default_rng(2)
+    baseline = value * rng.lognormal(0, 1.0, len(value))
+    better = backtest_of({"last_period": baseline, "candidate": value, "bgnbd_gg": value * 1.05,
+                          "last_period_scaled": baseline * 0.9}, actual)
+    name, why = choose_fallback(better, ("last_period", "last_period_scaled", "bgnbd_gg"))
+    assert name == "bgnbd_gg" and "lowest Poisson deviance" in why
+    tie = backtest_of({"last_period": baseline, "candidate": value, "bgnbd_gg": baseline * 1.0001}, actual)
+    name, why = choose_fallback(tie, ("last_period", "bgnbd_gg"))
+    assert name == "last_period" and "no label-free model beat it" in why
 
 
 def test_fairness_is_judged_on_calibration_not_on_mean_predictions(shop):
@@ -186,3 +270,22 @@ def test_a_slice_outside_the_band_passes_only_when_last_years_spend_is_further_o
     assert "(calibration band 0.67-1.5 and Gini floor 0.2, or no further off than last year's spend)" in hard.detail
     easy = fairness_with_baseline(1.0)
     assert not easy.passed and "DE: calibration" in easy.detail
+
+
+def test_type_choice_picks_each_type_where_it_is_better_and_keeps_the_current_one_on_a_tie(shop):
+    from models_ml.training import choose_type
+
+    value, actual = shop
+    rng = np.random.default_rng(6)
+    noisy = value * rng.lognormal(0, 1.0, len(value))
+    for better, worse in (("xgboost", "xgboost_offset"), ("xgboost_offset", "xgboost")):
+        backtest = backtest_of({"last_period": noisy, better: value, worse: noisy * 0.8}, actual)
+        choice = choose_type(backtest, ["xgboost_offset", "xgboost"], keep="xgboost_offset")
+        assert choice["chosen"] == better and choice["runner_up"] == worse
+    tie = backtest_of({"last_period": noisy, "xgboost": value * 1.0001, "xgboost_offset": value}, actual)
+    choice = choose_type(tie, ["xgboost_offset", "xgboost"], keep="xgboost_offset")
+    assert choice["chosen"] == "xgboost_offset" and "kept" in choice["why"]
+    # a type failing a gate is not kept, even when the other is no better on deviance
+    choice = choose_type(tie, ["xgboost_offset", "xgboost"], keep="xgboost_offset",
+                         passing={"xgboost_offset": False, "xgboost": True})
+    assert choice["chosen"] == "xgboost" and "xgboost_offset failed a gate" in choice["why"]

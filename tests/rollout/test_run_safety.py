@@ -61,6 +61,9 @@ def test_an_absurd_model_publishes_nothing(clv_home, monkeypatch, tmp_path):
                              "revenue_sum_365d": [100.0, 250.0]})
 
     class Broken:
+        def fit(self, X, y):
+            return self
+
         def predict(self, frame):
             return np.array([80.0, 1.7e14])
 
