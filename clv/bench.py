@@ -119,10 +119,15 @@ ACCURACY_DATASETS = {
                   "note": "synthetic shop over four years (clv synth, seed 7); the oracle knows each customer's "
                           "latent rate, dropout probability, mean order value and whether they are still alive; the "
                           "bayes_ceiling knows only the data and the generator's population distributions"},
+    "synthetic-seasonal": {"horizon_days": 365, "days": 730, "start": date(2024, 4, 1), "profile": "seasonal-growing",
+                           "note": "synthetic shop two years old (clv synth --shop seasonal-growing, seed 7): a "
+                                   "November-December peak, 40% of customers acquired in the last six months, browsing "
+                                   "tracked for three quarters of them; oracle and bayes_ceiling know the seasonal clock"},
     "cdnow": {"horizon_days": 365, "note": "CDNOW 1/10 sample, 78 weeks of 1997-1998"},
 }
 CHAMPION_TYPE = "xgboost_offset"
-BENCH_MODELS = ("heuristic", "last_period", "linear", "bgnbd_gg", "xgboost", "hybrid", CHAMPION_TYPE)
+BENCH_MODELS = ("heuristic", "last_period", "last_period_scaled", "linear", "bgnbd_gg", "paretonbd_gg", "xgboost",
+                "hybrid", CHAMPION_TYPE)
 
 
 def _cdnow_orders(out: Path) -> Path:
@@ -148,9 +153,13 @@ def accuracy_training_set(dataset: str, workdir: Path, customers: int = 20000):
     elif dataset == "cdnow":
         inputs = {"orders": _cdnow_orders(workdir)}
     else:
-        paths = write_synthetic(SynthConfig(customers, seed=7, start=settings["start"], days=settings["days"]),
-                                workdir / f"synth-{customers}-{settings['days']}", latent=True)
-        inputs = dict(paths)
+        from clv.synth import SHOP_PROFILES
+
+        profile = SHOP_PROFILES[settings.get("profile", "stationary")]
+        shop = SynthConfig(customers, seed=7, start=settings["start"], **{**profile, "days": settings["days"]})
+        paths = write_synthetic(shop, workdir / f"synth-{customers}-{settings['days']}-{settings.get('profile', 'stationary')}",
+                                latent=True)
+        inputs = {**paths, "season_amplitude": shop.season_amplitude, "start": shop.start}
     warehouse = workdir / f"accuracy-{dataset}.duckdb"
     warehouse.unlink(missing_ok=True)
     with duckdb.connect(str(warehouse)) as con:
@@ -181,9 +190,10 @@ def _ceilings(inputs: dict, rows: pd.DataFrame, horizon_days: int) -> dict[str, 
     for origin in rows["origin"].unique():
         mask = (rows["origin"] == origin).to_numpy()
         ids = rows.loc[mask, "customer_id"]
-        predictions["oracle"][mask] = oracle_expected_revenue(latent, orders, ids, origin, horizon_days)
+        clock = {"start": inputs["start"], "season_amplitude": inputs["season_amplitude"]}
+        predictions["oracle"][mask] = oracle_expected_revenue(latent, orders, ids, origin, horizon_days, **clock)
         predictions["bayes_ceiling"][mask] = bayes_ceiling_expected_revenue(orders, events, customers, ids, origin,
-                                                                            horizon_days)
+                                                                            horizon_days, **clock)
     return predictions
 
 
@@ -225,8 +235,9 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
                           {name: zoo.factory(spec, dependent) for name, spec in specs.items()}, resamples=0)
     if "latent" in inputs:
         result.predictions.update(_ceilings(inputs, result.rows, plan.backtest.horizon_days))
-    # differences to last year's spend and, on the synthetic shop, to the two ceilings
-    evaluate(result, resamples=resamples, seed=0, reference=("last_period", *CEILINGS))
+    # differences to every model (the type and fallback choices compare them) and the two ceilings
+    evaluate(result, resamples=resamples, seed=0, reference=tuple(result.predictions))
+    choice = _choose_like_the_weekly_run(result, specs)
     from models_ml.metrics import decile_table, full_report
 
     pooled = {name: full_report(result.rows["actual"], p) for name, p in result.predictions.items()}
@@ -241,7 +252,10 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
         "rows": len(result.rows),
         "customers": int(result.rows["customer_id"].nunique()),
         "bootstrap_resamples": resamples,
-        "champion": CHAMPION_TYPE,
+        "champion": choice["type_choice"]["chosen"],
+        "type_choice": choice["type_choice"],
+        "fallback": choice["fallback"],
+        "gates": choice["gates"],
         "models": {name: {**{k: _round(v) for k, v in result.metrics[name].items()},
                           **{f"pooled_{k}": _round(v) for k, v in pooled[name].items()}}
                    for name in result.predictions},
@@ -263,11 +277,27 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
     rows = backtest_rows(frame, plan.backtest.horizon_days)
     from models_ml.base import features_and_target
 
-    champion = zoo.build_model(specs[CHAMPION_TYPE], plan.backtest.horizon_days, dependent).fit(
+    champion = zoo.build_model(specs[summary["champion"]], plan.backtest.horizon_days, dependent).fit(
         *features_and_target(rows[rows["cutoff_date"].isin(plan.backtest.training_cutoffs[last_origin])]))
     write_report(report_path, summary, result, champion, rows[rows["cutoff_date"] == last_origin])
     summary["report"] = str(report_path)
     return summary
+
+
+def _choose_like_the_weekly_run(result, specs: dict) -> dict:
+    """The fallback, the model type and the gates as a first weekly run would decide them on this backtest
+    (`models_ml.training.choose_type`, `models_ml.gates.choose_fallback`)."""
+    from models_ml import zoo
+    from models_ml.gates import choose_fallback, evaluate_gates, gates_passed
+    from models_ml.training import as_candidate, choose_type
+
+    fallbacks = [name for name in zoo.FALLBACK_TYPES if name in result.predictions]
+    fallback, why = choose_fallback(result, fallbacks)
+    types = [t for t in zoo.CANDIDATE_TYPES if t in specs]
+    gates = {t: evaluate_gates(as_candidate(result, t), False, fallback=fallback) for t in types}
+    type_choice = choose_type(result, types, types[0], {t: gates_passed(g) for t, g in gates.items()})
+    return {"fallback": {"type": fallback, "why": why}, "type_choice": type_choice,
+            "gates": {t: [{"gate": r.gate, "passed": r.passed, "detail": r.detail} for r in g] for t, g in gates.items()}}
 
 
 def _json_safe(value):

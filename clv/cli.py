@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="training cutoffs built besides the scoring cutoff (default 3)")
     bench_features.set_defaults(func=_cmd_bench)
     bench_accuracy = bench_sub.add_parser("accuracy", help="every model on one strict temporal holdout (JSON + HTML)")
-    bench_accuracy.add_argument("--dataset", choices=["online-retail", "cdnow", "synthetic"], required=True,
+    bench_accuracy.add_argument("--dataset", choices=["online-retail", "cdnow", "synthetic", "synthetic-seasonal"], required=True,
                                 help="which data: Online Retail I+II, CDNOW, or a synthetic shop with an oracle")
     bench_accuracy.add_argument("--json", required=True, help="where to write the JSON result")
     bench_accuracy.add_argument("--report", help="HTML report path (default: the JSON path with .html)")

@@ -13,8 +13,9 @@ backtest, `choose_fallback`). A decision never serves something worse than what 
   model 0.75 off in level is not rejected for a fallback that is 1.45 off).
 - Not worse at the latest origin (the one with the most training data): the deviance difference's
   interval at that origin alone does not lie above zero.
-- Fairness by slice (country, channel): each slice's calibration within a band and its normalized Gini
-  above a floor, unless the alternative does no better on that slice.
+- Fairness by slice (country, channel): each slice's calibration relative to the model's overall
+  calibration within a band (a level error common to every slice is the calibration gate's, not a
+  slice's) and its normalized Gini above a floor, unless the alternative does no better on that slice.
 - A later version is also compared with the fallback (`beats_baseline`), so a champion is never a model
   that the label-free models beat.
 """
@@ -25,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from models_ml.metrics import calibration_ratio
 from models_ml.protocol import BASELINE, BacktestResult, slice_table
 
 CANDIDATE, CHAMPION = "candidate", "champion"
@@ -132,29 +134,36 @@ def latest_origin(backtest: BacktestResult, alternative: str) -> GateResult:
 
 
 def fairness(backtest: BacktestResult, column: str, config: GateConfig, alternative: str = BASELINE) -> GateResult:
-    """Per slice: calibration within the band and Gini above the floor, or no worse than the alternative on
-    that slice (a slice the data make hard is not the model's fault)."""
+    """Per slice: calibration relative to the model's own overall calibration within the band (the overall
+    level is the calibration gate's; a slice gate asks whether a slice is treated differently) and Gini
+    above the floor, or no worse than the alternative on that slice, measured the same way (a slice the
+    data make hard is not the model's fault)."""
     model = slice_table(backtest, CANDIDATE, column, config.min_slice_customers)
     base = slice_table(backtest, alternative, column, config.min_slice_customers)
+    y = backtest.rows["actual"].to_numpy(float)
+    level = calibration_ratio(y, backtest.predictions[CANDIDATE])
+    base_level = calibration_ratio(y, backtest.predictions[alternative]) if alternative in backtest.predictions else np.nan
     label = label_of(alternative)
     failing, shown = [], []
     low, high = config.slice_calibration_band
     for value, stats in model.items():
         ref = base.get(value, {})
-        cal, gini = stats["calibration_ratio"], stats["normalized_gini"]
+        cal, gini = stats["calibration_ratio"] / level, stats["normalized_gini"]
+        ref_cal = ref["calibration_ratio"] / base_level if ref else np.nan
         cal_off = not (low <= cal <= high)
-        if cal_off and ref and abs(np.log(cal)) > abs(np.log(ref["calibration_ratio"])) + 0.05:
-            failing.append(f"{value}: calibration {cal:.2f} ({label} {ref['calibration_ratio']:.2f})")
+        if cal_off and ref and abs(np.log(cal)) > abs(np.log(ref_cal)) + 0.05:
+            failing.append(f"{value}: calibration {cal:.2f} of the overall ({label} {ref_cal:.2f})")
         if gini < config.slice_gini_floor and ref and gini < ref["normalized_gini"] - config.gini_tolerance:
             failing.append(f"{value}: Gini {gini:.2f} ({label} {ref['normalized_gini']:.2f})")
         # a slice outside the band says what it was measured against, pass or fail
-        against = f" (outside {low}-{high}; {label} {ref['calibration_ratio']:.2f})" if cal_off and ref else ""
+        against = f" (outside {low}-{high}; {label} {ref_cal:.2f})" if cal_off and ref else ""
         shown.append(f"{value} cal {cal:.2f}{against} Gini {gini:.2f}")
-    detail = (f"{len(model)} {column} slices with at least {config.min_slice_customers} rows (calibration band "
-              f"{low}-{high} and Gini floor {config.slice_gini_floor}, or no further off than {label}): "
-              f"{', '.join(shown) or 'none'}" + (f"; failing: {'; '.join(failing)}" if failing else ""))
+    detail = (f"{len(model)} {column} slices with at least {config.min_slice_customers} rows (calibration relative "
+              f"to the overall {level:.2f} within {low}-{high} and Gini floor {config.slice_gini_floor}, or no further "
+              f"off than {label}): {', '.join(shown) or 'none'}" + (f"; failing: {'; '.join(failing)}" if failing else ""))
     return GateResult(f"fairness_{column}", not failing, detail,
-                      {"slices": model, "baseline_slices": base, "alternative": alternative})
+                      {"slices": model, "baseline_slices": base, "alternative": alternative, "overall_calibration": level,
+                       "alternative_overall_calibration": base_level})
 
 
 def alternative_of(backtest: BacktestResult, has_champion: bool, fallback: str = BASELINE) -> str:

@@ -10,14 +10,16 @@ TIERS = ("low", "medium", "high")
 
 def assign_tiers(values, high_share: float = 0.2, medium_share: float = 0.3) -> np.ndarray:
     """Tier by rank of predicted value: the top `high_share` of customers are high, the next
-    `medium_share` medium, the rest low. Equal predictions share a tier (the tier of the best-ranked
-    of them), so the tier never depends on row order; shares are exact when there are no ties."""
+    `medium_share` medium, the rest low. Equal predictions share a tier, the tier of the middle of their
+    block of ranks, so the tier never depends on row order and a large block of equal predictions does not
+    take the tier of its best-ranked member; a prediction of 0 is always low. Shares are exact when there
+    are no ties."""
     if not (0 <= high_share <= 1 and 0 <= medium_share <= 1 and high_share + medium_share <= 1):
         raise ValueError(f"tier shares must be in [0, 1] and sum to at most 1 (got {high_share}, {medium_share})")
     values = pd.Series(np.asarray(values, float))
-    top_fraction = values.rank(method="min", ascending=False) / max(len(values), 1)
+    top_fraction = values.rank(method="average", ascending=False) / max(len(values), 1)
     tiers = np.where(top_fraction <= high_share, "high", np.where(top_fraction <= high_share + medium_share, "medium", "low"))
-    return tiers.astype(object)
+    return np.where(values.to_numpy() <= 0, "low", tiers).astype(object)
 
 
 DEFAULT_MAX_PREDICTION_MULTIPLE = 10.0

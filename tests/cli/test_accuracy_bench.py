@@ -13,10 +13,10 @@ import pytest
 
 from clv.bench import bench_accuracy
 
-MODELS = {"heuristic", "last_period", "linear", "bgnbd_gg", "xgboost", "hybrid", "xgboost_offset", "oracle",
-          "bayes_ceiling"}
+MODELS = {"heuristic", "last_period", "last_period_scaled", "linear", "bgnbd_gg", "paretonbd_gg", "xgboost", "hybrid",
+          "xgboost_offset", "oracle", "bayes_ceiling"}
 TRAINED = MODELS - {"oracle", "bayes_ceiling", "last_period", "heuristic"}
-HEADLINE = {"mae", "normalized_gini", "calibration_ratio"}
+HEADLINE = {"deviance", "normalized_gini", "calibration_ratio", "mae"}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,11 @@ def test_json_has_origins_intervals_champion_and_oracle(synthetic_bench):
     summary, work = synthetic_bench
     written = json.loads((work / "synthetic.json").read_text())
     assert written["dataset"] == "synthetic" and written["horizon_days"] == 365
-    assert len(written["origins"]) == 3 and written["champion"] == "xgboost_offset"
+    # the champion type is chosen as a weekly run chooses it, and says why
+    assert len(written["origins"]) == 3 and written["champion"] in ("xgboost_offset", "xgboost")
+    assert written["type_choice"]["chosen"] == written["champion"] and written["type_choice"]["why"]
+    assert written["fallback"]["type"] in ("last_period", "last_period_scaled", "bgnbd_gg", "paretonbd_gg")
+    assert {g["gate"] for g in written["gates"][written["champion"]]} >= {"calibration", "beats_baseline", "latest_origin"}
     for origin, cutoffs in written["training_cutoffs"].items():  # strictly out of time
         assert all(pd.Timestamp(c) + pd.Timedelta(days=written["backtest_horizon_days"]) <= pd.Timestamp(origin)
                    for c in cutoffs)
@@ -46,7 +50,7 @@ def test_json_has_origins_intervals_champion_and_oracle(synthetic_bench):
             assert low <= metrics[metric] <= high, (name, metric)
             if name != "last_period":
                 assert f"{metric}_diff_vs_last_period" in written["ci"][name]
-    champion_ci = written["ci"]["xgboost_offset"]
+    champion_ci = written["ci"][written["champion"]]
     assert {"normalized_gini_diff_vs_oracle", "normalized_gini_diff_vs_bayes_ceiling"} <= set(champion_ci)
     # the oracle knows the latent state: no model ranks better than it
     assert all(written["models"]["oracle"]["normalized_gini"] >= m["normalized_gini"]
@@ -58,8 +62,8 @@ def test_json_has_origins_intervals_champion_and_oracle(synthetic_bench):
     assert abs(ceiling["calibration_ratio"] - 1) < 0.1
     assert written["models"]["oracle"]["normalized_gini"] > ceiling["normalized_gini"]
     assert all(ceiling["pooled_rmse"] < written["models"][name]["pooled_rmse"] for name in TRAINED)
-    assert set(written["slices"]["xgboost_offset"]) == {"country", "acquisition_channel"}
-    deciles = written["deciles"]["xgboost_offset"]
+    assert set(written["slices"][written["champion"]]) == {"country", "acquisition_channel"}
+    deciles = written["deciles"][written["champion"]]
     assert deciles["bin"] == list(range(1, 11)) and sum(deciles["customers"]) == written["rows"]
 
 
@@ -78,11 +82,11 @@ def test_report_charts_are_drawn_in_headless_chromium(synthetic_bench, tmp_path)
     expected = int(re.search(r'data-charts-expected="(\d+)"', result.stdout).group(1))
     drawn = re.search(r'data-charts-drawn="(\d+)"', result.stdout)
     assert drawn is not None, result.stderr[-2000:]
-    # gain curves, calibration, deciles of the champion and the three baselines, the champion's SHAP
+    # gain curves, calibration, deciles of the champion and the five baselines, the champion's SHAP
     # summary, the three BTYD plots
-    assert int(drawn.group(1)) == expected == 2 + 4 + 1 + 3
+    assert int(drawn.group(1)) == expected == 2 + 6 + 1 + 3
     titles = re.findall(r'<figure class="chart" data-title="([^"]+)"', result.stdout)
-    assert titles[:2] == ["Gain curves", "Calibration"] and "SHAP summary: xgboost_offset (champion)" in titles
+    assert titles[:2] == ["Gain curves", "Calibration"] and f"SHAP summary: {summary['champion']} (champion)" in titles
     assert {"BTYD: P(alive) by frequency and recency", "BTYD: expected purchases by frequency and recency",
             "BTYD: calibration vs holdout purchases"} <= set(titles)
 
@@ -92,26 +96,27 @@ def test_report_leads_with_the_champion_against_the_baselines(synthetic_bench):
     page = open(summary["report"]).read()
     table = page[page.index('<table id="metrics">'):page.index("</table>", page.index('<table id="metrics">'))]
     order = re.findall(r"<tr[^>]*><th>([a-z_]+)", table)[1:]  # after the header row
-    assert order[:4] == ["xgboost_offset", "last_period", "heuristic", "bgnbd_gg"]
+    assert order[:6] == [summary["champion"], "last_period", "last_period_scaled", "heuristic", "bgnbd_gg", "paretonbd_gg"]
     assert order[-2:] == ["oracle", "bayes_ceiling"]  # references last, marked as not models
     assert table.count("(reference, not a model)") == 2 and "&#9733; champion" in table
     # the best value per column among the models (not the references) is bold, once per column at least
     models = {n: m for n, m in summary["models"].items() if n not in ("oracle", "bayes_ceiling")}
-    best_mae = min(models, key=lambda n: models[n]["mae"])
-    best_row = re.search(rf"<tr[^>]*><th>{best_mae}.*?</tr>", table).group(0)
+    best = min(models, key=lambda n: models[n]["deviance"])  # the first column: the primary score
+    best_row = re.search(rf"<tr[^>]*><th>{best}.*?</tr>", table).group(0)
     assert best_row.split("<td")[1].startswith(' class="best"')
-    assert table.count('class="best"') >= 3
-    worst_mae = max(models, key=lambda n: models[n]["mae"])
-    assert not re.search(rf"<tr[^>]*><th>{worst_mae}.*?</tr>", table).group(0).split("<td")[1].startswith(' class="best"')
+    assert table.count('class="best"') >= 5
+    worst = max(models, key=lambda n: models[n]["deviance"])
+    assert not re.search(rf"<tr[^>]*><th>{worst}.*?</tr>", table).group(0).split("<td")[1].startswith(' class="best"')
     # definitions of every metric, the champion by slice beside last year's spend
-    for term in ("<dt>MAE</dt>", "<dt>normalized Gini</dt>", "<dt>calibration</dt>", "<dt>interval</dt>"):
+    for term in ("<dt>Poisson deviance</dt>", "<dt>MAE</dt>", "<dt>normalized Gini</dt>", "<dt>calibration</dt>",
+                 "<dt>decile calibration error</dt>", "<dt>interval</dt>"):
         assert term in page
     slices = re.findall(r'<table class="slices" data-slice="([a-z_]+)">', page)
     assert slices == ["country", "acquisition_channel"]
     assert "calibration<br>last_period" in page and "Gini vs overall" in page
     # the gain curves name the champion and the baselines, in the chart's own text
     gain = page[page.index('data-title="Gain curves"'):page.index("</figure>", page.index('data-title="Gain curves"'))]
-    assert "xgboost_offset (champion)" in gain and "last_period (baseline)" in gain
+    assert f"{summary['champion']} (champion)" in gain and "last_period (baseline)" in gain
 
 
 def test_tuning_searches_before_the_test_origins_and_never_returns_worse_than_the_default(clv_home):

@@ -132,14 +132,25 @@ def test_tiers_follow_rank_shares():
     assert list(tiers) == ["low"] * 5 + ["medium"] * 3 + ["high"] * 2
 
 
+def test_a_point_mass_at_zero_is_low_and_a_large_tie_takes_the_tier_of_its_middle():
+    """CDNOW's case: many customers predicted exactly 0 were "medium" because the tie took the tier of its
+    best-ranked member."""
+    values = np.concatenate([np.linspace(100, 10, 20), np.zeros(80)])
+    tiers = assign_tiers(values)
+    assert (tiers[20:] == "low").all() and (tiers[:20] == "high").all()
+    block = np.concatenate([np.linspace(100, 60, 10), np.full(60, 5.0), np.linspace(4, 1, 30)])
+    tiers = assign_tiers(block)  # ranks 11-70 tie: middle 40.5 of 100 -> medium (20%-50%)
+    assert set(tiers[10:70]) == {"medium"} and (tiers[:10] == "high").all() and (tiers[70:] == "low").all()
+
+
 def test_equal_predictions_share_a_tier_whatever_the_row_order():
     values = np.array([9.0, 5.0, 5.0, 5.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
     tiers = assign_tiers(values, 0.2, 0.3)
-    # 9 is high; the three 5s tie at rank 2 (top 20%) and share the high tier
-    assert list(tiers) == ["high"] * 4 + ["medium"] * 2 + ["low"] * 4
+    # 9 is high; the three 5s tie at ranks 2-4, middle 3 (top 30%): medium together; the 1s (middle 5.5) low
+    assert list(tiers) == ["high"] + ["medium"] * 3 + ["low"] * 6
     reversed_tiers = assign_tiers(values[::-1], 0.2, 0.3)[::-1]
     assert list(reversed_tiers) == list(tiers)
-    assert set(assign_tiers([5.0] * 5, 0.2, 0.4)) == {"high"}
+    assert set(assign_tiers([5.0] * 5, 0.2, 0.4)) == {"medium"}  # nothing tells them apart: the middle tier
     with pytest.raises(ValueError):
         assign_tiers([1.0], 0.8, 0.5)
 
