@@ -121,8 +121,10 @@ def _cmd_monitor(args) -> int:
     if not report.get("monitored"):
         print(f"\nDrift not monitored: {report.get('note')}")
     else:
-        print(f"\nDrift status: {report['status']} (champion {report['model_name']} v{report['model_version']}, "
-              f"cutoff {report['cutoff']}); prediction PSI {report['prediction']['psi']:.3f}")
+        served = (f"served: {report['model_version']}" if str(report["model_version"]).startswith("fallback")
+                  else f"champion {report['model_name']} v{report['model_version']}")
+        print(f"\nDrift status: {report['status']} ({served}, cutoff {report['cutoff']}); prediction PSI "
+              f"{report['prediction']['psi']:.3f}")
         for name in report["drifted_features"]:
             size = (f"PSI {report['features'][name]['psi']:.3f}" if name in report["features"]
                     else _activity_size(report["activity"][name]))

@@ -18,9 +18,11 @@ from clv.ingest.contract import ENTITIES
 REPO = Path(__file__).resolve().parents[1]
 TYPE_WORDS = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "DOUBLE": "number"}
 SCALE_RUNS = ["scale-250k.json", "scale-500k.json", "scale-1m.json", "scale-2m.json"]
-ACCURACY_RUNS = ["accuracy-online-retail.json", "accuracy-synthetic.json", "accuracy-cdnow.json"]
+ACCURACY_RUNS = ["accuracy-online-retail.json", "accuracy-synthetic.json", "accuracy-synthetic-seasonal.json",
+                 "accuracy-cdnow.json"]
 SCALE_STAGES = ["land", "validate", "freshness", "features", "train", "register", "score", "reasons", "monitor"]
-ACCURACY_HEADLINE = [("mae", "{:,.1f}"), ("normalized_gini", "{:.3f}"), ("calibration_ratio", "{:.3f}")]
+ACCURACY_HEADLINE = [("deviance", "{:,.1f}"), ("normalized_gini", "{:.3f}"), ("calibration_ratio", "{:.3f}"),
+                     ("mae", "{:,.1f}")]
 
 
 def contract_table() -> str:
@@ -76,30 +78,45 @@ def _interval(values, fmt: str) -> str:
 
 
 def accuracy_table(result: dict, path: str) -> str:
-    """One dataset's backtest: each model's headline metrics with intervals and differences to last year."""
+    """One dataset's backtest: each model's headline metrics with intervals and differences to last year's
+    spend, the type and fallback chosen, and the champion's, the fallback's and the ceiling's origins."""
     note = f"; {result['protocol_note']}" if result.get("protocol_note") else ""
     out = [f"**{result['dataset']}** (`{path}`): origins {', '.join(result['origins'])}, backtest horizon "
            f"{result['backtest_horizon_days']} days{note}; {result['rows']:,} customer rows "
-           f"({result['customers']:,} customers), {result['bootstrap_resamples']} paired bootstrap resamples.\n",
-           "| model | MAE [95%] | vs last_period | normalized Gini [95%] | vs last_period | calibration [95%] |",
-           "|---|---|---|---|---|---|"]
+           f"({result['customers']:,} customers), {result['bootstrap_resamples']} paired bootstrap resamples "
+           "(customers and origins).\n",
+           "| model | Poisson deviance [95%] | vs last_period | normalized Gini [95%] | vs last_period | "
+           "calibration [95%] | decile calibration error | MAE [95%] (reported) |",
+           "|---|---|---|---|---|---|---|---|"]
     for model, metrics in result["models"].items():
         ci = result["ci"].get(model, {})
         cells = []
         for metric, fmt in ACCURACY_HEADLINE:
             cells.append(f"{fmt.format(metrics[metric])} {_interval(ci.get(metric), fmt)}")
-            if metric != "calibration_ratio":
+            if metric in ("deviance", "normalized_gini"):
                 cells.append(_interval(ci.get(f"{metric}_diff_vs_last_period"), fmt.replace(":", ":+")))
-        star = " (champion)" if model == result.get("champion") else ""
+            if metric == "calibration_ratio":
+                cells.append(f"{metrics.get('decile_calibration_error', float('nan')):.3f}")
+        star = " (champion)" if model == result.get("champion") else (
+            " (fallback)" if model == (result.get("fallback") or {}).get("type") else "")
         out.append(f"| {model}{star} | " + " | ".join(cells) + " |")
     champion = result.get("champion")
+    if result.get("type_choice"):
+        out.append(f"\nType chosen: {result['type_choice'].get('why')}. Fallback: {result['fallback'].get('why')}.")
+    shown = [m for m in dict.fromkeys([champion, (result.get("fallback") or {}).get("type"), "last_period",
+                                        "bayes_ceiling"]) if m in result.get("per_origin", {})]
+    out += ["", "| by origin | " + " | ".join(result["origins"]) + " |", "|---|" + "---|" * len(result["origins"])]
+    for model in shown:
+        out.append(f"| {model} | " + " | ".join(
+            f"deviance {m['deviance']:,.1f}, Gini {m['normalized_gini']:.3f}, calibration {m['calibration_ratio']:.3f}"
+            for m in result["per_origin"][model].values()) + " |")
     champion_ci = result["ci"].get(champion, {})
     for ceiling in ("oracle", "bayes_ceiling"):
         gap = champion_ci.get(f"normalized_gini_diff_vs_{ceiling}")
         if gap:
             difference = result["models"][champion]["normalized_gini"] - result["models"][ceiling]["normalized_gini"]
             out.append(f"\nChampion minus {ceiling}: normalized Gini {difference:+.3f} "
-                       f"{_interval(gap, '{:+.3f}')}, MAE {_interval(champion_ci[f'mae_diff_vs_{ceiling}'], '{:+.1f}')}")
+                       f"{_interval(gap, '{:+.3f}')}, deviance {_interval(champion_ci[f'deviance_diff_vs_{ceiling}'], '{:+.1f}')}")
     if result.get("tuning"):
         out.append(f"\nTuning: {json.dumps(result['tuning'])}")
     return "\n".join(out)

@@ -175,22 +175,37 @@ def baseline_predictions_in_calendar(model, baseline: pd.DataFrame, current: pd.
 
 
 def drift_against_champion(reader: WarehouseReader, current: pd.DataFrame, cutoff, model_name: str) -> dict:
-    """Feature, prediction and activity drift of the current population against the champion's own."""
+    """Feature, prediction and activity drift of the current population against the served model's own: the
+    champion's, or, while no model passed the gates, the population of the version that chose the served
+    fallback, with the fallback's predictions for it."""
     champion = registry.champion_version(model_name)
+    unmonitored = {"status": "ok", "monitored": False, "model_version": None, "features": {}, "prediction": {},
+                   "activity": {}, "drifted_features": []}
     if champion is None:
-        return {"status": "ok", "monitored": False, "model_version": None, "features": {}, "prediction": {},
-                "activity": {}, "drifted_features": [],
-                "note": "no champion: last year's spend is served; there is no model baseline to compare with"}
-    baseline, baseline_orders = registry.load_drift_baseline(model_name, champion)
-    features = [c for c in baseline.columns if c != "predicted" and c in current.columns
+        found = registry.latest_fallback_version(model_name)
+        if found is None:
+            return {**unmonitored, "note": "no version gated yet: last year's spend is served; there is no baseline "
+                                           "to compare with"}
+        spec = found[1]
+        version = registry.fallback_watched_since(model_name)
+        baseline, baseline_orders = registry.load_drift_baseline(model_name, version)
+        if "predicted_fallback" not in baseline:
+            return {**unmonitored, "note": f"the fallback's baseline was not logged by version {version} (trained "
+                                           "before fallbacks were watched): retrain to watch it"}
+        served, expected = f"fallback {spec['type']} (baseline of version {version})", baseline["predicted_fallback"]
+        baseline_version = version
+    else:
+        baseline, baseline_orders = registry.load_drift_baseline(model_name, champion)
+        model = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)[0]
+        served, expected = champion, baseline_predictions_in_calendar(model, baseline, current)
+        baseline_version = champion
+    features = [c for c in baseline.columns if c not in ("predicted", "predicted_fallback") and c in current.columns
                 and c not in CALENDAR_FEATURES and pd.api.types.is_numeric_dtype(baseline[c])]
-    model = registry.load_model_by_alias(model_name, config.CHAMPION_ALIAS)[0]
-    expected = baseline_predictions_in_calendar(model, baseline, current)
     report = drift_report(baseline, current, features, expected, current["predicted_clv_12m"])
-    report.update({"monitored": True, "model_version": champion, "baseline_rows": len(baseline)})
+    report.update({"monitored": True, "model_version": served, "baseline_rows": len(baseline)})
     if baseline_orders is not None:
         known = int(baseline_orders["customers_known"].iloc[0]) if len(baseline_orders) else len(baseline)
-        baseline_cutoff = registry.version_tags(model_name, champion).get("data_through")
+        baseline_cutoff = registry.version_tags(model_name, baseline_version).get("data_through")
         last_year = last_year_weeks(reader, baseline_cutoff, cutoff) if baseline_cutoff else None
         report["activity"] = activity_drift(baseline_orders, known, week_orders(reader, cutoff), len(current),
                                             last_year)

@@ -27,11 +27,20 @@ class LastPeriodSpend(CLVModel):
         return spend * self.horizon_days / 365.0
 
 
+def annualised_spend(X: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """Last year's spend scaled to the horizon, and to a whole year where the shop's data cover less
+    (`observable_history_days`, at early training cutoffs), as the offset model's offset."""
+    spend = LastPeriodSpend(horizon_days).predict(X)
+    if "observable_history_days" in X:
+        spend = spend * 365.0 / X["observable_history_days"].fillna(365).clip(lower=30, upper=365).to_numpy(float)
+    return spend
+
+
 class ScaledLastPeriodSpend(CLVModel):
     """Last year's spend times one factor fitted out of time: the training rows' total revenue in the horizon
-    over their total last-year spend (scaled to the horizon). The baseline to beat: it corrects last year's
-    spend for the shop's level (growth, decline, the share of a year a shorter horizon holds) and nothing
-    else.
+    over their total last-year spend (scaled to the horizon, and to a year where the data cover less:
+    `annualised_spend`). The baseline to beat: it corrects last year's spend for the shop's level (growth,
+    decline, the share of a year a shorter horizon holds) and nothing else.
 
     Parameters
     ----------
@@ -51,7 +60,7 @@ class ScaledLastPeriodSpend(CLVModel):
         if self.factor is not None:
             self.factor_ = float(self.factor)
             return self
-        spend = LastPeriodSpend(self.horizon_days).predict(X).sum() if len(X) else 0.0
+        spend = annualised_spend(X, self.horizon_days).sum() if len(X) else 0.0
         actual = float(np.clip(np.asarray(y, float), 0, None).sum())
         self.factor_ = actual / spend if spend > 0 else 1.0
         return self
@@ -65,7 +74,7 @@ class ScaledLastPeriodSpend(CLVModel):
         return ["revenue_sum_365d"]
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return LastPeriodSpend(self.horizon_days).predict(X) * self.factor_
+        return annualised_spend(X, self.horizon_days) * self.factor_
 
 
 class SpendRateTimesLifespan(CLVModel):

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter
 from lifetimes.utils import ConvergenceError
 
 from models_ml.base import CLVModel
@@ -43,6 +43,17 @@ def fit_bgnbd(frequency, recency, T, penalizer: float = 0.0) -> BetaGeoFitter:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         return BetaGeoFitter(penalizer_coef=penalizer).fit(frequency, recency, T)
+
+
+def fit_mbgnbd(frequency, recency, T, penalizer: float = 0.0) -> ModifiedBetaGeoFitter:
+    """MBG/NBD (Batislam, Denizel & Filiztekin 2007): BG/NBD where a customer may also drop out right after
+    the first purchase, so one-time buyers silent for long are not all alive."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return ModifiedBetaGeoFitter(penalizer_coef=penalizer).fit(frequency, recency, T)
+
+
+DEGENERATE_SHAPE = 1e-3  # BG/NBD's a or b below this: the dropout distribution has collapsed onto 0 and 1
 
 
 def fit_gamma_gamma(frequency, monetary_value, penalizer: float = 0.0) -> GammaGammaFitter:
@@ -101,6 +112,23 @@ class BgNbdGammaGamma(CLVModel):
         with np.errstate(all="ignore"):
             expected_orders = np.asarray(bg.conditional_expected_number_of_purchases_up_to_time(horizon_weeks, x, t_x, T), float)
             p_alive = np.asarray(bg.conditional_probability_alive(x, t_x, T), float)
+        degenerate = min(bg.params_["a"], bg.params_["b"]) < DEGENERATE_SHAPE
+        if degenerate or not np.isfinite(expected_orders).all():
+            # a collapsed fit (Online Retail at 2010-11-30: a = b = 0) or lifetimes' hypergeometric terms
+            # overflowing: MBG/NBD on the same summary, where it evaluates
+            log.warning("BG/NBD at cutoff %s: a = %.3g, b = %.3g%s, expectation not finite for %d customers: MBG/NBD "
+                        "used instead", frame["cutoff_date"].iloc[0], bg.params_["a"], bg.params_["b"],
+                        " (degenerate)" if degenerate else "", int((~np.isfinite(expected_orders)).sum()))
+            try:
+                mbg = fit_mbgnbd(x[fit_rows], t_x[fit_rows], T[fit_rows], self.penalizer)
+                with np.errstate(all="ignore"):
+                    modified = np.asarray(mbg.conditional_expected_number_of_purchases_up_to_time(horizon_weeks, x, t_x, T), float)
+                    modified_alive = np.asarray(mbg.conditional_probability_alive(x, t_x, T), float)
+                usable = np.isfinite(modified) if degenerate else ~np.isfinite(expected_orders) & np.isfinite(modified)
+                expected_orders = np.where(usable, modified, expected_orders)
+                p_alive = np.where(usable, modified_alive, p_alive)
+            except ConvergenceError:
+                log.warning("MBG/NBD did not converge either at cutoff %s", frame["cutoff_date"].iloc[0])
         # lifetimes' hypergeometric terms overflow for a few very frequent buyers: their observed
         # purchase rate stands in, and they count as alive
         unstable = ~np.isfinite(expected_orders)

@@ -18,7 +18,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from models_ml.training import TrainingResult
-from models_ml.zoo import spec_key
+from models_ml.zoo import build_model, spec_key
 from models_ml.metrics import decile_table
 from models_ml.model_card import model_card
 from models_ml.report import calibration_chart, decile_chart, lorenz_chart, shap_summary_chart
@@ -99,7 +99,8 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
         if result.backtest is not None:
             mlflow.log_dict(json_safe(result.backtest.summary()), "backtest.json")
         if scoring_population is not None:
-            log_drift_baseline(result.model, scoring_population, recent_orders)
+            fallback = build_model(result.fallback["spec"], result.horizon_days).fit(pd.DataFrame(), [])
+            log_drift_baseline(result.model, scoring_population, recent_orders, fallback=fallback)
         commit = git_commit()
         mlflow.set_tag("git_commit", commit)
         mlflow.log_text(model_card(result, model_name, int(run_params.get("horizon_days", 365)), commit, fingerprint),
@@ -184,15 +185,41 @@ def feature_columns_of(model_name: str, version: str) -> list[str] | None:
 
 def latest_fallback(model_name: str) -> tuple[dict, str] | None:
     """The fallback the latest gated version chose (its spec, and why), or None before any."""
+    found = latest_fallback_version(model_name)
+    return (found[1], found[2]) if found else None
+
+
+def latest_fallback_version(model_name: str) -> tuple[str, dict, str] | None:
+    """(version, fallback spec, why) of the latest version that chose a fallback, or None."""
+    chosen = _fallback_versions(model_name)
+    if not chosen:
+        return None
+    latest = chosen[-1]
+    return str(latest.version), json.loads(latest.tags["fallback_spec"]), latest.tags.get("fallback_why", "")
+
+
+def fallback_watched_since(model_name: str) -> str | None:
+    """The version whose scoring population the served fallback is watched against: the first of the latest
+    run of versions that chose the same fallback type (retraining while no model passes registers a version
+    each month; the watch must not restart with each of them)."""
+    chosen = _fallback_versions(model_name)
+    if not chosen:
+        return None
+    served = json.loads(chosen[-1].tags["fallback_spec"])["type"]
+    since = chosen[-1]
+    for version in reversed(chosen):
+        if json.loads(version.tags["fallback_spec"])["type"] != served:
+            break
+        since = version
+    return str(since.version)
+
+
+def _fallback_versions(model_name: str) -> list:
     try:
         versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
     except MlflowException:
-        return None
-    chosen = [v for v in versions if "fallback_spec" in v.tags]
-    if not chosen:
-        return None
-    latest = max(chosen, key=lambda v: int(v.version))
-    return json.loads(latest.tags["fallback_spec"]), latest.tags.get("fallback_why", "")
+        return []
+    return sorted((v for v in versions if "fallback_spec" in v.tags), key=lambda v: int(v.version))
 
 
 def version_tags(model_name: str, version: str) -> dict:
@@ -210,14 +237,18 @@ RECENT_ORDERS_ARTIFACT = "baseline/recent_orders.parquet"
 
 
 def log_drift_baseline(model, scoring_population: pd.DataFrame, recent_orders: pd.DataFrame | None = None,
-                       max_rows: int = 50_000) -> None:
-    """What drift monitoring compares against once this version is champion: a seeded sample of its own
-    scoring population (features at its scoring cutoff) with its out-of-sample predictions, and the
-    orders of the week before that cutoff."""
+                       max_rows: int = 50_000, fallback=None) -> None:
+    """What drift monitoring compares against once this version is champion (or while the fallback it chose
+    serves): a seeded sample of its own scoring population (features at its scoring cutoff) with its
+    out-of-sample predictions (and the fallback's, `predicted_fallback`), and the orders of the week before
+    that cutoff."""
     sample = scoring_population.sample(min(len(scoring_population), max_rows), random_state=0)
     sample = sample.sort_values("customer_id", kind="mergesort")
-    baseline = sample[model.required_columns()].copy()
+    columns = [*model.required_columns(), *(fallback.required_columns() if fallback is not None else [])]
+    baseline = sample[[c for c in dict.fromkeys(columns) if c in sample.columns]].copy()
     baseline["predicted"] = model.predict(sample)
+    if fallback is not None:
+        baseline["predicted_fallback"] = np.asarray(fallback.predict(sample), float)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scoring_population.parquet"
         baseline.to_parquet(path, index=False)

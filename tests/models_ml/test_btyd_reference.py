@@ -184,3 +184,33 @@ def test_p_alive_is_the_same_on_a_re_run(calibration):
         np.random.seed(seed)
         runs.append(AliveModel(365).components(frame))
     pd.testing.assert_frame_equal(runs[0], runs[1], check_exact=True)
+
+
+def test_a_degenerate_bgnbd_fit_falls_back_to_mbgnbd_and_a_sound_one_does_not(calibration, monkeypatch, caplog):
+    """Online Retail at 2010-11-30: BG/NBD fitted a = b = 0 and 541 customers got a non-finite expectation
+    that fell back to their observed rate. A collapsed fit now hands the cutoff to MBG/NBD, with a warning
+    naming the parameters; CDNOW's sound fit keeps BG/NBD and warns nothing."""
+    from models_ml import btyd
+
+    frame = pd.DataFrame({"cutoff_date": "1997-09-30", "btyd_frequency": calibration["x"],
+                          "btyd_recency": calibration["t_x"] * 7, "btyd_t": calibration["T"] * 7,
+                          "btyd_monetary_value": calibration["zbar"], "avg_order_value": calibration["zbar"]})
+    with caplog.at_level("WARNING", logger="models_ml.btyd"):
+        sound = btyd.BgNbdGammaGamma(273).components(frame)
+    assert "MBG/NBD used instead" not in caplog.text and np.isfinite(sound["expected_orders"]).all()
+    fitted = btyd.fit_bgnbd(calibration["x"], calibration["t_x"], calibration["T"])
+
+    def collapsed(*args, **kwargs):
+        fitted.params_["a"], fitted.params_["b"] = 1e-9, 1e-9
+        return fitted
+
+    monkeypatch.setattr(btyd, "fit_bgnbd", collapsed)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="models_ml.btyd"):
+        rescued = btyd.BgNbdGammaGamma(273).components(frame)
+    assert "a = 1e-09, b = 1e-09 (degenerate)" in caplog.text and "MBG/NBD used instead" in caplog.text
+    assert np.isfinite(rescued["expected_orders"]).all() and (rescued["p_alive"] < 1).any()
+    mbg = btyd.fit_mbgnbd(calibration["x"], calibration["t_x"], calibration["T"], 0.001)
+    expected = mbg.conditional_expected_number_of_purchases_up_to_time(273 / 7, calibration["x"], calibration["t_x"],
+                                                                      calibration["T"])
+    assert rescued["expected_orders"].to_numpy() == pytest.approx(np.asarray(expected, float))

@@ -101,3 +101,30 @@ def test_a_shop_that_changes_alerts_in_that_week(prefect_server, clv_home, tmp_p
               if e.event == "clv.drift.detected" and e.occurred >= started]
     assert len(events) == 1 and signal in events[0].payload["drifted_features"]
     assert events[0].resource.id == "clv.model.clv_xgboost" and events[0].payload["model_version"] == "1"
+
+
+@pytest.mark.parametrize("shifted", [False, True], ids=["unchanged", "doubled-rate"])
+def test_the_served_fallback_is_watched_quiet_on_an_unchanged_week_and_alerting_on_a_doubled_rate(
+        prefect_server, clv_home, tmp_path, shifted):
+    """While no trained model passes the gates (here a Gini floor no model reaches), the fallback the backtest
+    chose is served and watched against the population of the version that first chose it, with the
+    fallback's own predictions: an unchanged week stays quiet, a week whose purchase rate doubles alerts.
+    Week 1 crosses a month end, so a new version is trained and fails again: the watch does not restart."""
+    never_passes = {"gini_floor": 0.99}
+    paths = write_synthetic(SynthConfig(customers=3000, seed=21, start=START, days=DAYS + 14,
+                                        **({"shift_day": DAYS, "shift_rate": 2.0} if shifted else {})),
+                            tmp_path / f"shop-{shifted}")
+    warehouse = clv_home / f"fallback-{shifted}.duckdb"
+    first = run_week(paths, 0, warehouse, tmp_path, gate_config=never_passes)
+    assert first["decision"]["outcome"] == "not_served" and first["model_version"] in ("fallback", "baseline")
+    assert first["served_model"] == first["decision"]["fallback"]["type"]
+    second = run_week(paths, 1, warehouse, tmp_path, gate_config=never_passes)
+    assert second["decision"]["version"] == "2" and second["decision"]["outcome"] == "not_served"
+    report = monitor(warehouse, tmp_path, f"fallback-{shifted}")
+    assert report["monitored"] and report["model_version"] == (f"fallback {first['served_model']} (baseline of "
+                                                               "version 1)"), report["model_version"]
+    assert report["prediction"]["psi"] > 0  # a week later: not the population compared with itself
+    if shifted:
+        assert report["status"] == "alert" and "orders_per_customer_7d" in report["drifted_features"], report
+    else:
+        assert report["status"] == "ok", (report["prediction"], report["activity"])
