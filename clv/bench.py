@@ -288,14 +288,14 @@ def _choose_like_the_weekly_run(result, specs: dict) -> dict:
     """The fallback, the model type and the gates as a first weekly run would decide them on this backtest
     (`models_ml.training.choose_type`, `models_ml.gates.choose_fallback`)."""
     from models_ml import zoo
-    from models_ml.gates import choose_fallback, evaluate_gates, gates_passed
+    from models_ml.gates import choose_fallback, evaluate_gates
     from models_ml.training import as_candidate, choose_type
 
     fallbacks = [name for name in zoo.FALLBACK_TYPES if name in result.predictions]
     fallback, why = choose_fallback(result, fallbacks)
     types = [t for t in zoo.CANDIDATE_TYPES if t in specs]
     gates = {t: evaluate_gates(as_candidate(result, t), False, fallback=fallback) for t in types}
-    type_choice = choose_type(result, types, types[0], {t: gates_passed(g) for t, g in gates.items()})
+    type_choice = choose_type(result, types, types[0], {t: [r.gate for r in g if not r.passed] for t, g in gates.items()})
     return {"fallback": {"type": fallback, "why": why}, "type_choice": type_choice,
             "gates": {t: [{"gate": r.gate, "passed": r.passed, "detail": r.detail} for r in g] for t, g in gates.items()}}
 

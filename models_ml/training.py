@@ -12,7 +12,7 @@ import pandas as pd
 
 from models_ml import zoo
 from models_ml.base import features_and_target
-from models_ml.gates import GateConfig, choose_fallback, evaluate_gates, gates_passed, label_of
+from models_ml.gates import GateConfig, choose_fallback, evaluate_gates, label_of
 from models_ml.protocol import BASELINE, BacktestResult, backtest_rows, run_backtest
 
 log = logging.getLogger(__name__)
@@ -64,19 +64,21 @@ def fit_serving_model(rows: pd.DataFrame, spec: dict, horizon_days: int, history
     return zoo.build_model(spec, horizon_days, history_length_dependent).fit(*features_and_target(rows))
 
 
-def choose_type(backtest: BacktestResult, names: list[str], keep: str, passing: dict[str, bool] | None = None) -> dict:
+def choose_type(backtest: BacktestResult, names: list[str], keep: str, failed_gates: dict[str, list[str]] | None = None) -> dict:
     """The candidate type to serve: among the types that pass every gate (all of them when none does), the
     one with the lowest Poisson deviance, unless its paired interval against `keep` (the champion's type,
-    else the default), when `keep` passes too, includes zero: a tie keeps `keep`."""
-    passing = passing if passing is not None else {n: True for n in names}
+    else the default), when `keep` passes too, includes zero: a tie keeps `keep`. `failed_gates`: each
+    type's failed gates (none: every type passes)."""
+    failed_gates = failed_gates or {}
+    passing = {n: not failed_gates.get(n) for n in names}
     pool = [n for n in names if passing.get(n)] or list(names)
     ranked = sorted(pool, key=lambda n: backtest.metrics[n]["deviance"])
     best = ranked[0]
     rule = ("among the types passing every gate, the lowest Poisson deviance over the backtest's origins; the "
             "current type is kept unless another's paired 95% interval against it lies below zero")
-    failed = [n for n in names if not passing.get(n)]
-    note = f" ({', '.join(failed)} failed a gate)" if failed and len(failed) < len(names) else (
-        " (every type failed a gate)" if failed else "")
+    failed = [f"{n} failed {', '.join(failed_gates[n])}" for n in names if not passing.get(n)]
+    note = f" ({'; '.join(failed)})" if failed and len(failed) < len(names) else (
+        f" (every type failed a gate: {'; '.join(failed)})" if failed else "")
     if len(names) == 1:
         return {"chosen": best, "runner_up": None, "difference": None, "rule": rule,
                 "why": "the only type backtested" + note}
@@ -142,9 +144,10 @@ def train_and_evaluate(training_set: pd.DataFrame, plan, spec: dict | None = Non
                                 reference=tuple(factories))
         fallback_name, fallback_why = choose_fallback(backtest, fallbacks)
         config = GateConfig(**(gate_config or {}))
-        passing = {s["type"]: gates_passed(evaluate_gates(as_candidate(backtest, s["type"]), champion_spec is not None,
-                                                          config=config, fallback=fallback_name)) for s in specs}
-        type_choice = choose_type(backtest, [s["type"] for s in specs], keep, passing)
+        failed = {s["type"]: [g.gate for g in evaluate_gates(as_candidate(backtest, s["type"]), champion_spec is not None,
+                                                             config=config, fallback=fallback_name) if not g.passed]
+                  for s in specs}
+        type_choice = choose_type(backtest, [s["type"] for s in specs], keep, failed)
         backtest = as_candidate(backtest, type_choice["chosen"])
     else:
         log.warning("no strict backtest: %s", plan.backtest.note)

@@ -55,8 +55,8 @@ def retail_sample(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_shop(tmp_path_factory) -> dict:
     """A small synthetic shop (3,000 customers, four years from 2022 and three weeks, clv synth) whose
-    behaviour a model can learn. (A shop observed from its launch for only two years has no customer older than the shop: the
-    model is not calibrated there and the gates keep it out of service; see the README.)"""
+    behaviour a model can learn. (A shop observed from its launch for only two years is harder: `clv synth --shop
+    seasonal-growing`, tests/cli/test_synth_seasonal.py and docs/models-and-evaluation.md.)"""
     from datetime import date
 
     from clv.synth import SynthConfig, write_synthetic

@@ -306,5 +306,5 @@ def test_type_choice_picks_each_type_where_it_is_better_and_keeps_the_current_on
     assert choice["chosen"] == "xgboost_offset" and "kept" in choice["why"]
     # a type failing a gate is not kept, even when the other is no better on deviance
     choice = choose_type(tie, ["xgboost_offset", "xgboost"], keep="xgboost_offset",
-                         passing={"xgboost_offset": False, "xgboost": True})
-    assert choice["chosen"] == "xgboost" and "xgboost_offset failed a gate" in choice["why"]
+                         failed_gates={"xgboost_offset": ["calibration"], "xgboost": []})
+    assert choice["chosen"] == "xgboost" and "xgboost_offset failed calibration" in choice["why"]
