@@ -54,7 +54,9 @@ def fit_mbgnbd(frequency, recency, T, penalizer: float = 0.0) -> ModifiedBetaGeo
         return ModifiedBetaGeoFitter(penalizer_coef=penalizer).fit(frequency, recency, T)
 
 
-DEGENERATE_SHAPE = 1e-3  # BG/NBD's a or b below this: the dropout distribution has collapsed onto 0 and 1
+DEGENERATE_SHAPE = 1e-3
+# A Pareto/NBD fit whose most silent customer is still this likely alive cannot express dropout at all
+ALIVE_FLOOR_OF_A_STUCK_FIT = 0.95  # BG/NBD's a or b below this: the dropout distribution has collapsed onto 0 and 1
 
 
 def fit_gamma_gamma(frequency, monetary_value, penalizer: float = 0.0) -> GammaGammaFitter:
@@ -295,6 +297,24 @@ class AliveModel:
                 np.full(len(x), self.horizon_days / DAYS_PER_WEEK), x, t_x, T), float)
         p_alive = np.where(np.isfinite(p_alive), np.clip(p_alive, 0, 1), np.nan)
         expected = np.where(np.isfinite(expected) & (expected >= 0), expected, np.nan)
+        silent = (T - t_x) > 0.5 * np.maximum(T, 1)  # quiet for over half the time since their first purchase
+        if silent.mean() > 0.05 and np.nanmin(p_alive, initial=1.0) > ALIVE_FLOOR_OF_A_STUCK_FIT:
+            # nobody can leave (s -> 0 or beta -> infinity; Online Retail with one year of data): MBG/NBD instead
+            log.warning("Pareto/NBD at cutoff %s gives P(alive) near 1 to every customer (s = %.3g, beta = %.3g) although "
+                        "%.0f%% have been silent for over half their time: MBG/NBD used for p_alive and "
+                        "expected_orders", frame["cutoff_date"].iloc[0], model.params_["s"], model.params_["beta"],
+                        100 * silent.mean())
+            try:
+                mbg = fit_mbgnbd(x[fit_rows], t_x[fit_rows], T[fit_rows], self.penalizer)
+                with np.errstate(all="ignore"):
+                    p_alive = np.asarray(mbg.conditional_probability_alive(x, t_x, T), float)
+                    expected = np.asarray(mbg.conditional_expected_number_of_purchases_up_to_time(
+                        self.horizon_days / DAYS_PER_WEEK, x, t_x, T), float)
+                p_alive = np.where(np.isfinite(p_alive), np.clip(p_alive, 0, 1), np.nan)
+                expected = np.where(np.isfinite(expected) & (expected >= 0), expected, np.nan)
+            except ConvergenceError:
+                log.warning("MBG/NBD did not converge either: p_alive and expected_orders left NULL")
+                p_alive, expected = np.full(len(x), np.nan), np.full(len(x), np.nan)
         return pd.DataFrame({"p_alive": p_alive, "expected_orders": expected}, index=frame.index)
 
 

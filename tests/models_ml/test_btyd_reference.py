@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -214,3 +216,26 @@ def test_a_degenerate_bgnbd_fit_falls_back_to_mbgnbd_and_a_sound_one_does_not(ca
     expected = mbg.conditional_expected_number_of_purchases_up_to_time(273 / 7, calibration["x"], calibration["t_x"],
                                                                       calibration["T"])
     assert rescued["expected_orders"].to_numpy() == pytest.approx(np.asarray(expected, float))
+
+
+def test_pareto_nbd_that_lets_nobody_leave_is_replaced_by_mbgnbd_and_a_sound_fit_is_kept(calibration, monkeypatch,
+                                                                                        caplog):
+    """Online Retail with one year of data: Pareto/NBD gave P(alive) 1.0 to all 4,266 customers, without a
+    warning. A fit where nobody can leave (here s = 1e-9) while many customers are long silent now warns and
+    takes P(alive) and expected orders from MBG/NBD; CDNOW's sound fit keeps Pareto/NBD's own values."""
+    from models_ml import btyd
+
+    frame = pd.DataFrame({"cutoff_date": "1997-09-30", "btyd_frequency": calibration["x"],
+                          "btyd_recency": calibration["t_x"] * 7, "btyd_t": calibration["T"] * 7})
+    with caplog.at_level("WARNING", logger="models_ml.btyd"):
+        sound = btyd.AliveModel(273).components(frame)
+    assert "MBG/NBD used" not in caplog.text and sound["p_alive"].min() < 0.5
+    fitted = btyd.fit_pareto_nbd(calibration["x"], calibration["t_x"], calibration["T"], 0.001)
+    stuck = copy.deepcopy(fitted)
+    stuck.params_["s"] = 1e-9  # no dropout at all: the most silent customer is 0.96 alive
+    monkeypatch.setattr(btyd, "fit_pareto_nbd", lambda *args, **kwargs: stuck)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="models_ml.btyd"):
+        rescued = btyd.AliveModel(273).components(frame)
+    assert "gives P(alive) near 1 to every customer" in caplog.text and "MBG/NBD used" in caplog.text
+    assert rescued["p_alive"].min() < 0.5 and rescued["p_alive"].notna().all()
