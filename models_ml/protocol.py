@@ -78,27 +78,32 @@ class BacktestResult:
 
 def _weighted_gini(y: np.ndarray, w: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Gini of the gain curve for each weight vector (rows of w), customers taken in `order`.
-    With unit weights this is metrics._gini."""
-    y, w = y[order], w[:, order]
-    wy = w * y
-    cum_y = np.cumsum(wy, axis=1) / wy.sum(axis=1, keepdims=True)
-    total = w.sum(axis=1, keepdims=True)
-    cum_w = np.cumsum(w, axis=1) / total
-    return ((w / total) * (cum_y - cum_w)).sum(axis=1)
+    With unit weights this is metrics._gini. The population's own cumulative share does not depend on the
+    order: sum_i w_i (w_1 + ... + w_i) = (W^2 + sum w^2) / 2, so only the revenue's is taken in order."""
+    ordered = w[:, order]
+    revenue = ordered * y[order]
+    total_w, total_revenue = ordered.sum(axis=1), revenue.sum(axis=1)
+    cross = np.einsum("ij,ij->i", ordered, np.cumsum(revenue, axis=1))
+    return cross / (total_w * total_revenue) - (1 + np.einsum("ij,ij->i", w, w) / total_w**2) / 2
 
 
 def weighted_metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray, truth_order: np.ndarray | None = None,
-                     floor: float | None = None) -> dict:
+                     floor: float | None = None, order: np.ndarray | None = None,
+                     deviance_terms: np.ndarray | None = None, truth_gini: np.ndarray | None = None) -> dict:
     """Poisson deviance, MAE, normalized Gini and calibration ratio under each row of weights w (shape B x n);
-    `floor`: the deviance's prediction floor (default `metrics.deviance_floor(y)`)."""
+    `floor`: the deviance's prediction floor (default `metrics.deviance_floor(y)`). The orders by truth and by
+    prediction and the rows' deviance terms do not depend on the weights, and the truth's Gini not on the
+    model: pass them to reuse them."""
     truth_order = np.argsort(-y, kind="mergesort") if truth_order is None else truth_order
-    order = np.argsort(-p, kind="mergesort")
+    order = np.argsort(-p, kind="mergesort") if order is None else order
+    terms = poisson_deviance_terms(y, p, floor) if deviance_terms is None else deviance_terms
+    truth_gini = _weighted_gini(y, w, truth_order) if truth_gini is None else truth_gini
     total = w.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
-            "deviance": w @ poisson_deviance_terms(y, p, floor) / total,
+            "deviance": w @ terms / total,
             "mae": (w * np.abs(y - p)).sum(axis=1) / total,
-            "normalized_gini": _weighted_gini(y, w, order) / _weighted_gini(y, w, truth_order),
+            "normalized_gini": _weighted_gini(y, w, order) / truth_gini,
             "calibration_ratio": (w * p).sum(axis=1) / (w * y).sum(axis=1),
         }
 
@@ -132,6 +137,10 @@ def paired_bootstrap_by_origin(rows: pd.DataFrame, predictions: dict[str, np.nda
     by_origin = [(np.flatnonzero(origins == o)) for o in origin_names]
     truth_orders = [np.argsort(-y[idx], kind="mergesort") for idx in by_origin]
     floors = [deviance_floor(y[idx]) for idx in by_origin]
+    # what does not depend on the resample, once per model and origin
+    orders = {name: [np.argsort(-p[idx], kind="mergesort") for idx in by_origin] for name, p in predictions.items()}
+    terms = {name: [poisson_deviance_terms(y[idx], p[idx], floor) for idx, floor in zip(by_origin, floors)]
+             for name, p in predictions.items()}
     # draws[name][metric]: one (resamples x origins) array per chunk
     draws: dict[str, dict[str, list[np.ndarray]]] = {name: {m: [] for m in HEADLINE_METRICS} for name in predictions}
     origin_weights = []
@@ -143,9 +152,12 @@ def paired_bootstrap_by_origin(rows: pd.DataFrame, predictions: dict[str, np.nda
         n_origins = len(by_origin)
         origin_weights.append(rng.multinomial(n_origins, np.full(n_origins, 1 / n_origins), size=b).astype(float)
                               if resample_origins else np.ones((b, n_origins)))
+        origin_weights_of = [weights[:, idx] for idx in by_origin]
+        truth_ginis = [_weighted_gini(y[idx], w, truth) for idx, w, truth in zip(by_origin, origin_weights_of, truth_orders)]
         for name, p in predictions.items():
-            per_origin = [weighted_metrics(y[idx], p[idx], weights[:, idx], order, floor)
-                          for idx, order, floor in zip(by_origin, truth_orders, floors)]
+            per_origin = [weighted_metrics(y[idx], p[idx], w, truth, floor, by_prediction, deviance, best)
+                          for idx, w, truth, floor, by_prediction, deviance, best
+                          in zip(by_origin, origin_weights_of, truth_orders, floors, orders[name], terms[name], truth_ginis)]
             for metric in HEADLINE_METRICS:
                 draws[name][metric].append(np.column_stack([m[metric] for m in per_origin]))
     v = np.concatenate(origin_weights)
