@@ -207,7 +207,7 @@ def test_shop_the_first_model_passes_every_gate_and_becomes_champion(shop_week):
     decision = shop_week["summary"]["decision"]
     assert decision["outcome"] == "champion", decision["gates"]
     gates = {g["gate"]: g for g in decision["gates"]}
-    assert gates["beats_baseline"]["passed"] and "better on MAE" in gates["beats_baseline"]["detail"]
+    assert gates["beats_baseline"]["passed"] and "better on deviance" in gates["beats_baseline"]["detail"]
     assert {"fairness_country", "fairness_acquisition_channel", "calibration"} <= set(gates)
 
 
@@ -225,7 +225,7 @@ def test_shop_the_champion_scores_with_three_reasons_in_words(shop_week):
     assert scores["top_reasons"].str.contains("spent [0-9,]+ in the last year", regex=True).mean() > 0.5
     structured = scores["reason_contributions"].map(json.loads)
     assert structured.map(len).eq(3).all()
-    assert (structured.str[0].str["feature"] == "last_year_spend").mean() > 0.3
+    assert (structured.str[0].str["feature"] == "last_year_spend").mean() > 0.25  # the offset's own term leads often
     high = scores[scores["clv_tier"] == "high"]
     assert high["predicted_clv_12m"].min() >= scores[scores["clv_tier"] != "high"]["predicted_clv_12m"].max()
 

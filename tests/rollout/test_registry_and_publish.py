@@ -49,11 +49,16 @@ def test_registration_logs_the_backtest_and_leaves_aliases_to_the_gates(store):
     assert {"model_card.md", "plots", "feature_columns.json", "backtest.json", "gates.json", "baseline"} <= artifacts
     card = mlflow.artifacts.load_text(f"runs:/{first.run_id}/model_card.md")
     assert "## Intended use" in card and "strict rolling-origin backtest" in card and "## Limitations" in card
-    # performance as a markdown table: a header row, a rule with right-aligned numbers, model and baseline
+    # performance as a markdown table: a header row, a rule with right-aligned numbers, each model's mean over
+    # the origins and every origin's own values, the candidate first, last year's spend among the rest
     table = [line for line in card.splitlines() if line.startswith("|")]
-    assert table[0] == "| model | MAE | normalized Gini | calibration |" and table[1] == "|---|---:|---:|---:|"
-    assert table[2].startswith("| clv_test (") and table[3].startswith("| last year's spend (baseline) |")
+    assert table[0] == ("| model | origin | Poisson deviance | normalized Gini | calibration | decile calibration error "
+                        "| MAE |") and table[1] == "|---|---|---:|---:|---:|---:|---:|"
+    assert table[2].startswith("| clv_test (") and "| mean |" in table[2]
     assert f"{result.holdout_metrics['normalized_gini']:,.3f}" in table[2]
+    assert any(row.startswith("| last_period | mean |") for row in table)
+    assert sum(row.startswith("| clv_test (") for row in table) == 1 + len(result.backtest.origins)
+    assert "type chosen:" in card and "fallback (served while no trained model passes):" in card
     # the same configuration on the same rows is found again (a re-run registers nothing)
     assert registry.find_version("clv_test", registry.data_fingerprint(data), result.spec) == "2"
     assert registry.find_version("clv_test", registry.data_fingerprint(data.head(10)), result.spec) is None

@@ -233,12 +233,14 @@ def test_weekly_flow_on_postgres(prefect_server, both_engines, retail_sample, cl
     assert len(history) == len(expected)  # the same week twice: its rows replaced, not appended
     assert len(read_postgres(settings, "clv_scores", ["customer_id"])) == len(expected)
 
-    # monitoring reads and records on the same warehouse; without a champion there is no model baseline
+    # monitoring reads and records on the same warehouse; without a champion the fallback is watched against
+    # the population of the version that chose it
     from flows.monitor import monitor_flow
 
     report = monitor_flow(target="postgres")
     assert report["customers"] == len(expected) and report["served_model"] == "last_period"
-    assert not report["monitored"] and report["status"] == "ok"
+    assert report["monitored"] and report["model_version"] == "fallback last_period (baseline of version 1)"
+    assert report["status"] == "ok"
     drift = read_postgres(settings, "drift_history", ["monitored_at"])
     assert len(drift) == 1 and drift["status"].item() == report["status"]
 
