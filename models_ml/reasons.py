@@ -17,6 +17,8 @@ PHRASES = {
     "last_year_spend": ("spent {v} in the last year", "money"),
     "days_since_last_order": ("last order {v} days ago", "count"),
     "days_since_last_session": ("last visit {v} days ago", "count"),
+    "sessions_since_last_order": ("{v} site visits since the last order", "count"),
+    "add_to_cart_since_last_order": ("{v} add-to-carts since the last order", "count"),
     "days_since_signup": ("signed up {v} days ago", "count"),
     "order_days_count": ("ordered on {v} different days", "count"),
     "orders_count": ("{v} orders in all", "count"),
