@@ -39,6 +39,15 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
+def _cutoff(text: str) -> date:
+    """A scoring cutoff: a date, not in the future (checked against the landed orders at the build)."""
+    day, today = _date(text), date.today()
+    if day > today:
+        raise argparse.ArgumentTypeError(f"{text} is in the future (today is {today}): its orders have not "
+                                         "happened yet")
+    return day
+
+
 def _cap_percentile(text: str) -> float | None:
     if text.lower() == "none":
         return None
@@ -303,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "mapping to the input contract (see sources.example.yml)")
         command.add_argument("--customers", type=_existing_path, help="customers file (optional)")
         command.add_argument("--events", type=_existing_path, help="web/app events file (optional)")
-        command.add_argument("--cutoff", type=_date, help="scoring cutoff date (default: the last order date)")
+        command.add_argument("--cutoff", type=_cutoff,
+                             help="scoring cutoff date, up to 7 days after the last order (default: the last order "
+                                  "date)")
         command.add_argument("--horizon-days", type=int, help=f"prediction horizon in days (default {DEFAULTS.horizon_days})")
         command.add_argument("--warehouse", type=Path, help=f"DuckDB file (default {config.default_warehouse()})")
         command.add_argument("--order-value-cap-percentile", type=_cap_percentile,

@@ -136,12 +136,41 @@ def order_date_bounds(reader) -> tuple[date | None, date | None]:
     return pd.Timestamp(row["first_day"]).date(), pd.Timestamp(row["last_day"]).date()
 
 
+# A scoring cutoff may lie a few days past the last landed order (a quiet weekend); further on, every
+# customer would look silent for days the data do not cover, and the scores collapse.
+MAX_DAYS_PAST_LAST_ORDER = 7
+
+
+class CutoffError(ValueError):
+    """The scoring cutoff does not fit the calendar or the landed orders."""
+
+
+def check_cutoff(cutoff: date, first: date, last: date, today: date | None = None) -> None:
+    """Refuse a cutoff in the future, before the first landed order, or more than
+    MAX_DAYS_PAST_LAST_ORDER days after the last one."""
+    today = today or pd.Timestamp.now(tz="UTC").date()
+    if cutoff > today:
+        raise CutoffError(f"scoring cutoff {cutoff} is in the future (today is {today}): its orders have not "
+                          "happened yet; give a cutoff up to today")
+    if cutoff < first:
+        raise CutoffError(f"scoring cutoff {cutoff} is before the first landed order ({first}): nobody is a "
+                          "customer yet; give a later cutoff")
+    if (cutoff - last).days > MAX_DAYS_PAST_LAST_ORDER:
+        raise CutoffError(f"scoring cutoff {cutoff} is {(cutoff - last).days} days after the last landed order "
+                          f"({last}): every customer would look silent for days the data do not cover; give a "
+                          f"cutoff up to {last + timedelta(days=MAX_DAYS_PAST_LAST_ORDER)}, or land the missing "
+                          "orders first")
+
+
 def plan_for_warehouse(reader, cutoff=None, horizon_days: int = 365, **options) -> SnapshotPlan:
-    """The snapshot plan of a build on the landed data: scoring cutoff = `cutoff` or the last order date."""
+    """The snapshot plan of a build on the landed data: scoring cutoff = `cutoff` (checked against the
+    landed orders, `check_cutoff`) or the last order date."""
     first, last = order_date_bounds(reader)
     if first is None:
         raise LookupError("raw.orders holds no order with a customer id: land orders before building features")
     scoring = pd.Timestamp(cutoff).date() if cutoff else last
+    if cutoff:
+        check_cutoff(scoring, first, last)
     return plan_snapshots(first, scoring, horizon_days, **options)
 
 

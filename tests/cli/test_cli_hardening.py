@@ -72,6 +72,8 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[list[str], int, tuple[str, ...]]]:
         "a directory": (["--orders", str(tmp / "folder.csv")], 2, ("is a directory",)),
         "brackets, no such file": (["--orders", str(tmp / "orders[2024].csv")], 2, ("file not found",)),
         "typo in the sources file": (["--sources", str(sources)], 1, ("line 6", "unknown setting(s) encodng")),
+        "a cutoff in the future": (["--orders", str(write(good_orders(seed=38), tmp / "future.csv")),
+                                    "--cutoff", "2999-01-01"], 2, ("2999-01-01 is in the future",)),
     }
 
 
@@ -93,6 +95,21 @@ def test_bad_inputs_through_the_cli_answer_with_one_line(tmp_path):
         if warehouse.exists():  # refused inputs land nothing
             with duckdb.connect(str(warehouse), read_only=True) as con:
                 assert con.execute("select count(*) from raw.orders").fetchone() == (0,), case
+
+
+def test_a_cutoff_weeks_after_the_last_order_is_refused_before_the_build(tmp_path):
+    """The orders end on 2024-04-11: a cutoff of 2024-06-30 would score every customer as silent for 80
+    days the data do not cover. Refused, naming both dates, after landing (the orders are good) and before
+    dbt builds anything; a cutoff inside the data is not refused (test_features, test_incremental_snapshots)."""
+    orders = write(good_orders(seed=39), tmp_path / "orders.csv")
+    home = tmp_path / "home"
+    done = clv(["run", "--orders", str(orders), "--cutoff", "2024-06-30", "--warehouse", str(home / "w.duckdb")], home)
+    assert_one_error_line(done, 1, "scoring cutoff 2024-06-30 is 80 days after the last landed order (2024-04-11)",
+                          "give a cutoff up to 2024-04-18")
+    with duckdb.connect(str(home / "w.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from raw.orders").fetchone() == (400,)  # kept for the next run
+        built = con.execute("select count(*) from information_schema.tables where table_name = 'customer_features'")
+        assert built.fetchone() == (0,)
 
 
 def test_a_busy_warehouse_and_a_corrupt_store_answer_with_one_line(tmp_path):

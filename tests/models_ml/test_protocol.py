@@ -3,6 +3,9 @@ it, each tested where it must fire and where it must stay quiet."""
 
 from __future__ import annotations
 
+import re
+from datetime import date, timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -308,3 +311,17 @@ def test_type_choice_picks_each_type_where_it_is_better_and_keeps_the_current_on
     choice = choose_type(tie, ["xgboost_offset", "xgboost"], keep="xgboost_offset",
                          failed_gates={"xgboost_offset": ["calibration"], "xgboost": []})
     assert choice["chosen"] == "xgboost" and "xgboost_offset failed calibration" in choice["why"]
+
+
+def test_a_cutoff_must_lie_between_the_first_order_and_a_week_after_the_last():
+    from clv.snapshots import MAX_DAYS_PAST_LAST_ORDER, CutoffError, check_cutoff
+
+    first, last, today = date(2024, 1, 1), date(2024, 6, 30), date(2024, 7, 31)
+    for fine in (first, last, last + timedelta(days=MAX_DAYS_PAST_LAST_ORDER)):  # a quiet weekend is fine
+        check_cutoff(fine, first, last, today)
+    refused = {date(2024, 8, 1): "in the future (today is 2024-07-31)",
+               date(2023, 12, 31): "before the first landed order (2024-01-01)",
+               last + timedelta(days=MAX_DAYS_PAST_LAST_ORDER + 1): "8 days after the last landed order (2024-06-30)"}
+    for cutoff, phrase in refused.items():
+        with pytest.raises(CutoffError, match=re.escape(phrase)):
+            check_cutoff(cutoff, first, last, today)
