@@ -21,8 +21,9 @@ $(STAMP): requirements.in constraints.txt pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# the bundled demo data unless ARGS names the inputs (`make run ARGS="--orders ..."`)
 run: setup
-	$(BIN)/clv run $(ARGS)
+	$(BIN)/clv run $(if $(filter --orders% --sources% --settings%,$(ARGS)),,--demo) $(ARGS)
 
 # Two workers (pytest-xdist), each taking whole test modules (their module-scoped scenarios run once);
 # the slowest tests are listed at the end.

@@ -84,8 +84,7 @@ def _cmd_run(args) -> int:
         high_tier_share=args.high_tier_share, medium_tier_share=args.medium_tier_share, target=args.target,
         settings_file=args.settings, retrain=args.retrain, full_refresh=args.full_refresh,
         allow_older_cutoff=args.allow_older_cutoff, new_registry=args.new_registry,
-        # the bundled demo data only when nothing names any input (`make run`)
-        demo=not (args.orders or args.sources or args.settings),
+        demo=args.demo,
     )
     print("\n" + format_summary(summary))
     return 0
@@ -305,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     def add_build_options(command, bundled_default):
         command.add_argument("--orders", type=_existing_path,
                              help="orders file (parquet/CSV/JSON lines; globs allowed)"
-                             + ("; default: bundled Online Retail II unless --sources is given" if bundled_default
-                                else "; default: none, use what is landed"))
+                             + ("; required unless --sources, --settings or --demo names the inputs"
+                                if bundled_default else "; default: none, use what is landed"))
         command.add_argument("--sources", type=_existing_path,
                              help="sources file (YAML): files on disk or S3, PostgreSQL tables, and their column "
                                   "mapping to the input contract (see sources.example.yml)")
@@ -332,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"share of customers in the medium tier, after the high tier (default {DEFAULTS.medium_tier_share})")
     run.add_argument("--settings", type=_existing_path,
                      help="settings file (YAML, see clv-settings.example.yml): inputs, warehouse, options")
+    run.add_argument("--demo", action="store_true",
+                     help="run on the bundled Online Retail II orders (`make run`); never with a shop's inputs")
     run.add_argument("--retrain", action="store_true",
                      help="train and gate a new version even though a champion exists")
     run.add_argument("--full-refresh", action="store_true",
@@ -524,11 +525,13 @@ def _check_inputs_first(args) -> None:
     columns) before Prefect and dbt start, so the usual mistakes answer in a second."""
     if args.command not in ("run", "features"):
         return
-    from clv.settings import load_settings
+    from clv.settings import check_demo_choice, load_settings
     from clv.ingest.sources import preflight, run_sources
 
     settings = load_settings(getattr(args, "settings", None), orders=args.orders, customers=args.customers,
                              events=args.events, sources=args.sources)
+    if args.command == "run":
+        check_demo_choice(settings.has_inputs, args.demo)
     preflight(run_sources(settings.orders, settings.customers, settings.events, settings.sources))
 
 

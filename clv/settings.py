@@ -48,6 +48,17 @@ class RunSettings:
 DEFAULTS = RunSettings()
 
 
+def check_demo_choice(has_inputs: bool, demo: bool) -> None:
+    """A run names its inputs or asks for the demo, never neither and never both: a shop's run that lost its
+    inputs must stop, not land the bundled Online Retail II orders into the shop's warehouse."""
+    if not has_inputs and not demo:
+        raise SettingsError("no inputs: give --orders, --sources or --settings (a flow: the parameters `orders`, "
+                            "`sources` or `settings_file`); the bundled demo data only with --demo (`make run`)")
+    if has_inputs and demo:
+        raise SettingsError("--demo runs on the bundled Online Retail II orders only: drop --demo, or the "
+                            "inputs (--orders, --sources, --settings)")
+
+
 def load_settings(path: str | Path | None, **overrides) -> RunSettings:
     """Settings from the file (paths in it are relative to the file's folder), then the overrides that
     are not None."""

@@ -18,7 +18,7 @@ from prefect.events import emit_event
 from clv import config, pipeline, progress
 from clv.run_summary import format_summary
 from clv.ingest.validation import InputValidationError, reports_markdown
-from clv.settings import RunSettings, SettingsError, load_settings
+from clv.settings import RunSettings, check_demo_choice, load_settings
 from clv.snapshots import SnapshotPlan
 from clv.store_check import check_tracking_store
 from flows.exclusive import exclusive_warehouse
@@ -200,13 +200,11 @@ def backtest_table(backtest: dict, reference: str = BASELINE) -> list[dict]:
 
 def resolve_settings(settings_file: str | None, demo: bool, **params) -> RunSettings:
     """The run's settings: explicit parameters, then the settings file, then defaults. Without inputs a
-    run stops, unless it is the demo (`make run`), which lands the bundled Online Retail II orders."""
+    run stops, unless it is the demo (`make run`, `demo=True`), which lands the bundled Online Retail II
+    orders and nothing else."""
     settings = load_settings(settings_file, **params)
-    if not settings.has_inputs:
-        if not demo:
-            raise SettingsError("no inputs: give a sources file or orders file (parameters `sources`/`orders`, or "
-                                "the settings file); the bundled demo data are only used with demo=True "
-                                "(`make run`, `clv run` without inputs)")
+    check_demo_choice(settings.has_inputs, demo)
+    if demo:
         settings.orders = str(config.BUNDLED_ORDERS)
     return settings
 
@@ -239,7 +237,7 @@ def weekly_clv_pipeline(
     already built are kept (`full_refresh` rebuilds them all).
 
     Inputs come from the parameters or the settings file (`settings_file`, see clv-settings.example.yml);
-    `demo=True` lands the bundled Online Retail II orders when neither names any. `target` picks the
+    `demo=True` lands the bundled Online Retail II orders (and refuses other inputs). `target` picks the
     warehouse (default CLV_DBT_TARGET, else duckdb)."""
     settings = resolve_settings(settings_file, demo, orders=orders, customers=customers, events=events,
                                 cutoff=str(cutoff) if cutoff else None, horizon_days=horizon_days,

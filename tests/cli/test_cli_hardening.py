@@ -112,6 +112,20 @@ def test_a_cutoff_weeks_after_the_last_order_is_refused_before_the_build(tmp_pat
         assert built.fetchone() == (0,)
 
 
+def test_the_demo_data_land_only_when_asked_for_and_never_beside_a_shops_inputs(tmp_path):
+    """`clv run` without inputs used to land the bundled Online Retail II orders into whatever warehouse it
+    opened: now it stops at once, as does --demo beside a shop's inputs (`--demo` alone: test_defaults)."""
+    orders = write(good_orders(seed=40), tmp_path / "orders.csv")
+    home = tmp_path / "home"
+    started = time.monotonic()
+    nothing = clv(["run", "--warehouse", str(home / "w.duckdb")], home)
+    assert_one_error_line(nothing, 1, "no inputs: give --orders, --sources or --settings", "only with --demo")
+    both = clv(["run", "--demo", "--orders", str(orders), "--warehouse", str(home / "w.duckdb")], home)
+    assert_one_error_line(both, 1, "--demo runs on the bundled Online Retail II orders only")
+    assert time.monotonic() - started < 30  # before Prefect's server starts
+    assert not (home / "w.duckdb").exists()
+
+
 def test_a_busy_warehouse_and_a_corrupt_store_answer_with_one_line(tmp_path):
     orders = write(good_orders(seed=36), tmp_path / "orders.csv")
     warehouse = tmp_path / "w.duckdb"

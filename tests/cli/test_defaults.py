@@ -44,3 +44,18 @@ def test_a_settings_file_overrides_the_defaults_and_explicit_options_override_th
     settings = load_settings(path, high_tier_share=0.25)
     assert (settings.horizon_days, settings.high_tier_share) == (180, 0.25)
     assert load_settings(None) == RunSettings() == DEFAULTS
+
+
+def test_the_demo_is_the_bundled_orders_alone_and_make_run_asks_for_it(tmp_path):
+    from clv.config import BUNDLED_ORDERS, REPO_ROOT
+    from clv.settings import SettingsError
+    from flows.weekly import resolve_settings
+
+    assert resolve_settings(None, True).orders == str(BUNDLED_ORDERS)
+    assert resolve_settings(None, False, orders="shop.csv").orders == "shop.csv"
+    with pytest.raises(SettingsError, match="no inputs"):
+        resolve_settings(None, False)
+    with pytest.raises(SettingsError, match="--demo runs on the bundled Online Retail II orders only"):
+        resolve_settings(None, True, orders="shop.csv")
+    recipe = (REPO_ROOT / "Makefile").read_text().split("\nrun: setup\n")[1].splitlines()[0]
+    assert "--demo" in recipe and "$(filter --orders% --sources% --settings%,$(ARGS))" in recipe

@@ -316,6 +316,8 @@ def test_deployed_runs_need_the_teams_inputs_and_never_land_the_demo_data(prefec
 
     with pytest.raises(SettingsError, match="no inputs"):
         weekly_clv_pipeline()  # what a scheduled run without a settings file would do
+    with pytest.raises(SettingsError, match="--demo runs on the bundled Online Retail II orders only"):
+        weekly_clv_pipeline(demo=True, orders=str(tmp_path / "orders.csv"))
     with pytest.raises(SettingsError, match="not found"):
         weekly_clv_pipeline(settings_file=str(tmp_path / "clv-settings.yml"))
     with pytest.raises(SettingsError, match="unknown option"):
