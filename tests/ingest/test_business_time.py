@@ -42,6 +42,42 @@ def test_string_offsets_are_converted_and_naive_times_kept(tmp_path, monkeypatch
         pd.Timestamp("2024-01-01 23:30"), pd.Timestamp("2024-01-01 18:30")]
 
 
+def test_zone_names_and_12_hour_times_are_read_and_an_unknown_zone_is_refused(tmp_path, monkeypatch):
+    """DuckDB's timestamp cast drops a trailing zone name or AM/PM without a word: 02:01:48 America/New_York
+    was stored as 02:01:48, and a re-export with the zone name added landed every line again, 5 hours early."""
+    from clv.ingest.validation import InputValidationError
+
+    path, unknown = tmp_path / "orders.csv", tmp_path / "unknown.csv"
+    orders(["2026-01-07 02:01:48 America/New_York", "2026-01-07 02:01:48 EST", "2026-01-07 02:01:48 UTC",
+            "2026-01-07 02:01:48 CET", "2026-01-07 02:01:48 GMT+2", "2026-01-07 02:01:48 PM",
+            "2026-01-07 12:01 am", "2026-01-07 02:01:48"]).to_csv(path, index=False)
+    orders(["2026-01-07 02:01:48 Mars/Olympus"]).to_csv(unknown, index=False)
+    monkeypatch.setenv("CLV_TIMEZONE", "UTC")
+    with duckdb.connect() as con:
+        land_file(con, "orders", str(path))
+        stored = dict(con.execute("select order_id, order_ts from raw.orders").fetchall())
+        with pytest.raises(InputValidationError, match="order_ts is not a valid timestamp") as refused:
+            land_file(con, "orders", str(unknown))
+    assert "Mars/Olympus" in str(refused.value)
+    assert {k: pd.Timestamp(v) for k, v in stored.items()} == {
+        "o0": pd.Timestamp("2026-01-07 07:01:48"), "o1": pd.Timestamp("2026-01-07 07:01:48"),
+        "o2": pd.Timestamp("2026-01-07 02:01:48"), "o3": pd.Timestamp("2026-01-07 01:01:48"),
+        "o4": pd.Timestamp("2026-01-07 00:01:48"), "o5": pd.Timestamp("2026-01-07 14:01:48"),
+        "o6": pd.Timestamp("2026-01-07 00:01"), "o7": pd.Timestamp("2026-01-07 02:01:48")}
+
+
+def test_a_week_relanded_with_its_zone_name_adds_nothing(tmp_path, monkeypatch):
+    """The same instants written naive in the business zone and then with the zone's name: no new rows."""
+    monkeypatch.setenv("CLV_TIMEZONE", "America/New_York")
+    naive, named = tmp_path / "naive.csv", tmp_path / "named.csv"
+    orders(["2026-01-07 02:01:48", "2026-07-07 02:01:48"]).to_csv(naive, index=False)
+    orders(["2026-01-07 02:01:48 America/New_York", "2026-07-07 06:01:48 UTC"]).to_csv(named, index=False)
+    with duckdb.connect() as con:
+        land_file(con, "orders", str(naive))
+        [again] = land_file(con, "orders", str(named))
+        assert again.rows_inserted == 0 and con.execute("select count(*) from raw.orders").fetchone() == (2,)
+
+
 def test_timestamptz_parquet_lands_the_same_in_any_session_time_zone(tmp_path, monkeypatch):
     frame = orders(["2024-06-30 22:30:00", "2024-07-01 03:59:00"])
     frame["order_ts"] = pd.to_datetime(frame["order_ts"]).dt.tz_localize("UTC")
