@@ -222,7 +222,7 @@ def test_pareto_nbd_that_lets_nobody_leave_is_replaced_by_mbgnbd_and_a_sound_fit
                                                                                         caplog):
     """Online Retail with one year of data: Pareto/NBD gave P(alive) 1.0 to all 4,266 customers, without a
     warning. A fit where nobody can leave (here s = 1e-9) while many customers are long silent now warns and
-    takes P(alive) and expected orders from MBG/NBD; CDNOW's sound fit keeps Pareto/NBD's own values."""
+    takes P(alive) from MBG/NBD; CDNOW's sound fit keeps Pareto/NBD's own values."""
     from models_ml import btyd
 
     frame = pd.DataFrame({"cutoff_date": "1997-09-30", "btyd_frequency": calibration["x"],
@@ -239,3 +239,7 @@ def test_pareto_nbd_that_lets_nobody_leave_is_replaced_by_mbgnbd_and_a_sound_fit
         rescued = btyd.AliveModel(273).components(frame)
     assert "gives P(alive) near 1 to every customer" in caplog.text and "MBG/NBD used" in caplog.text
     assert rescued["p_alive"].min() < 0.5 and rescued["p_alive"].notna().all()
+    # the expected orders stay the fit's own (the backtest judges them: on Online Retail they beat MBG/NBD's)
+    own = stuck.conditional_expected_number_of_purchases_up_to_time(273 / 7, calibration["x"], calibration["t_x"],
+                                                                    calibration["T"])
+    assert rescued["expected_orders"].to_numpy() == pytest.approx(np.asarray(own, float))
