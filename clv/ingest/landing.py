@@ -258,7 +258,7 @@ def _typed_sql(column, raw_type: str, zone: str) -> tuple[str, str, str]:
         if raw_type.upper().startswith(_NUMERIC_TYPES):
             typed = f"case when {raw} = trunc({raw}) then cast(cast({raw} as hugeint) as varchar) end"
         else:
-            text = f"cast({raw} as varchar)"
+            text = f"nullif(trim(cast({raw} as varchar)), '')"  # ' 1964 ' is customer 1964, not another one
             typed = (f"case when contains({text}, '.') then regexp_replace({text}, '^(-?[0-9]+)[.]0+$', '\\1') "
                      f"else {text} end")
         return typed, f"({raw} is not null and {typed} is null)", f"{column.name} is a number with decimals, not an id"
@@ -481,10 +481,48 @@ def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: in
                       validate_seconds=validate_seconds)
 
 
+UNKNOWN_CUSTOMERS_SAMPLE = 2_000  # distinct customers of an orders load looked up among the known ones
+UNKNOWN_CUSTOMERS_WARN = 0.005  # over this share unknown: a warning (a customers export a day behind)
+UNKNOWN_CUSTOMERS_REFUSE = 0.05  # over this share: refused (ids written another way: 001964 for 1964)
+
+
+def _unknown_customer_checks(con, sink, everything: list[StagedLoad]) -> None:
+    """Orders whose customer ids the customers feed does not know (staged in this run or landed before),
+    when there is such a feed: a few are a customers export lagging behind (warning); many are ids written
+    another way, which would score phantom customers and take the real ones' week away (critical)."""
+    customers = [load for load in everything if load.entity.name == "customers"]
+    for load in (load for load in everything if load.entity.name == "orders"):
+        sample = [c for (c,) in con.execute(f"""
+            select customer_id from (select distinct customer_id from {load.table}
+                                     where quarantine_reason is null and customer_id is not null)
+            using sample reservoir({UNKNOWN_CUSTOMERS_SAMPLE} rows) repeatable (7)""").fetchall()]
+        if not sample:
+            continue
+        if not customers and not (hasattr(sink, "known_customers") and sink.customers_landed()):
+            continue  # no customers feed at all: nothing to compare with
+        known = sink.known_customers(sample)
+        for other in customers:
+            known |= {c for (c,) in con.execute(f"select distinct customer_id from {other.table} "
+                                                "where customer_id in (select unnest(?))", [sample]).fetchall()}
+        unknown = [c for c in sample if c not in known]
+        share = len(unknown) / len(sample)
+        if share <= UNKNOWN_CUSTOMERS_WARN:
+            continue
+        load.report.checks.append(validation.CheckResult(
+            expectation="expect_order_customers_to_be_known", column="customer_id",
+            severity="critical" if share > UNKNOWN_CUSTOMERS_REFUSE else "warning", success=False,
+            unexpected_count=len(unknown), checked_rows=len(sample),
+            observed=f"{share:.1%} of the load's customer ids are in no customers export landed or staged",
+            rule=f"order customer ids are known to the customers feed (refused over {UNKNOWN_CUSTOMERS_REFUSE:.0%}: "
+                 "ids written another way, e.g. with leading zeros, would score phantom customers; land the "
+                 "customers export that names them, or fix the ids)"))
+
+
 def land_staged(con, sink, staged: list[StagedLoad]) -> list[LoadResult]:
     """Commit validated loads; refuse all of them (nothing written) when any broke a critical rule."""
     everything = [s for load in staged for s in (load, *load.derived)]
     try:
+        _unknown_customer_checks(con, sink, everything)
         if any(s.report.critical_failures for s in everything):
             raise InputValidationError([s.report for s in everything])
         results = []
@@ -540,6 +578,14 @@ class DuckDBRawSink:
         return dict(self.con.execute(
             "select customer_id, max(signup_ts) from raw.customers where signup_ts is not null "
             "and customer_id in (select unnest(?)) group by customer_id", [customer_ids]).fetchall())
+
+    def customers_landed(self) -> bool:
+        return bool(self.con.execute("select exists (select 1 from raw.customers)").fetchone()[0])
+
+    def known_customers(self, customer_ids: list[str]) -> set[str]:
+        """Those of these customer ids that raw.customers holds."""
+        return {c for (c,) in self.con.execute("select distinct customer_id from raw.customers "
+                                                "where customer_id in (select unnest(?))", [customer_ids]).fetchall()}
 
     def get_watermark(self, source: str):
         rows = self.con.execute("select watermark from raw.source_watermarks where source = ?", [source]).fetchall()

@@ -62,6 +62,28 @@ class PostgresRawSink:
         self.duck = duck
         self.settings = settings or PostgresSettings.from_env()
 
+    def customers_landed(self) -> bool:
+        conn = self.settings.connect()
+        try:
+            with conn, conn.cursor() as cur:
+                ensure_raw_tables(cur)
+                cur.execute("select exists (select 1 from raw.customers)")
+                return bool(cur.fetchone()[0])
+        finally:
+            conn.close()
+
+    def known_customers(self, customer_ids: list[str]) -> set[str]:
+        """Those of these customer ids that raw.customers holds."""
+        conn = self.settings.connect()
+        try:
+            with conn, conn.cursor() as cur:
+                ensure_raw_tables(cur)
+                cur.execute("select distinct customer_id from raw.customers where customer_id = any(%s)",
+                            [list(customer_ids)])
+                return {c for (c,) in cur.fetchall()}
+        finally:
+            conn.close()
+
     def known_signups(self, customer_ids: list[str]) -> dict:
         """Signup time already landed for each of these customers (those that have one)."""
         conn = self.settings.connect()

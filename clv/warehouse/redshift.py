@@ -88,6 +88,17 @@ class RedshiftRawSink:
     def recent_loads(self, entity: str, limit: int) -> list[tuple]:
         return self._query(raw_schema.recent_loads_sql("redshift"), [entity, limit])
 
+    def customers_landed(self) -> bool:
+        rows = self._query("select count(*) from (select 1 from raw.customers limit 1) as one", [])
+        return bool(rows and rows[0][0])
+
+    def known_customers(self, customer_ids: list[str]) -> set[str]:
+        """Those of these customer ids that raw.customers holds."""
+        if not customer_ids:
+            return set()
+        return {c for (c,) in self._query("select distinct customer_id from raw.customers where customer_id in %s",
+                                          [tuple(customer_ids)])}
+
     def known_signups(self, customer_ids: list[str]) -> dict:
         """Signup time already landed for each of these customers (those that have one)."""
         if not customer_ids:

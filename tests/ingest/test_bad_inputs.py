@@ -295,6 +295,40 @@ def test_ids_exported_as_floats_are_the_same_customers(warehouse, tmp_path):
     assert "customer_id is a number with decimals, not an id" in message
 
 
+def test_padded_ids_are_the_same_customers(warehouse, tmp_path):
+    """' c7 ' in a re-export is customer c7: trimmed, so the lines are the ones already landed."""
+    padded = good_orders().assign(customer_id=lambda f: " " + f["customer_id"] + "  ")
+    assert landed(warehouse, tmp_path, padded, "padded.csv").rows_inserted == 0
+    assert warehouse.execute("select count(distinct customer_id) from raw.orders").fetchone() == (50,)
+
+
+def land_customers(con, tmp_path, ids: list[str], name: str = "customers.csv"):
+    path = tmp_path / name
+    pd.DataFrame({"customer_id": ids, "signup_ts": "2024-01-01", "country": "UK"}).to_csv(path, index=False)
+    land_file(con, "customers", path)
+
+
+def test_orders_naming_customers_the_customers_feed_lacks_are_refused_or_warned(warehouse, tmp_path):
+    """Ids written another way (c007 for c7) would score phantom customers and take the real ones' week:
+    over 5% unknown to the customers feed refuses the load, a few warn, none (or no feed at all) is quiet."""
+    land_customers(warehouse, tmp_path, [f"c{i}" for i in range(50)])
+    quiet = landed(warehouse, tmp_path, good_orders(seed=50), "known.csv")  # every customer known
+    assert quiet.status == "passed"
+    zero_padded = good_orders(seed=51).assign(customer_id=lambda f: f["customer_id"].str.replace("c", "c00"))
+    message = refused(warehouse, tmp_path, zero_padded, "zero-padded.csv")
+    assert "expect_order_customers_to_be_known on column customer_id failed (50 of 50 rows" in message
+    assert "in no customers export landed or staged" in message and "leading zeros" in message
+    land_customers(warehouse, tmp_path, [f"c{i}" for i in range(50, 150)], "more.csv")
+    few = good_orders(seed=52, lines=600).assign(customer_id=[f"c{i % 149}" for i in range(600)])
+    few.loc[few["customer_id"] == "c148", "customer_id"] = "c999"  # 1 of 149 customers unknown: 0.7%
+    assert landed(warehouse, tmp_path, few, "few-unknown.csv").status == "warnings"
+
+
+def test_without_a_customers_feed_order_customers_are_not_compared(warehouse, tmp_path):
+    assert landed(warehouse, tmp_path, good_orders(seed=53).assign(customer_id="new"), "no-feed.csv"
+                  ).status == "passed"
+
+
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
 def test_file_truncated_in_the_middle(warehouse, tmp_path, suffix):
     frame = good_orders(seed=15)
