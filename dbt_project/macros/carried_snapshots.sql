@@ -18,7 +18,8 @@
     (an upgrade, an edited feature) is not carried over: its rows may hold what the code computes no more. -#}
 {% macro feature_code_fingerprint() -%}
     {%- set parts = [var('feature_windows_days') | string, var('session_windows_days') | string,
-                     var('order_value_cap_percentile') | string, var('horizon_days') | string] -%}
+                     var('order_value_cap_percentile') | string, var('order_value_cap_p99_multiple', 10) | string,
+                     var('horizon_days') | string] -%}
     {%- if graph is defined and graph.nodes is defined -%}
         {%- for node in graph.nodes.values() | sort(attribute='unique_id') -%}
             {%- if node.resource_type == 'model' -%}

@@ -176,6 +176,25 @@ def test_extreme_orders_are_capped_not_dropped(clv_home, tmp_path):
     assert labels.values.tolist() == [["A", 30.0], ["B", 0.0]]
 
 
+def test_a_burst_of_outlier_orders_does_not_move_the_cap_with_it(clv_home, tmp_path):
+    """2,000 ordinary orders (10-109) in 2024; then 10 orders of 1,000,000 in 2025, 0.5% of all orders: the
+    99.9th percentile at the scoring cutoff is one of them, so the cap gave way (the probe's 18 customers
+    published at 0.6-2.1M). Now it stays at most 10 x the 99th percentile; at the 2024 cutoff, before the
+    burst, it is the 99.9th percentile as before."""
+    ordinary = [line(f"c{i % 200}", f"o{i}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=i % 170), "p1", 1,
+                     10.0 + i % 100) for i in range(2000)]
+    burst = [line(f"x{i}", f"big{i}", "2025-03-01", "p2", 200, 5000.0) for i in range(10)]
+    variables = {**VARS, "order_value_cap_percentile": 0.999}
+    warehouse = build(clv_home, tmp_path, pd.DataFrame(ordinary + burst), variables=variables)
+    caps = read(warehouse, "select cutoff_date, order_value_cap from int_order_value_caps order by 1")
+    values = pd.Series([10.0 + i % 100 for i in range(2000)])
+    assert caps["order_value_cap"].iloc[0] == pytest.approx(values.quantile(0.999))  # 2024-06-30: no burst yet
+    p99 = pd.Series(values.tolist() + [1e6] * 10).quantile(0.99)
+    assert caps["order_value_cap"].iloc[1] == pytest.approx(10 * p99)  # was 1,000,000: no cap at all
+    features = features_at(warehouse, "2025-06-30")
+    assert features.loc["x0", "revenue_total"] == pytest.approx(10 * p99)
+
+
 @pytest.mark.parametrize("corruption, failing_test", [
     ("update customer_features set orders_count = orders_count + 1 where customer_id = 'A'",
      "assert_features_read_only_history"),
