@@ -58,6 +58,18 @@ class Run:
     def warehouse_interface(self):
         return open_warehouse(self.target, self.warehouse)
 
+    @property
+    def identity(self) -> str:
+        """The warehouse as the model registry records it: the DuckDB file, or the server and database."""
+        if self.target == "duckdb":
+            return f"duckdb:{self.warehouse}"
+        if self.target == "redshift":
+            from clv.warehouse.redshift import RedshiftSettings as Settings
+        else:
+            from clv.warehouse.postgres import PostgresSettings as Settings
+        settings = Settings.from_env()
+        return f"{self.target}:{settings.host}:{settings.port}/{settings.database}"
+
     def read(self, sql: str, params=None) -> pd.DataFrame:
         return self.warehouse_interface().read(sql, params)
 
@@ -225,8 +237,8 @@ def register_and_gate(run: Run, trained: Trained, run_params: dict, population: 
         return {"version": trained.version, "outcome": "no_change", "passed": None, "gates": [],
                 "reason": f"version {trained.version} was trained with the same configuration on the same data"}
     config.use_project_tracking_store()
-    registered = registry.log_and_register(trained.result, trained.serving_rows, run.settings.model_name, run_params,
-                                           population, recent)
+    registered = registry.log_and_register(trained.result, trained.serving_rows, run.settings.model_name,
+                                           {**run_params, "warehouse": run.identity}, population, recent)
     decision = model_decisions.decide(trained.result, registered, trained.champion, run.settings.gate_config)
     decision["run_id"] = registered.run_id
     for gate in decision["gates"]:

@@ -19,10 +19,11 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def check_tracking_store(uri: str, model_name: str, published: tuple[str, str] | None,
-                         new_registry: bool = False) -> None:
-    """Raise TrackingStoreError when the store cannot be read, or when the warehouse publishes scores of
+                         new_registry: bool = False, warehouse: str | None = None) -> None:
+    """Raise TrackingStoreError when the store cannot be read, when the warehouse publishes scores of
     `model_name` (`published` = (model_name, version) of clv_scores) and the store lacks that model,
-    unless `new_registry`."""
+    unless `new_registry`, or when the store's `model_name` was trained on another warehouse than
+    `warehouse` (`clv.pipeline.Run.identity`): its champion would score another shop's customers."""
     path = sqlite_path(uri)
     missing = path is not None and (not path.exists() or path.stat().st_size == 0)
     served_model = published is not None and published[0] == model_name
@@ -42,6 +43,13 @@ def check_tracking_store(uri: str, model_name: str, published: tuple[str, str] |
         cause = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise TrackingStoreError(f"the MLflow store {uri} cannot be read as an MLflow store ({cause}); restore it "
                                  "from a backup or point MLFLOW_TRACKING_URI at the right store") from None
+    owner = found[0].tags.get("warehouse") if found else None
+    if warehouse and owner and owner != warehouse:
+        raise TrackingStoreError(
+            f"the MLflow store {uri} holds {model_name} of the warehouse {owner}, not of this run's {warehouse}: "
+            "its models would score another shop's customers and its exports would overwrite that shop's. Give "
+            "each shop its own CLV_HOME (or MLFLOW_TRACKING_URI, or model_name in the settings file); if this "
+            f"is the same warehouse moved, set the registered model's tag `warehouse` to {warehouse} in MLflow")
     if served_model and not found and not new_registry:
         raise TrackingStoreError(
             f"the MLflow store {uri} has no registered model {model_name}, but the warehouse publishes scores of its "

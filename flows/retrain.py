@@ -45,7 +45,8 @@ def retrain_flow(settings_file: str | None = None, warehouse: str | None = None,
     settings = load_settings(settings_file, warehouse=warehouse, target=target)
     run = pipeline.Run.of(settings)
     with exclusive_warehouse(run.target, run.warehouse, "retrain-clv"):
-        check_tracking_store(config.default_tracking_uri(), settings.model_name, pipeline.published_model(run))
+        check_tracking_store(config.default_tracking_uri(), settings.model_name, pipeline.published_model(run),
+                             warehouse=run.identity)
         config.use_project_tracking_store()
         reader = run.warehouse_interface().reader()
         go, why = something_new(reader, settings.model_name, reason)

@@ -248,7 +248,7 @@ def weekly_clv_pipeline(
     run = pipeline.Run.of(settings)
     with exclusive_warehouse(run.target, run.warehouse, "weekly-clv"):
         check_tracking_store(config.default_tracking_uri(), settings.model_name, pipeline.published_model(run),
-                             new_registry)
+                             new_registry, warehouse=run.identity)
         loads = land_inputs(run)
         freshness = check_freshness(run)
         scoring_date, plan = build_features(run, full_refresh)

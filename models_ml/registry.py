@@ -119,6 +119,9 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
                                        signature=signature, input_example=example)
         version = mlflow.register_model(info.model_uri, model_name)
     client = MlflowClient()
+    if run_params.get("warehouse") and "warehouse" not in client.get_registered_model(model_name).tags:
+        # the registry serves this warehouse's scores only (clv.store_check refuses another one)
+        client.set_registered_model_tag(model_name, "warehouse", run_params["warehouse"])
     client.update_registered_model(model_name, description=(
         f"Predicted customer spend over the next {run_params.get('horizon_days', 365)} days, per customer "
         "(CLV platform). Versions are trained on month-end feature snapshots and gated against last year's "

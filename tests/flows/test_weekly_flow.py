@@ -157,6 +157,22 @@ def test_retail_a_bad_export_halts_before_anything_changes(retail_bad_export):
     assert "expect_column_median_to_be_between" in retail_bad_export["report"]
 
 
+def test_retail_another_warehouse_under_the_same_home_is_refused(retail_bad_export, retail_home, retail_sample,
+                                                                  tmp_path):
+    """A second shop's warehouse under the same CLV_HOME was scored by the first shop's registry (3,000
+    customers whose predictions summed to 11) and exported over its files. The registry knows its warehouse
+    (the re-runs above on the same one pass); another is refused before anything lands."""
+    from clv.store_check import TrackingStoreError
+
+    owner = MlflowClient().get_registered_model("clv_xgboost").tags["warehouse"]
+    assert owner == f"duckdb:{retail_home / 'warehouse' / 'clv.duckdb'}"
+    other = tmp_path / "shopB.duckdb"
+    with pytest.raises(TrackingStoreError, match=f"holds clv_xgboost of the warehouse {owner}, not of this run's "
+                                                 f"duckdb:{other}"):
+        weekly_clv_pipeline(orders=str(retail_sample), warehouse=str(other))
+    assert not other.exists()
+
+
 # ---- a synthetic shop: the model becomes champion, later runs change nothing, a challenger -----------------
 
 def shop_run(shop, **options):
