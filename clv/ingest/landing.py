@@ -518,11 +518,41 @@ def _unknown_customer_checks(con, sink, everything: list[StagedLoad]) -> None:
                  "customers export that names them, or fix the ids)"))
 
 
+LINE_ID_SAMPLE = 2_000  # lines of a load carrying line_id looked up as landed without one
+LINE_ID_LANDED_SHARE = 0.01  # over this share already landed without line_id: refused
+
+
+def _line_id_appearing_checks(con, sink, everything: list[StagedLoad]) -> None:
+    """A re-export that starts carrying `line_id` gives every line a new row key: landed, each line would
+    count twice (once as the fact landed before, once as the line the source now names). The lines' keys
+    without line_id are looked up among the lines landed without one; over 1% found refuses the load."""
+    for load in (load for load in everything if load.entity.name == "orders"):
+        if not hasattr(sink, "count_landed_without_line_id"):
+            continue
+        base = [c for c in load.entity.column_names if c not in ADDED_COLUMNS]
+        parts = ", ".join(f"coalesce(cast({c} as varchar), '\\N')" for c in base)
+        keys = [k for (k,) in con.execute(f"""
+            select md5(concat_ws('|', {parts}, cast(occurrence as varchar))) from (
+                select *, row_number() over (partition by {', '.join(base)}) as occurrence from {load.table}
+                where quarantine_reason is null and line_id is not null)
+            using sample reservoir({LINE_ID_SAMPLE} rows) repeatable (7)""").fetchall()]
+        if not keys:
+            continue
+        found = sink.count_landed_without_line_id(keys)
+        load.report.checks.append(validation.CheckResult(
+            expectation="expect_lines_not_landed_before_without_line_id", column="line_id", severity="critical",
+            success=found <= LINE_ID_LANDED_SHARE * len(keys), unexpected_count=found, checked_rows=len(keys),
+            observed=f"{found:,} of {len(keys):,} lines carrying line_id were landed before without one",
+            rule="an export that starts carrying line_id would count every line landed before twice; map "
+                 "line_id only in a new warehouse (or keep exporting without it)"))
+
+
 def land_staged(con, sink, staged: list[StagedLoad]) -> list[LoadResult]:
     """Commit validated loads; refuse all of them (nothing written) when any broke a critical rule."""
     everything = [s for load in staged for s in (load, *load.derived)]
     try:
         _unknown_customer_checks(con, sink, everything)
+        _line_id_appearing_checks(con, sink, everything)
         if any(s.report.critical_failures for s in everything):
             raise InputValidationError([s.report for s in everything])
         results = []
@@ -581,6 +611,11 @@ class DuckDBRawSink:
 
     def customers_landed(self) -> bool:
         return bool(self.con.execute("select exists (select 1 from raw.customers)").fetchone()[0])
+
+    def count_landed_without_line_id(self, row_keys: list[str]) -> int:
+        """How many of these row keys raw.orders holds on lines without line_id."""
+        return self.con.execute("select count(*) from raw.orders where line_id is null "
+                                "and row_key in (select unnest(?))", [row_keys]).fetchone()[0]
 
     def known_customers(self, customer_ids: list[str]) -> set[str]:
         """Those of these customer ids that raw.customers holds."""

@@ -72,6 +72,18 @@ class PostgresRawSink:
         finally:
             conn.close()
 
+    def count_landed_without_line_id(self, row_keys: list[str]) -> int:
+        """How many of these row keys raw.orders holds on lines without line_id."""
+        conn = self.settings.connect()
+        try:
+            with conn, conn.cursor() as cur:
+                ensure_raw_tables(cur)
+                cur.execute("select count(*) from raw.orders where line_id is null and row_key = any(%s)",
+                            [list(row_keys)])
+                return int(cur.fetchone()[0])
+        finally:
+            conn.close()
+
     def known_customers(self, customer_ids: list[str]) -> set[str]:
         """Those of these customer ids that raw.customers holds."""
         conn = self.settings.connect()

@@ -92,6 +92,12 @@ class RedshiftRawSink:
         rows = self._query("select count(*) from (select 1 from raw.customers limit 1) as one", [])
         return bool(rows and rows[0][0])
 
+    def count_landed_without_line_id(self, row_keys: list[str]) -> int:
+        """How many of these row keys raw.orders holds on lines without line_id."""
+        rows = self._query("select count(*) from raw.orders where line_id is null and row_key in %s",
+                           [tuple(row_keys)])
+        return int(rows[0][0]) if rows else 0
+
     def known_customers(self, customer_ids: list[str]) -> set[str]:
         """Those of these customer ids that raw.customers holds."""
         if not customer_ids:

@@ -302,6 +302,18 @@ def test_padded_ids_are_the_same_customers(warehouse, tmp_path):
     assert warehouse.execute("select count(distinct customer_id) from raw.orders").fetchone() == (50,)
 
 
+def test_a_re_export_that_starts_carrying_line_ids_is_refused_and_new_lines_with_them_land(warehouse, tmp_path):
+    """The week landed without line_id, exported again with it: every row key changed, so every line would
+    have landed twice (112 customers' scores +24% in the probe). Lines the warehouse has not seen land."""
+    with_ids = good_orders().assign(line_id=[f"L{i}" for i in range(400)])
+    message = refused(warehouse, tmp_path, with_ids, "with-line-ids.csv")
+    assert "expect_lines_not_landed_before_without_line_id on column line_id failed (400 of 400 rows" in message
+    assert "would count every line landed before twice" in message
+    new_lines = good_orders(seed=60).assign(line_id=[f"N{i}" for i in range(400)])
+    assert landed(warehouse, tmp_path, new_lines, "new-with-ids.csv").rows_inserted == 400
+    assert landed(warehouse, tmp_path, new_lines, "new-with-ids-again.csv").rows_inserted == 0
+
+
 def land_customers(con, tmp_path, ids: list[str], name: str = "customers.csv"):
     path = tmp_path / name
     pd.DataFrame({"customer_id": ids, "signup_ts": "2024-01-01", "country": "UK"}).to_csv(path, index=False)
