@@ -483,7 +483,8 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
             decision = pipeline.register_and_gate(run, trained, {"benchmark": "scale"}, population, week)
             if decision["outcome"] != "champion":  # the benchmark times the model, whatever the gates said
                 registry.make_champion(run.settings.model_name, decision["version"], "clv bench",
-                                       f"benchmark: the model is timed although the gates said {decision['outcome']}")
+                                       f"benchmark: the model is timed although the gates said {decision['outcome']}",
+                                       force=True)
             return decision["outcome"]
         gate_outcome = clock.run("register", trained.rows_trained, register)
         trained = None  # free the training set before scoring

@@ -174,7 +174,7 @@ def _cmd_promote(args) -> int:
     from models_ml import registry
 
     config.use_project_tracking_store()
-    previous = registry.promote(args.model_name, args.version, _who(), args.reason)
+    previous = registry.promote(args.model_name, args.version, _who(), args.reason, force=args.force)
     print(f"{args.model_name}: champion is now version {args.version} (was {previous or 'none'})")
     return 0
 
@@ -373,11 +373,17 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("version", help="model version to promote")
     promote.add_argument("--reason", required=True, help="why (recorded on the version with who and when)")
     promote.add_argument("--model-name", default=config.MODEL_NAME, help=f"registered model (default {config.MODEL_NAME})")
+    promote.add_argument("--force", action="store_true",
+                         help="promote a version that failed its gates or was never gated (recorded on the version)")
+    promote.add_argument("--warehouse", type=Path, help="the warehouse whose run lock the promotion takes "
+                                                        f"(default {config.default_warehouse()})")
     promote.set_defaults(func=_cmd_promote)
 
     rollback = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
     rollback.add_argument("--reason", required=True, help="why (recorded on the version rolled back)")
     rollback.add_argument("--model-name", default=config.MODEL_NAME, help=f"registered model (default {config.MODEL_NAME})")
+    rollback.add_argument("--warehouse", type=Path, help="the warehouse whose run lock the rollback takes "
+                                                         f"(default {config.default_warehouse()})")
     rollback.set_defaults(func=_cmd_rollback)
 
     shadow = sub.add_parser("shadow", help="score the latest population with champion and challenger side by side")
@@ -481,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-WRITING_COMMANDS = ("run", "retrain", "features", "monitor", "shadow", "loads")
+# commands that change the warehouse or what it serves: one at a time per warehouse (its run lock)
+WRITING_COMMANDS = ("run", "retrain", "features", "monitor", "shadow", "loads", "promote", "rollback")
 FLOW_COMMANDS = ("run", "retrain", "features", "monitor", "shadow")
 
 

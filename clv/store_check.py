@@ -43,6 +43,13 @@ def check_tracking_store(uri: str, model_name: str, published: tuple[str, str] |
         cause = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise TrackingStoreError(f"the MLflow store {uri} cannot be read as an MLflow store ({cause}); restore it "
                                  "from a backup or point MLFLOW_TRACKING_URI at the right store") from None
+    history = [v for v in (found[0].tags.get("champion_history", "") if found else "").split(",") if v]
+    if history and "champion" not in (found[0].aliases or {}):
+        raise TrackingStoreError(
+            f"the MLflow store {uri}: {model_name} has no champion alias, but version {history[-1]} held it "
+            f"(champion history {', '.join(history)}); clv never removes it (a rollback moves it), so the "
+            f"registry was changed by hand: restore it with `clv promote {history[-1]} --reason ...` (or another "
+            "version), instead of serving the fallback")
     owner = found[0].tags.get("warehouse") if found else None
     if warehouse and owner and owner != warehouse:
         raise TrackingStoreError(

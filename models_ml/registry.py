@@ -172,8 +172,10 @@ def find_version(model_name: str, data_hash: str, spec: dict) -> str | None:
     except MlflowException:
         return None
     key = spec_key(spec)
+    # a version never gated (a run killed between registration and gating) does not count: it is trained again
     matches = [int(v.version) for v in versions
-               if v.tags.get("training_data_hash") == data_hash and v.tags.get("model_spec") == key]
+               if v.tags.get("training_data_hash") == data_hash and v.tags.get("model_spec") == key
+               and v.tags.get("gates") in ("pass", "fail")]
     return str(max(matches)) if matches else None
 
 
@@ -230,9 +232,9 @@ def version_tags(model_name: str, version: str) -> dict:
 
 
 def make_champion(model_name: str, version: str, who: str = "clv (gates)", reason: str = "first version passing the gates",
-                  alias: str = "champion") -> None:
-    """Point the champion alias at a version (the first one that passed the gates)."""
-    promote(model_name, version, who, reason, alias)
+                  alias: str = "champion", force: bool = False) -> None:
+    """Point the champion alias at a version (the first one that passed the gates; `force`: any version)."""
+    promote(model_name, version, who, reason, alias, force=force)
 
 
 BASELINE_ARTIFACT = "baseline/scoring_population.parquet"
@@ -309,15 +311,27 @@ def _champion_history(client: MlflowClient, model_name: str) -> list[str]:
     return [v for v in tags.get(HISTORY_TAG, "").split(",") if v]
 
 
-def promote(model_name: str, version: str, who: str, reason: str, alias: str = "champion") -> str | None:
+class UngatedVersionError(LookupError):
+    """A promotion of a version that did not pass the gates, without `force`."""
+
+
+def promote(model_name: str, version: str, who: str, reason: str, alias: str = "champion",
+            force: bool = False) -> str | None:
     """Point the alias at `version`, recording who, when and why on the version; returns the previous
-    champion version (None when there was none)."""
+    champion version (None when there was none). A version that did not pass every gate is refused unless
+    `force` (recorded on the version)."""
     client = MlflowClient()
-    client.get_model_version(model_name, version)  # raises when the version does not exist
+    gates = client.get_model_version(model_name, version).tags.get("gates")  # raises when it does not exist
+    if gates != "pass" and not force:
+        raise UngatedVersionError(
+            f"{model_name} version {version} {'failed its gates' if gates == 'fail' else 'was never gated'}: "
+            "promote it anyway with --force (recorded on the version), or train and gate a new version")
     previous = champion_version(model_name, alias)
     history = _champion_history(client, model_name) or ([previous] if previous else [])
     client.set_registered_model_alias(model_name, alias, version)
     client.set_registered_model_tag(model_name, HISTORY_TAG, ",".join([*history, str(version)]))
+    if gates != "pass":
+        client.set_model_version_tag(model_name, version, "promoted_without_passing_gates", "true")
     for key, value in {"promoted_by": who, "promotion_reason": reason, "previous_champion": previous or "none",
                        "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}.items():
         client.set_model_version_tag(model_name, version, key, value)

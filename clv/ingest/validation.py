@@ -273,13 +273,29 @@ def _likely_cause(sample: str | None) -> str:
     return "not in the contract's format"
 
 
+_PERSONAL_PATTERNS = (
+    ("an e-mail address", re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")),
+    ("a phone number", re.compile(r"\+\d[\d ().-]{6,}\d|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}")),
+)
+
+
+def quoted_sample(sample: str | None) -> str:
+    """A failed value as a message may show it: quoted, unless it looks like personal data (an e-mail in a
+    date column must reach neither the logs, the validation report nor the Prefect database)."""
+    for kind, pattern in _PERSONAL_PATTERNS:
+        if sample and pattern.search(sample):
+            return f"withheld (it looks like {kind}: personal data in the wrong column?)"
+    return repr(sample)
+
+
 def cast_check(column: str, failed: int, rows: int, sample: str | None, reason: str) -> "CheckResult":
-    """The typing check of one column: how many values did not type, one sample and its likely cause."""
+    """The typing check of one column: how many values did not type, one sample (withheld when it looks
+    like personal data) and its likely cause."""
     share = failed / rows if rows else 0.0
     return CheckResult(
         expectation="expect_column_values_to_match_contract_type", column=column,
         severity="critical", success=share <= CAST_FAILURE_SHARE, unexpected_count=failed, checked_rows=rows,
-        observed=f"sample {sample!r}: {_likely_cause(sample)}",
+        observed=f"sample {quoted_sample(sample)}: {_likely_cause(sample)}",
         rule=f"{reason} (rows quarantined; over {CAST_FAILURE_SHARE:.0%} of the load refuses it)")
 
 

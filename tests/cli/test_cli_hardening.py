@@ -139,6 +139,8 @@ def test_a_busy_warehouse_and_a_corrupt_store_answer_with_one_line(tmp_path):
         done = clv(["run", "--orders", str(orders), "--warehouse", str(warehouse)], tmp_path / "home")
         assert_one_error_line(done, 1, f"is in use by weekly-clv (pid {holder.pid})")
         assert time.monotonic() - started < 15  # at once: before the Prefect server starts
+        promote = clv(["promote", "1", "--reason", "now", "--warehouse", str(warehouse)], tmp_path / "home")
+        assert_one_error_line(promote, 1, f"is in use by weekly-clv (pid {holder.pid})", command="promote")
         debug = clv(["--debug", "run", "--orders", str(orders), "--warehouse", str(warehouse)], tmp_path / "home")
         assert debug.returncode == 1 and "Traceback" in debug.stderr and "WarehouseBusyError" in debug.stderr
     finally:

@@ -361,3 +361,19 @@ def test_file_truncated_in_the_middle(warehouse, tmp_path, suffix):
 
     message = refused(warehouse, tmp_path, truncated, f"truncated{suffix}", (ContractError, InputValidationError))
     assert "truncated" in message or "cannot be read" in message
+
+
+def test_personal_data_in_a_failed_column_is_never_quoted(warehouse, tmp_path):
+    """An e-mail in signup_ts was quoted as the error's sample (then in the validation report and 17 times in
+    the Prefect database). It is withheld, with what it looks like; an ordinary failed value is quoted."""
+    path = tmp_path / "customers.csv"
+    pd.DataFrame({"customer_id": [f"c{i}" for i in range(50)], "country": "UK",
+                  "signup_ts": ["person@example.com"] * 5 + ["2024-01-01"] * 45}).to_csv(path, index=False)
+    with pytest.raises(InputValidationError) as raised:
+        land_file(warehouse, "customers", path)
+    message = str(raised.value)
+    assert "person@example.com" not in message and "example.com" not in message
+    assert "column signup_ts failed (5 of 50 rows, observed sample withheld (it looks like an e-mail address" in message
+    from clv.ingest.validation import quoted_sample
+    assert quoted_sample("+44 20 7946 0958").startswith("withheld (it looks like a phone number")
+    assert quoted_sample("12,5") == "'12,5'" and quoted_sample("1704067200") == "'1704067200'"

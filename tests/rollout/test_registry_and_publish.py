@@ -59,8 +59,9 @@ def test_registration_logs_the_backtest_and_leaves_aliases_to_the_gates(store):
     assert any(row.startswith("| last_period | mean |") for row in table)
     assert sum(row.startswith("| clv_test (") for row in table) == 1 + len(result.backtest.origins)
     assert "type chosen:" in card and "fallback (served while no trained model passes):" in card
-    # the same configuration on the same rows is found again (a re-run registers nothing)
-    assert registry.find_version("clv_test", registry.data_fingerprint(data), result.spec) == "2"
+    # the same configuration on the same rows is found again (a re-run registers nothing): version 1, gated;
+    # version 2 was never gated, so it does not count (test_a_version_killed_before_its_gates_...)
+    assert registry.find_version("clv_test", registry.data_fingerprint(data), result.spec) == "1"
     assert registry.find_version("clv_test", registry.data_fingerprint(data.head(10)), result.spec) is None
     plots = {a.path for a in MlflowClient().list_artifacts(first.run_id, "plots")}
     assert plots == {"plots/lorenz.svg", "plots/deciles.svg", "plots/calibration.svg", "plots/shap_summary.svg"}
@@ -155,11 +156,16 @@ def test_promote_records_who_and_why_and_rollback_restores(store, monkeypatch, c
     from clv.cli import main
 
     data, result = train()
-    for _ in range(3):
+    for _ in range(4):
         registered = registry.log_and_register(result, data, "clv_xgboost", {"scoring_cutoff": "2024-01-01"})
+        if registered.version != "4":  # version 4 is never gated
+            MlflowClient().set_model_version_tag("clv_xgboost", registered.version, "gates", "pass")
         if registered.version == "1":
             registry.make_champion("clv_xgboost", "1")
     monkeypatch.setenv("CLV_OPERATOR", "ana")
+    assert main(["promote", "4", "--reason", "looks good"]) == 1  # never gated: refused, nothing moves
+    assert "version 4 was never gated: promote it anyway with --force" in capsys.readouterr().err
+    assert registry.champion_version("clv_xgboost") == "1"
     assert main(["promote", "3", "--reason", "beat v1 on the shadow run"]) == 0
     assert registry.champion_version("clv_xgboost") == "3"
     tags = MlflowClient().get_model_version("clv_xgboost", "3").tags
@@ -174,3 +180,38 @@ def test_promote_records_who_and_why_and_rollback_restores(store, monkeypatch, c
     assert main(["rollback", "--reason", "nothing left"]) == 1
     assert "no previous champion" in capsys.readouterr().err
     assert main(["promote", "9", "--reason", "missing"]) == 1
+    assert main(["promote", "4", "--reason", "overruling the gates", "--force"]) == 0
+    assert MlflowClient().get_model_version("clv_xgboost", "4").tags["promoted_without_passing_gates"] == "true"
+
+
+def test_a_registry_whose_champion_alias_was_deleted_is_refused_not_served_the_fallback(store):
+    """With the alias deleted by hand, the run used to serve last year's spend with exit 0 and "no change"
+    while version 1 had passed every gate. Now it stops and names the version to restore; with the alias
+    in place (also after a rollback, which moves it) it stays quiet."""
+    from clv.store_check import TrackingStoreError, check_tracking_store
+
+    data, result = train()
+    for _ in range(2):
+        registered = registry.log_and_register(result, data, "clv_xgboost", {"scoring_cutoff": "2024-01-01"})
+        MlflowClient().set_model_version_tag("clv_xgboost", registered.version, "gates", "pass")
+    registry.make_champion("clv_xgboost", "1")
+    registry.promote("clv_xgboost", "2", "test", "newer")
+    uri = config.default_tracking_uri()
+    check_tracking_store(uri, "clv_xgboost", None)  # quiet: the alias is where clv put it
+    registry.rollback("clv_xgboost", "test", "back to 1")
+    check_tracking_store(uri, "clv_xgboost", None)  # quiet: a rollback moves the alias
+    MlflowClient().delete_registered_model_alias("clv_xgboost", "champion")
+    with pytest.raises(TrackingStoreError, match=r"clv_xgboost has no champion alias, but version 1 held it "
+                                                 r"\(champion history 1\).*`clv promote 1 --reason"):
+        check_tracking_store(uri, "clv_xgboost", None)
+
+
+def test_a_version_killed_before_its_gates_is_trained_again_not_no_change(store):
+    """A run killed between registration and gating left a version that every later --retrain called "no
+    change", so it was never gated. A version without a gate outcome no longer counts as trained."""
+    data, result = train()
+    registered = registry.log_and_register(result, data, "clv_xgboost", {"scoring_cutoff": "2024-01-01"})
+    fingerprint = registry.data_fingerprint(data)
+    assert registry.find_version("clv_xgboost", fingerprint, result.spec) is None
+    MlflowClient().set_model_version_tag("clv_xgboost", registered.version, "gates", "fail")
+    assert registry.find_version("clv_xgboost", fingerprint, result.spec) == registered.version
