@@ -61,17 +61,7 @@ class Run:
     @property
     def identity(self) -> str:
         """The warehouse as the model registry records it: the DuckDB file, or the server and database."""
-        if self.target == "duckdb":
-            return f"duckdb:{self.warehouse}"
-        if self.target == "redshift":
-            from clv.warehouse.redshift import RedshiftSettings as Settings
-        else:
-            from clv.warehouse.postgres import PostgresSettings as Settings
-        settings = Settings.from_env()
-        return f"{self.target}:{settings.host}:{settings.port}/{settings.database}"
-
-    def read(self, sql: str, params=None) -> pd.DataFrame:
-        return self.warehouse_interface().read(sql, params)
+        return self.warehouse_interface().identity()
 
 
 def _run_label() -> str:

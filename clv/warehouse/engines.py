@@ -48,6 +48,10 @@ class Warehouse:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def identity(self) -> str:
+        """The warehouse as the model registry records it (clv.store_check refuses another one)."""
+        raise NotImplementedError
+
     def exists(self) -> bool:
         """Whether there is anything to read yet."""
         raise NotImplementedError
@@ -108,6 +112,10 @@ class EmbeddedWarehouse(Warehouse):
 
     def describe(self) -> str:
         return str(self.path)
+
+    def identity(self) -> str:
+        """The warehouse as the model registry records it (clv.store_check)."""
+        return f"duckdb:{Path(self.path).resolve()}"
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -174,6 +182,15 @@ class ServerWarehouse(Warehouse):
 
     def describe(self) -> str:
         return f"{self.target} ({SERVER_SETTINGS[self.target]} settings)"
+
+    def identity(self) -> str:
+        """The warehouse as the model registry records it: the server and database."""
+        if self.target == "postgres":
+            from clv.warehouse.postgres import PostgresSettings as Settings
+        else:
+            from clv.warehouse.redshift import RedshiftSettings as Settings
+        settings = Settings.from_env()
+        return f"{self.target}:{settings.host}:{settings.port}/{settings.database}"
 
     def exists(self) -> bool:
         return True
