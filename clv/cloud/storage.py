@@ -53,16 +53,23 @@ def list_s3(url_pattern: str, client=None) -> list[str]:
 
 
 def download(url: str, cache_dir: Path, client=None) -> Path:
-    """Copy one S3 object into the cache (same bucket/key layout); reuses a copy of the same size."""
+    """Copy one S3 object into the cache (same bucket/key layout); reuses the copy while the object's ETag
+    is the one it was downloaded with (a corrected object of the same size is downloaded again). A key
+    that would lead outside the cache (`../`) is refused."""
     bucket, key = split_s3(url)
     client = client or s3_client()
-    target = cache_dir / bucket / key
-    size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
-    if not (target.exists() and target.stat().st_size == size):
+    root = Path(cache_dir).resolve()
+    target = (root / bucket / key).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise ValueError(f"{url}: the object key leads outside the download cache {root}; not downloaded")
+    etag = client.head_object(Bucket=bucket, Key=key)["ETag"]
+    stamp = target.with_name(target.name + ".etag")
+    if not (target.exists() and stamp.exists() and stamp.read_text() == etag):
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         client.download_file(bucket, key, str(partial))
         partial.replace(target)
+        stamp.write_text(etag)
     return target
 
 

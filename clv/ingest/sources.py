@@ -100,16 +100,23 @@ class PostgresSource:
         table = sql.SQL(".").join(sql.Identifier(part) for part in self.table.split("."))
         column = sql.Identifier(self.watermark_column)
         start = since - timedelta(minutes=self.lookback_minutes) if since else None
-        condition = sql.SQL("{} > {}").format(column, sql.Literal(start)) if since else sql.SQL("true")
+        # rows without a watermark are read again every run (their row keys land them once): a strict `>`
+        # would never read one inserted after the first load
+        condition = (sql.SQL("({} > {} or {} is null)").format(column, sql.Literal(start), column) if since
+                     else sql.SQL("true"))
         conn = self.connect()
         try:
             conn.set_session(isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
             with conn, conn.cursor() as cur:
-                cur.execute(sql.SQL("select count(*), max({}) from {} where {}").format(column, table, condition))
-                rows, watermark = cur.fetchone()
+                cur.execute(sql.SQL("select count(*), max({}), count(*) filter (where {} is null) from {} where {}")
+                            .format(column, column, table, condition))
+                rows, watermark, undated = cur.fetchone()
                 if not rows:
                     return None, since, 0
-                watermark = max(watermark, since) if since else watermark
+                if undated:
+                    log.warning("source %s: %d rows without %s are read again every run; give them one",
+                                self.name, undated, self.watermark_column)
+                watermark = max(w for w in (watermark, since) if w is not None) if (watermark or since) else None
                 path = directory / f"{self.name}.csv"
                 query = sql.SQL("select * from {} where {} order by {}").format(table, condition, column)
                 with open(path, "w", encoding="utf-8") as handle:

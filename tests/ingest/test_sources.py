@@ -210,6 +210,33 @@ def test_rows_committed_late_below_the_watermark_are_not_lost(shop_database, tmp
         con.close()
 
 
+def test_rows_without_a_watermark_are_extracted_after_the_first_load(shop_database, tmp_path, caplog):
+    """Rows whose watermark column is NULL were read by the first load only (`updated_at > since` is never
+    true for NULL); now every run reads them, their row keys land them once, and the run warns."""
+    (tmp_path / "sources.yml").write_text(SOURCES_YML)
+    [orders] = [s for s in load_sources(tmp_path / "sources.yml") if s.name == "shop_order_lines"]
+    with shop_database, shop_database.cursor() as cur:
+        cur.execute("delete from public.order_lines")
+        cur.execute("alter table public.order_lines alter column updated_at drop not null")
+        add_order_lines(cur, 1, 20, datetime(2024, 3, 1, 12, 0))
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    sink = DuckDBRawSink(con)
+    try:
+        land_sources(con, sink, [orders], tmp_path / "cache")
+        with shop_database, shop_database.cursor() as cur:
+            add_order_lines(cur, 21, 3, None)  # inserted later, without a watermark
+        with caplog.at_level("WARNING", logger="clv.ingest.sources"):
+            land_sources(con, sink, [orders], tmp_path / "cache")
+        land_sources(con, sink, [orders], tmp_path / "cache")  # again: nothing twice
+        assert con.execute("select count(*), count(distinct row_key) from raw.orders").fetchone() == (23, 23)
+        assert "3 rows without updated_at are read again every run" in caplog.text
+    finally:
+        con.close()
+        with shop_database, shop_database.cursor() as cur:
+            cur.execute("delete from public.order_lines where updated_at is null")
+            cur.execute("alter table public.order_lines alter column updated_at set not null")
+
+
 def test_the_example_sources_file_is_valid():
     from clv.config import REPO_ROOT
 
@@ -303,3 +330,24 @@ def test_s3_files_by_date_partition(tmp_path, monkeypatch):
         results, _ = land_sources(con, DuckDBRawSink(con), [source], tmp_path / "cache")
     assert [(r.rows_read, r.rows_inserted) for r in results] == [(4, 4)]
     assert con.execute("select min(order_ts)::date::varchar from raw.orders").fetchall() == [("2024-03-02",)]
+
+
+def test_a_corrected_s3_object_of_the_same_size_is_downloaded_again_and_keys_stay_in_the_cache(tmp_path,
+                                                                                               monkeypatch):
+    """The cache kept any copy of the same size, so a corrected export (new prices, same bytes count) landed
+    the old prices; an object key with `../` was written outside the cache."""
+    from clv.cloud.storage import download
+
+    cache = tmp_path / "cache"
+    with moto_s3(monkeypatch, "shop-exports") as s3:
+        s3.put_object(Bucket="shop-exports", Key="orders/day.csv", Body=b"price\n10.5\n")
+        first = download("s3://shop-exports/orders/day.csv", cache, s3)
+        assert first.read_bytes() == b"price\n10.5\n"
+        again = download("s3://shop-exports/orders/day.csv", cache, s3)
+        assert again == first and again.read_bytes() == b"price\n10.5\n"  # unchanged: the copy is reused
+        s3.put_object(Bucket="shop-exports", Key="orders/day.csv", Body=b"price\n12.5\n")  # same size
+        assert download("s3://shop-exports/orders/day.csv", cache, s3).read_bytes() == b"price\n12.5\n"
+        s3.put_object(Bucket="shop-exports", Key="../../outside.csv", Body=b"x\n")
+        with pytest.raises(ValueError, match="leads outside the download cache"):
+            download("s3://shop-exports/../../outside.csv", cache, s3)
+    assert not (tmp_path / "outside.csv").exists()
