@@ -63,6 +63,9 @@ class Run:
         """The warehouse as the model registry records it: the DuckDB file, or the server and database."""
         return self.warehouse_interface().identity()
 
+    def read(self, sql: str, params=None) -> pd.DataFrame:
+        return self.warehouse_interface().read(sql, params)
+
 
 def _run_label() -> str:
     return f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}"

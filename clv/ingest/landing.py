@@ -82,6 +82,7 @@ class StagedLoad:
     derived: list["StagedLoad"] = field(default_factory=list)
     watermark: tuple[str, object] | None = None  # (source name, new watermark) committed with the rows
     validate_seconds: float = 0.0  # time spent in the expectation suite (for `clv bench scale`)
+    pii_key_fingerprint: str | None = None  # of the key its PII hashes were made with (raw.loads keeps it)
 
 
 def _quote(text: str) -> str:
@@ -239,6 +240,30 @@ def _pii_expressions(con, entity: Entity, columns: list[str], column_map: dict[s
     return {c: "null" for c in entity.pii_columns}
 
 
+def pii_key_fingerprint() -> str | None:
+    """Names the PII key without revealing it (an HMAC of a fixed text), None without a key."""
+    key = os.environ.get(PII_KEY_ENV)
+    return hmac.new(key.encode(), b"clv pii key fingerprint", hashlib.sha256).hexdigest()[:16] if key else None
+
+
+def _pii_key_check(entity: Entity, hashing: bool, recent: list[tuple]) -> list[validation.CheckResult]:
+    """A load of PII columns hashed with another key than the loads before it (or with none while they had
+    one) would store hashes that never match theirs: refused, naming both key fingerprints."""
+    if not hashing:
+        return []
+    before = next((load[4] for load in recent if len(load) > 4 and load[4]), None)
+    now = pii_key_fingerprint()
+    if before is None or before == now:
+        return []
+    observed = (f"{PII_KEY_ENV} is not set; earlier loads hashed with the key of fingerprint {before}" if now is None
+                else f"key fingerprint {now}; earlier loads hashed with the key of fingerprint {before}")
+    return [validation.CheckResult(
+        expectation="expect_pii_hashes_made_with_one_key", column=None, severity="critical", success=False,
+        unexpected_count=None, checked_rows=None, observed=observed,
+        rule=f"the PII hashes of {entity.name} must stay comparable: set {PII_KEY_ENV} to the key of the earlier "
+             "loads (its fingerprint is above), or land into a new warehouse")]
+
+
 _staged_counter = iter(range(1, 1 << 62))
 
 
@@ -385,6 +410,9 @@ def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None
                             f"(rule: a readable, complete file; {read_error_cause(exc, encoding)})") from None
     staged = _finish_staging(con, sink, entity, table, source, rows, adapter and adapter.name, ignored, parameters,
                              recent)
+    hashing = any(c in columns for c in pii_sources)  # the input carries PII columns (hashed, or dropped keyless)
+    staged.report.checks += _pii_key_check(entity, hashing, recent)
+    staged.pii_key_fingerprint = pii_key_fingerprint() if hashing else None
     if adapter and adapter.derived_customers_sql:
         customers = ENTITIES["customers"]
         derived = f"(with src as (select * from {relation}) {adapter.derived_customers_sql})"

@@ -32,7 +32,7 @@ ADDED_COLUMNS = ("line_id", "updated_at", "deleted_at")
 # Load-log columns added later, likewise.
 LOADS_ADDED = (RawColumn("rows_quarantined", "bigint"), RawColumn("value_median", "double"),
                RawColumn("status", "text", 32), RawColumn("days_covered", "bigint"),
-               RawColumn("quarantined_by_reason", "text"))
+               RawColumn("quarantined_by_reason", "text"), RawColumn("pii_key_fingerprint", "text", 16))
 
 # Rows that broke a row-level rule: the contract columns as JSON text (original text where a value did
 # not cast), the reason, and the load they came with. Never PII: hashes are not copied here.
@@ -113,11 +113,11 @@ def record_load(execute, dialect: str, load, load_id: str, inserted: int, quaran
     (`execute(sql, params)` on the engine's cursor or connection)."""
     p, now = _PLACEHOLDER[dialect], _NOW_UTC[dialect]
     execute(f"insert into raw.loads (load_id, entity, source, adapter, rows_read, rows_inserted, loaded_at, "
-            f"rows_quarantined, value_median, status, days_covered, quarantined_by_reason) "
-            f"values ({p}, {p}, {p}, {p}, {p}, {p}, {now}, {p}, {p}, {p}, {p}, {p})",
+            f"rows_quarantined, value_median, status, days_covered, quarantined_by_reason, pii_key_fingerprint) "
+            f"values ({p}, {p}, {p}, {p}, {p}, {p}, {now}, {p}, {p}, {p}, {p}, {p}, {p})",
             [load_id, load.entity.name, load.source, load.adapter, load.rows_read, inserted, quarantined,
              load.value_median, load.report.status, load.days_covered,
-             json.dumps(load.report.quarantined, sort_keys=True)])
+             json.dumps(load.report.quarantined, sort_keys=True), getattr(load, "pii_key_fingerprint", None)])
     if load.watermark:
         execute(f"delete from raw.source_watermarks where source = {p}", [load.watermark[0]])
         execute(f"insert into raw.source_watermarks values ({p}, {p}, {p}, {now})", [*load.watermark, load_id])
@@ -128,5 +128,6 @@ def recent_loads_sql(dialect: str) -> str:
     line value, days covered and rows quarantined by reason (JSON), the history a new load's row count,
     values and quarantine are measured against."""
     p = _PLACEHOLDER[dialect]
-    return (f"select rows_read, value_median, days_covered, quarantined_by_reason from raw.loads where entity = {p} and rows_read > 0 "
+    return (f"select rows_read, value_median, days_covered, quarantined_by_reason, pii_key_fingerprint "
+            f"from raw.loads where entity = {p} and rows_read > 0 "
             f"and coalesce(status, 'passed') <> 'failed' order by loaded_at desc limit {p}")

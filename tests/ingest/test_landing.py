@@ -221,6 +221,33 @@ def test_pii_is_hashed_with_a_key_and_never_stored_in_clear(con, tmp_path, monke
     assert con2.execute("select email_hash from raw.customers order by customer_id").fetchall()[0][0] != rows["email_hash"][0]
 
 
+def test_pii_hashed_with_another_key_or_without_one_is_refused_and_the_same_key_lands(con, tmp_path, monkeypatch):
+    """A changed key made incompatible hashes without a word, a missing one stored NULL hashes on new
+    customer versions with one warning. raw.loads keeps the key's fingerprint (never the key); a load with
+    another key, or without one after hashed loads, is refused naming both fingerprints."""
+    from clv.ingest.landing import pii_key_fingerprint
+    from clv.ingest.validation import InputValidationError
+
+    monkeypatch.setenv("CLV_PII_HASH_KEY", "test-secret")
+    first = pii_key_fingerprint()
+    land_file(con, "customers", write(CUSTOMERS, tmp_path / "customers.parquet"))
+    assert con.execute("select pii_key_fingerprint from raw.loads").fetchall() == [(first,)]
+    assert "test-secret" not in str(con.execute("select * from raw.loads").fetchall())
+    moved = CUSTOMERS.assign(country="Spain")  # new versions of both customers
+    monkeypatch.setenv("CLV_PII_HASH_KEY", "other-secret")
+    with pytest.raises(InputValidationError, match=f"key fingerprint {pii_key_fingerprint()}; earlier loads "
+                                                   f"hashed with the key of fingerprint {first}"):
+        land_file(con, "customers", write(moved, tmp_path / "moved.parquet"))
+    monkeypatch.delenv("CLV_PII_HASH_KEY")
+    with pytest.raises(InputValidationError, match=f"CLV_PII_HASH_KEY is not set; earlier loads hashed with the "
+                                                   f"key of fingerprint {first}"):
+        land_file(con, "customers", write(moved, tmp_path / "moved.parquet"))
+    monkeypatch.setenv("CLV_PII_HASH_KEY", "test-secret")
+    [landed] = land_file(con, "customers", write(moved, tmp_path / "moved.parquet"))
+    assert landed.rows_inserted == 2
+    assert con.execute("select count(*) from raw.customers where email_hash is null").fetchone() == (0,)
+
+
 def test_pii_is_dropped_without_a_key(con, tmp_path):
     land_file(con, "customers", write(CUSTOMERS, tmp_path / "customers.csv"))
     rows = con.execute("select * from raw.customers").df()

@@ -1,9 +1,9 @@
 -- Feature family behaviour (web/app sessions): per known customer and cutoff, sessions, their mean length
 -- and add-to-cart events in the last N days for N in var('session_windows_days'), the days since the
 -- last session, and the sessions and add-to-cart events after the day of the last order (a customer still
--- browsing since buying has not left); counts are zero for a customer without sessions. Sessions as known at each cutoff, event
--- by event: a session that ended by the cutoff's day counts whole; one still running then counts only its
--- events up to that day (its length: first to last of them).
+-- browsing since buying has not left); counts are zero for a customer without sessions. Sessions as known
+-- at each cutoff, event by event: a session that ended by the cutoff's day counts whole; one still running
+-- then counts only its events up to that day (its length: first to last of them).
 with cutoffs as (
     select * from {{ ref('int_cutoffs') }}
     where to_build
