@@ -50,6 +50,15 @@ def check_tracking_store(uri: str, model_name: str, published: tuple[str, str] |
             f"(champion history {', '.join(history)}); clv never removes it (a rollback moves it), so the "
             f"registry was changed by hand: restore it with `clv promote {history[-1]} --reason ...` (or another "
             "version), instead of serving the fallback")
+    champion = (found[0].aliases or {}).get("champion") if found else None
+    if champion is not None:
+        files = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_download_uri(model_name,
+                                                                                                 str(champion))
+        if files.startswith("file://") and not Path(files[len("file://"):]).is_dir():
+            raise TrackingStoreError(
+                f"the MLflow store {uri}: the files of {model_name} version {champion} (the champion) are missing "
+                f"({files[len('file://'):]}): restore the artifact store from a backup, or promote another version "
+                "with `clv promote VERSION --reason ...`")
     owner = found[0].tags.get("warehouse") if found else None
     if warehouse and owner and owner != warehouse:
         raise TrackingStoreError(

@@ -134,7 +134,7 @@ def _source_columns(con: duckdb.DuckDBPyConnection, path, relation: str, encodin
         described = con.execute(f"describe select * from {relation}").fetchall()
     except duckdb.Error as exc:
         raise ContractError(f"{describe_source(path)}: cannot be read as {_suffix(paths[0])} "
-                            f"(rule: a readable, complete file; {read_error_cause(exc, encoding)})") from None
+                            f"(rule: a readable, complete file; {read_error_cause(exc, encoding, paths)})") from None
     return [row[0] for row in described]
 
 
@@ -156,12 +156,38 @@ def _check_complete(path: Path) -> None:
                                     "(rule: a complete export ends with a full line)")
 
 
-def read_error_cause(exc: Exception, encoding: str = "utf-8") -> str:
+def first_line_longer_than(paths, limit: int) -> tuple[str, int] | None:
+    """(file, 1-based line number) of the first line over `limit` bytes in these local files, read in
+    blocks (DuckDB names line 1 for an over-long line wherever it is)."""
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            continue
+        line, length = 1, 0
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                start = 0
+                while (end := block.find(b"\n", start)) != -1:
+                    if length + end - start > limit:
+                        return str(path), line
+                    line, length, start = line + 1, 0, end + 1
+                length += len(block) - start
+                if length > limit:
+                    return str(path), line
+    return None
+
+
+def read_error_cause(exc: Exception, encoding: str = "utf-8", paths=()) -> str:
     """The cause of a reader error in one line, without the file's content: DuckDB quotes the offending
-    line ("Original Line: ..."), which may hold personal data and must not reach logs."""
+    line ("Original Line: ..."), which may hold personal data and must not reach logs. `paths`: the
+    local files read, to find an over-long line's number."""
     text = str(exc)
     where = re.search(r"CSV Error on Line: (\d+)", text)
     near = f" near line {int(where.group(1)):,}" if where else ""
+    limit = re.search(r"Maximum line size of (\d+) bytes exceeded", text)
+    found = first_line_longer_than(paths, int(limit.group(1))) if limit else None
+    if found:  # DuckDB names line 1 wherever the line is
+        near = f" at line {found[1]:,}" + (f" of {found[0]}" if len(paths) > 1 else "")
     if "Invalid unicode" in text or "not utf-8 encoded" in text:
         return (f"the text is not valid {encoding.upper()}{near}; set the file's encoding "
                 "(e.g. `encoding: latin-1` on the source)")
@@ -406,8 +432,9 @@ def stage_file(con: duckdb.DuckDBPyConnection, entity_name: str, path, sink=None
             parameters.update(validation.plausible_line_bounds(*_load_medians(con, relation, exprs)))
         table = _stage(con, entity, relation, exprs, pii, parameters)
     except duckdb.Error as exc:
+        paths = [str(p) for p in path] if isinstance(path, (list, tuple)) else [str(path)]
         raise ContractError(f"{entity.name} file {source}: cannot be read completely "
-                            f"(rule: a readable, complete file; {read_error_cause(exc, encoding)})") from None
+                            f"(rule: a readable, complete file; {read_error_cause(exc, encoding, paths)})") from None
     staged = _finish_staging(con, sink, entity, table, source, rows, adapter and adapter.name, ignored, parameters,
                              recent)
     hashing = any(c in columns for c in pii_sources)  # the input carries PII columns (hashed, or dropped keyless)

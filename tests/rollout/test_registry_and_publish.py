@@ -215,3 +215,21 @@ def test_a_version_killed_before_its_gates_is_trained_again_not_no_change(store)
     assert registry.find_version("clv_xgboost", fingerprint, result.spec) is None
     MlflowClient().set_model_version_tag("clv_xgboost", registered.version, "gates", "fail")
     assert registry.find_version("clv_xgboost", fingerprint, result.spec) == registered.version
+
+
+def test_a_champion_whose_model_files_are_gone_is_refused_before_the_run(store):
+    """The run used to land and build for minutes, then fail at scoring with `No such artifact: ''`."""
+    import shutil
+
+    from clv.store_check import TrackingStoreError, check_tracking_store
+
+    data, result = train()
+    registered = registry.log_and_register(result, data, "clv_xgboost", {"scoring_cutoff": "2024-01-01"})
+    MlflowClient().set_model_version_tag("clv_xgboost", registered.version, "gates", "pass")
+    registry.make_champion("clv_xgboost", registered.version)
+    uri = config.default_tracking_uri()
+    check_tracking_store(uri, "clv_xgboost", None)  # quiet: the files are there
+    files = MlflowClient().get_model_version_download_uri("clv_xgboost", registered.version)[len("file://"):]
+    shutil.rmtree(files)
+    with pytest.raises(TrackingStoreError, match=r"the files of clv_xgboost version 1 \(the champion\) are missing"):
+        check_tracking_store(uri, "clv_xgboost", None)
