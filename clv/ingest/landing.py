@@ -505,6 +505,29 @@ def _collision_checks(con, sink, entity: Entity, table: str) -> list[validation.
              "one's (land it into its own warehouse; `clv loads undo LOAD_ID` removes a load landed by mistake)")]
 
 
+EMAIL_SQL_PATTERN = r"^[^\s@]+@[^\s@]+\.[^\s@]+$"
+
+
+def _personal_data_checks(con, entity: Entity, table: str, rows: int) -> list[validation.CheckResult]:
+    """Text columns outside the PII contract (ids, country, channel, product) that hold e-mail addresses
+    would store them in clear in the warehouse, its exports and scores: refused, naming the column and the
+    count, never a value."""
+    texts = [c.name for c in entity.columns if c.sql_type == "VARCHAR" and c.name != "event_type"]
+    if not texts:
+        return []
+    counts = con.execute("select " + ", ".join(
+        f"count(*) filter (where regexp_matches({c}, '{EMAIL_SQL_PATTERN}'))" for c in texts) + f" from {table}"
+    ).fetchall()[0]
+    return [validation.CheckResult(
+        expectation="expect_no_personal_data_outside_the_pii_columns", column=column, severity="critical",
+        success=False, unexpected_count=count, checked_rows=rows, observed="values that look like e-mail addresses",
+        rule=("an id that is an e-mail would be stored, exported and scored in clear: map a pseudonymous id "
+              "(or hash the e-mail upstream)" if column.endswith("_id") else
+              f"{column} would keep personal data in clear: map another column, or the e-mail to `email` "
+              "(hashed with CLV_PII_HASH_KEY)"))
+        for column, count in zip(texts, counts) if count]
+
+
 def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: int, adapter: str | None,
                     ignored: list[str], parameters: dict, recent_loads: list[tuple],
                     days_covered: int | None = None) -> StagedLoad:
@@ -519,7 +542,7 @@ def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: in
     if entity.name == "orders":
         value_median = con.execute(
             f"select median(quantity * unit_price) from {table} where quarantine_reason is null").fetchall()[0][0]
-    collisions = _collision_checks(con, sink, entity, table)
+    collisions = _collision_checks(con, sink, entity, table) + _personal_data_checks(con, entity, table, rows)
     quarantine = validation.quarantine_check(quarantined, rows, recent_loads)
     started = time.perf_counter()
     frame = _validation_frame(con, entity, table, rows)

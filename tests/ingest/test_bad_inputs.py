@@ -378,3 +378,20 @@ def test_personal_data_in_a_failed_column_is_never_quoted(warehouse, tmp_path):
     from clv.ingest.validation import quoted_sample
     assert quoted_sample("+44 20 7946 0958").startswith("withheld (it looks like a phone number")
     assert quoted_sample("12,5") == "'12,5'" and quoted_sample("1704067200") == "'1704067200'"
+
+
+def test_e_mails_as_customer_ids_or_channels_are_refused_without_quoting_them(warehouse, tmp_path):
+    """E-mails mapped to acquisition_channel or used as customer_id were stored as sent (and exported and
+    scored in clear). Refused, naming the column and the count, never a value; ordinary ids land."""
+    path = tmp_path / "customers.csv"
+    pd.DataFrame({"customer_id": [f"c{i}" for i in range(50)], "signup_ts": "2024-01-01", "country": "UK",
+                  "acquisition_channel": ["ann@example.com"] * 2 + ["email"] * 48}).to_csv(path, index=False)
+    with pytest.raises(InputValidationError) as raised:
+        land_file(warehouse, "customers", path)
+    message = str(raised.value)
+    assert "expect_no_personal_data_outside_the_pii_columns on column acquisition_channel failed (2 of 50 rows" in message
+    assert "example.com" not in message and "map another column, or the e-mail to `email`" in message
+    ids = good_orders(seed=61).assign(customer_id=lambda f: f["customer_id"] + "@shop.example")
+    message = refused(warehouse, tmp_path, ids, "email-ids.csv")
+    assert "on column customer_id failed (400 of 400 rows" in message and "map a pseudonymous id" in message
+    assert "shop.example" not in message
