@@ -87,7 +87,14 @@ class PostgresSource:
         if not dsn:
             raise SourceConfigError(f"source {self.name}: environment variable {self.dsn_env} (connection "
                                     "string of the source database) is not set")
-        return psycopg2.connect(dsn, connect_timeout=10)
+        try:
+            return psycopg2.connect(dsn, connect_timeout=10)
+        except psycopg2.ProgrammingError as exc:
+            # libpq quotes a fragment of a malformed string ('missing "=" after "<a piece of it>"'), which
+            # may be part of a password: the fragments are dropped
+            cause = re.sub(r'"[^"]*"', '"..."', str(exc).strip().splitlines()[0])
+            raise SourceConfigError(f"source {self.name}: the connection string in {self.dsn_env} is malformed "
+                                    f"(libpq: {cause}; quoted parts withheld)") from None
 
     def extract(self, since: datetime | None, directory: Path) -> tuple[Path | None, datetime | None, int]:
         """Rows with watermark > since - lookback as a CSV file, the new watermark and the row count (None,

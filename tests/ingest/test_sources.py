@@ -351,3 +351,15 @@ def test_a_corrected_s3_object_of_the_same_size_is_downloaded_again_and_keys_sta
         with pytest.raises(ValueError, match="leads outside the download cache"):
             download("s3://shop-exports/../../outside.csv", cache, s3)
     assert not (tmp_path / "outside.csv").exists()
+
+
+def test_a_malformed_connection_string_is_named_without_echoing_any_of_it(tmp_path, monkeypatch):
+    """libpq answers 'missing "=" after "secret"' for `password=top secret`: a piece of the password in the
+    run's error line, its logs and the Prefect database. The fragment is withheld."""
+    (tmp_path / "sources.yml").write_text(SOURCES_YML)
+    [orders] = [s for s in load_sources(tmp_path / "sources.yml") if s.name == "shop_order_lines"]
+    monkeypatch.setenv(orders.dsn_env, "host=127.0.0.1 user=shop password=top secret")
+    with pytest.raises(SourceConfigError, match=f"source shop_order_lines: the connection string in "
+                                                f"{orders.dsn_env} is malformed") as raised:
+        orders.connect()
+    assert "secret" not in str(raised.value) and 'missing "..." after "..."' in str(raised.value)
