@@ -166,23 +166,39 @@ def sagemaker_client(settings: SageMakerSettings):
 
 def wait_for_job(client, kind: str, name: str, settings: SageMakerSettings) -> dict:
     """Poll a training or transform job until it ends, logging each status change; the final
-    description, or SageMakerJobError with the job's FailureReason."""
+    description, or SageMakerJobError with the job's FailureReason. A wait that ends any other way (past
+    the job's maximum runtime plus a poll, the flow's time-out or cancellation, Ctrl-C) stops the job
+    first: it would otherwise run, and bill, on its own."""
     describe = client.describe_training_job if kind == "training" else client.describe_transform_job
+    stop = client.stop_training_job if kind == "training" else client.stop_transform_job
     key = "TrainingJobName" if kind == "training" else "TransformJobName"
     status_key = "TrainingJobStatus" if kind == "training" else "TransformJobStatus"
     started, last = time.monotonic(), None
-    while True:
-        description = describe(**{key: name})
-        status = description[status_key]
-        if status != last:
-            log.info("SageMaker %s job %s: %s (%.0f s)", kind, name, status, time.monotonic() - started)
-            last = status
-        if status == "Completed":
-            return description
-        if status in ("Failed", "Stopped"):
-            raise SageMakerJobError(f"SageMaker {kind} job {name} {status.lower()}: "
-                                    f"{description.get('FailureReason', 'no reason given')}")
-        time.sleep(settings.poll_seconds)
+    try:
+        while True:
+            description = describe(**{key: name})
+            status = description[status_key]
+            if status != last:
+                log.info("SageMaker %s job %s: %s (%.0f s)", kind, name, status, time.monotonic() - started)
+                last = status
+            if status == "Completed":
+                return description
+            if status in ("Failed", "Stopped"):
+                raise SageMakerJobError(f"SageMaker {kind} job {name} {status.lower()}: "
+                                        f"{description.get('FailureReason', 'no reason given')}")
+            if time.monotonic() - started > settings.max_runtime_seconds + settings.poll_seconds:
+                raise TimeoutError(f"SageMaker {kind} job {name} still {status} after "
+                                   f"{settings.max_runtime_seconds:,} s, its maximum runtime")
+            time.sleep(settings.poll_seconds)
+    except SageMakerJobError:
+        raise
+    except BaseException:
+        log.warning("stopping SageMaker %s job %s: the wait for it ended early", kind, name)
+        try:
+            stop(**{key: name})
+        except Exception as exc:  # noqa: BLE001 - the original failure is the one to report
+            log.warning("SageMaker %s job %s could not be stopped (%s)", kind, name, exc)
+        raise
 
 
 def fit_on_sagemaker(rows: pd.DataFrame, spec: dict, horizon_days: int, history_length_dependent=()):

@@ -13,6 +13,7 @@ import sys
 import tarfile
 import threading
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -222,11 +223,11 @@ def test_iam_policies_allow_every_call_the_code_makes():
     redshift = iam / "redshift-copy-role.json"
     code = (REPO_ROOT / "clv" / "cloud" / "sagemaker_jobs.py").read_text()
     called = {"sagemaker:" + "".join(part.title() for part in name.split("_"))
-              for name in re.findall(r"client\.((?:create|describe)_\w+)\b", code)}
-    assert called
+              for name in re.findall(r"client\.((?:create|describe|stop)_\w+)\b", code)}
+    assert called and {"sagemaker:StopTrainingJob", "sagemaker:StopTransformJob"} <= called
     for action in called:
         kind = {"TrainingJob": "training-job", "Model": "model", "TransformJob": "transform-job"}[
-            action.split(":")[1].removeprefix("Create").removeprefix("Describe")]
+            action.split(":")[1].removeprefix("Create").removeprefix("Describe").removeprefix("Stop")]
         assert _policy_allows(pipeline, action, f"arn:aws:sagemaker:eu-west-1:123456789012:{kind}/clv-x"), action
     needed = [  # (role policy, action, resource) as the code uses them
         (pipeline, "s3:PutObject", S3 + "training/clv-train-1/training_set.parquet"),
@@ -266,6 +267,52 @@ def test_iam_policies_allow_every_call_the_code_makes():
     assert [f[1:] for f in forbidden if _policy_allows(*f)] == []
     trust = json.loads((iam / "sagemaker-execution-trust.json").read_text())
     assert trust["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    # confused deputy: only this account's clv-* SageMaker resources may assume the roles
+    assert trust["Statement"][0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "ACCOUNT_ID"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:sagemaker:*:ACCOUNT_ID:*/clv-*"}}
+    copy_trust = json.loads(redshift.read_text())["TrustPolicy"]["Statement"][0]
+    assert copy_trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "ACCOUNT_ID"}}
+
+
+def test_a_wait_that_ends_early_stops_the_sagemaker_job_and_a_finished_job_is_left_alone():
+    """A step that timed out (or was cancelled) left its training job running and billing."""
+    from clv.cloud import sagemaker_jobs
+
+    class Jobs:  # stands in for boto3's SageMaker client (no AWS offline)
+        def __init__(self, statuses):
+            self.statuses, self.stopped = list(statuses), []
+
+        def describe_training_job(self, TrainingJobName):
+            return {"TrainingJobStatus": self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]}
+
+        def stop_training_job(self, TrainingJobName):
+            self.stopped.append(TrainingJobName)
+
+    settings = sagemaker_jobs.SageMakerSettings("role", "image", "s3://b/p", "eu-west-1", max_runtime_seconds=0,
+                                                poll_seconds=0.01)
+    done = Jobs(["InProgress", "Completed"])
+    assert sagemaker_jobs.wait_for_job(done, "training", "clv-train-1", replace(settings, max_runtime_seconds=60)
+                                       )["TrainingJobStatus"] == "Completed"
+    assert done.stopped == []
+    stuck = Jobs(["InProgress"])
+    with pytest.raises(TimeoutError, match="still InProgress after 0 s, its maximum runtime"):
+        sagemaker_jobs.wait_for_job(stuck, "training", "clv-train-2", settings)
+    assert stuck.stopped == ["clv-train-2"]
+    interrupted = Jobs(["InProgress"])
+
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sagemaker_jobs.time, "sleep", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            sagemaker_jobs.wait_for_job(interrupted, "training", "clv-train-3", replace(settings, max_runtime_seconds=60))
+    assert interrupted.stopped == ["clv-train-3"]
+    failed = Jobs(["Failed"])
+    with pytest.raises(sagemaker_jobs.SageMakerJobError):
+        sagemaker_jobs.wait_for_job(failed, "training", "clv-train-4", settings)
+    assert failed.stopped == []  # it ended on its own
 
 
 def test_no_password_in_a_settings_repr():
