@@ -267,6 +267,8 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
                    for name in result.predictions},
         "deciles": {name: decile_table(result.rows["actual"], p).round(4).to_dict(orient="list")
                     for name, p in result.predictions.items()},
+        "distribution": {name: _json_safe(d) for name, d in result.distribution.items()},
+        "base_forecast": {name: _base_forecast_check(result, name) for name in result.predictions},
         "tuning": tuning,
         "specs": specs,
     }
@@ -282,6 +284,17 @@ def bench_accuracy(dataset: str, json_path: Path, workdir: Path, customers: int 
     write_report(report_path, summary, result, champion, rows[rows["cutoff_date"] == last_origin])
     summary["report"] = str(report_path)
     return summary
+
+
+def _base_forecast_check(result, name: str) -> dict:
+    """The whole base's 80% interval at each origin, built from the other origins (models_ml/base_forecast.py)."""
+    from models_ml import base_forecast
+    from models_ml.spread import fit_on_backtest
+
+    predicted = result.predictions[name]
+    totals = base_forecast.origin_totals(result.rows, predicted, fit_on_backtest(result.rows, predicted, result.horizon_days))
+    check = base_forecast.backtest_forecast(totals)
+    return _json_safe({k: check[k] for k in ("all", "held_share_all", "median_width_share_all", "held_share_scopes", "note")})
 
 
 def _choose_like_the_weekly_run(result, specs: dict) -> dict:
@@ -408,6 +421,28 @@ def bench_scale(customers: int, json_path: Path, workdir: Path, data_dir: Path |
     return result_json
 
 
+def _time_intervals(served, features: pd.DataFrame, predictions, cutoff) -> str:
+    """Each customer's distribution columns and the base's forecast by scope, as scoring computes them (with
+    the served model's backtested spread; a shop too short for a strict backtest gets a spread fitted on
+    simulated outcomes, which costs the same to apply). Returns where the spread came from."""
+    from models_ml import base_forecast
+    from models_ml.scoring import assign_tiers
+    from models_ml.spread import distribution_columns, fit_spread, rank_fraction
+
+    predictions = np.asarray(predictions, float)
+    spread, source = served.spread, "the served model's backtest"
+    if spread is None:
+        rng = np.random.default_rng(0)
+        simulated = predictions * rng.gamma(0.5, 2.0, len(predictions)) * (rng.random(len(predictions)) < 0.5)
+        spread, source = fit_spread(simulated, predictions, rank_fraction(predictions), 365), "simulated outcomes (timing only)"
+    distribution_columns(spread, predictions)
+    frame = features[[c for c in ("country", "acquisition_channel") if c in features]].reset_index(drop=True)
+    frame["clv_tier"] = assign_tiers(predictions)
+    history = (served.predictive or {}).get("origin_totals") or []
+    base_forecast.forecast_table(frame, predictions, spread, history, cutoff)
+    return source
+
+
 def _weekly_slices(data_dir: Path, out: Path, weeks: int) -> list[dict[str, Path]]:
     """Week 1: everything dated in the first two years; week k: the seven days after week k-1."""
     start = pd.Timestamp(SynthConfig(1).start)
@@ -504,6 +539,7 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
     start = time.perf_counter()
     publish()
     clock.stages["score"]["seconds"] = round(clock.stages["score"]["seconds"] + time.perf_counter() - start, 2)
+    spread_source = clock.run("intervals", len(features), lambda: _time_intervals(served, features, predictions, cutoff))
     scored = len(features)
     features = predictions = reasons = None  # free them before monitoring
     clock.run("monitor", scored, lambda: monitor(warehouse, home / "monitor.json", "duckdb", config.MODEL_NAME,
@@ -522,6 +558,10 @@ def _scale_week(warehouse: Path, home: Path, files: dict[str, Path], train: bool
         "stages": clock.stages,
         "weekly_cycle_seconds": round(cycle, 2),
         "score_plus_reasons_seconds": round(clock.stages["score"]["seconds"] + clock.stages["reasons"]["seconds"], 2),
+        "intervals_seconds": clock.stages["intervals"]["seconds"],
+        "score_reasons_intervals_to_score_reasons": round(
+            1 + clock.stages["intervals"]["seconds"] / max(clock.stages["score"]["seconds"] + clock.stages["reasons"]["seconds"], 1e-9), 3),
+        "intervals_spread_source": spread_source,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "raw_scan_seconds": round(scan_total, 2),
         "raw_scan_seconds_by_table": {k: round(v, 2) for k, v in scans.items()},

@@ -122,6 +122,30 @@ def accuracy_table(result: dict, path: str) -> str:
     return "\n".join(out)
 
 
+def intervals_table(result: dict, path: str) -> str:
+    """One dataset's predictive distributions, checked out of time: each shown model's 80% interval coverage
+    (mean and by origin), mean width and CRPS, and how the base's interval held at each origin."""
+    distribution, forecast = result.get("distribution") or {}, result.get("base_forecast") or {}
+    champion, fallback = result.get("champion"), (result.get("fallback") or {}).get("type")
+    shown = [m for m in dict.fromkeys([champion, fallback, "last_period", "bayes_ceiling"]) if m in distribution]
+    if not shown:
+        return f"**{result['dataset']}** (`{path}`): no predictive distribution in this run."
+    out = [f"**{result['dataset']}** (`{path}`), backtest horizon {result['backtest_horizon_days']} days; each origin's "
+           "intervals learned on the other origins:\n",
+           "| model | 80% coverage | by origin | mean width | CRPS | base total: held at | base interval width / total (median) |",
+           "|---|---|---|---|---|---|---|"]
+    for model in shown:
+        overall = distribution[model]["overall"]
+        origins = ", ".join(f"{v['coverage_80']:.3f}" for v in distribution[model]["per_origin"].values())
+        base = forecast.get(model) or {}
+        held = [c["held"] for c in base.get("all", [])]
+        star = " (champion)" if model == champion else (" (fallback)" if model == fallback else "")
+        out.append(f"| {model}{star} | {overall['coverage_80']:.3f} | {origins} | {overall['mean_width_80']:,.1f} | "
+                   f"{overall['crps']:,.1f} | {sum(held)} of {len(held)} origins | "
+                   f"{base.get('median_width_share_all', float('nan')):.2f} |")
+    return "\n".join(out)
+
+
 def _load(name: str) -> dict:
     return json.loads((REPO / "benchmarks" / name).read_text())
 
@@ -132,6 +156,7 @@ def generated_blocks() -> dict[str, str]:
         "contract": contract_table(),
         "scale": scale_table([_load(name) for name in SCALE_RUNS]),
         "accuracy": "\n\n".join(accuracy_table(_load(name), f"benchmarks/{name}") for name in ACCURACY_RUNS),
+        "intervals": "\n\n".join(intervals_table(_load(name), f"benchmarks/{name}") for name in ACCURACY_RUNS),
     }
 
 

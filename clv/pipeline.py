@@ -25,13 +25,15 @@ from clv.rollout import model_decisions
 from clv.settings import RunSettings
 from clv.snapshots import SnapshotPlan, plan_for_warehouse
 from clv.transform import dbt_vars, run_dbt
+from clv.warehouse import score_contract
 from clv.warehouse.embedded import scoring_cutoff
 from clv.warehouse.engines import open_warehouse, resolve_target
-from models_ml import registry, zoo
+from models_ml import base_forecast, registry, zoo
 from models_ml.btyd import AliveModel
 from models_ml.protocol import BASELINE
 from models_ml.reasons import fallback_reasons, reasons_in_batches
-from models_ml.scoring import build_score_table, check_publishable
+from models_ml.scoring import build_score_table, check_publishable, discounted_margin_value
+from models_ml.spread import Spread, distribution_columns
 from models_ml.training import TrainingResult, serving_rows, train_and_evaluate
 
 log = logging.getLogger(__name__)
@@ -251,8 +253,14 @@ class Served:
     columns: list[str] = field(default_factory=list)
     fallback_spec: dict | None = None  # the fallback's spec (its fitted factor, for last year's spend scaled)
     why: str = ""
+    predictive: dict | None = None  # its backtested distribution (training.predictive_record), None before any
+
+    @property
+    def spread(self) -> Spread | None:
+        return Spread.from_dict(self.predictive["spread"]) if self.predictive else None
 
 
+FORECAST_TABLE = "clv_forecast"
 FIRST_FALLBACK = ({"type": BASELINE, "params": {}}, "no version has been gated yet: last year's spend")
 
 
@@ -261,11 +269,13 @@ def served_model(run: Run) -> Served:
     config.use_project_tracking_store()
     name = run.settings.model_name
     if registry.champion_version(name) is None:
-        spec, why = registry.latest_fallback(name) or FIRST_FALLBACK
+        found = registry.latest_fallback_version(name)
+        spec, why = (found[1], found[2]) if found else FIRST_FALLBACK
+        predictive = registry.predictive_record(name, found[0], registry.FALLBACK_DISTRIBUTION) if found else None
         return Served(spec["type"], "fallback" if spec["type"] != BASELINE else "baseline", None,
-                      fallback_spec=spec, why=why)
+                      fallback_spec=spec, why=why, predictive=predictive)
     model, version, columns = registry.load_model_by_alias(name, config.CHAMPION_ALIAS)
-    return Served(name, version, model, list(columns))
+    return Served(name, version, model, list(columns), predictive=registry.predictive_record(name, version))
 
 
 def fallback_model(run: Run, served: Served):
@@ -299,17 +309,42 @@ def explain(run: Run, served: Served, features: pd.DataFrame, predictions=None):
 
 
 def score_table(run: Run, served: Served, features: pd.DataFrame, cutoff, predictions, reasons) -> pd.DataFrame:
-    """`clv_scores` rows: predictions checked for plausibility (`check_publishable`), tiers, P(alive) and
-    expected orders (BG/NBD), reasons."""
+    """`clv_scores` rows: predictions checked for plausibility (`check_publishable`), their predictive
+    distribution (models_ml/spread.py), tiers, P(alive) and expected orders (BG/NBD), reasons, and the
+    discounted margin value when the settings give a margin."""
     s = run.settings
     check_publishable(features["customer_id"], predictions, features["revenue_sum_365d"], s.horizon_days,
                       s.max_prediction_multiple)
     btyd = AliveModel(s.horizon_days).components(features)
     reasons, contributions = reasons
+    spread = served.spread
     return build_score_table(features["customer_id"], cutoff, predictions, served.name, served.version,
                              pd.Timestamp.now(tz="UTC").tz_localize(None), s.high_tier_share, s.medium_tier_share,
                              p_alive=btyd["p_alive"], expected_orders=btyd["expected_orders"],
-                             reasons=reasons, reason_contributions=contributions)
+                             reasons=reasons, reason_contributions=contributions,
+                             distribution=None if spread is None else distribution_columns(spread, predictions),
+                             value=discounted_margin_value(predictions, s.horizon_days, s.margin_rate,
+                                                           s.annual_discount_rate))
+
+
+def distribution_summary(served: Served) -> dict | None:
+    """How the served model's intervals held out of time, for the run summary (None without them)."""
+    if not served.predictive:
+        return None
+    held = served.predictive.get("forecast_backtest", {})
+    return {"horizon_days": served.predictive["spread"]["horizon_days"], "checked": served.predictive.get("checked", {}),
+            "forecast_held": [r.get("held") for r in held.get("all", [])],
+            "forecast_median_width_share": held.get("median_width_share_all")}
+
+
+def forecast(served: Served, features: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """`clv_forecast` rows: the scored base's next-horizon revenue, whole and by tier, country and channel,
+    with the 80% interval learned from the served model's backtest (models_ml/base_forecast.py)."""
+    frame = features[[c for c in ("country", "acquisition_channel") if c in features]].reset_index(drop=True)
+    frame["clv_tier"] = scores["clv_tier"].to_numpy()
+    history = served.predictive["origin_totals"] if served.predictive else None
+    return base_forecast.forecast_table(frame, scores["predicted_clv_12m"].to_numpy(float), served.spread, history,
+                                        scores["cutoff_date"].iloc[0])
 
 
 def score(run: Run, features: pd.DataFrame, cutoff) -> tuple[pd.DataFrame, Served]:
@@ -323,10 +358,15 @@ def score(run: Run, features: pd.DataFrame, cutoff) -> tuple[pd.DataFrame, Serve
     return score_table(run, served, features, cutoff, predictions, reasons), served
 
 
-def publish(run: Run, scores: pd.DataFrame, allow_older_cutoff: bool = False) -> None:
+def publish(run: Run, scores: pd.DataFrame, allow_older_cutoff: bool = False,
+            forecast_rows: pd.DataFrame | None = None) -> None:
     """Replace `clv_scores` in one transaction (BI never reads a half-written table) and keep the history;
-    refused when the cutoff is older than the published one, unless `allow_older_cutoff`."""
-    run.warehouse_interface().publish_scores(scores, allow_older_cutoff)
+    refused when the cutoff is older than the published one, unless `allow_older_cutoff`. Then replace
+    `clv_forecast` with `forecast_rows` (its own transaction; its rows carry their cutoff)."""
+    warehouse = run.warehouse_interface()
+    warehouse.publish_scores(scores, allow_older_cutoff)
+    if forecast_rows is not None:
+        warehouse.replace_table(FORECAST_TABLE, score_contract.conform(forecast_rows, FORECAST_TABLE), declared=True)
 
 
 def export(scores: pd.DataFrame, cutoff) -> str:

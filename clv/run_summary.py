@@ -37,6 +37,30 @@ OUTCOME_TEXT = {
 }
 
 
+def _distribution_lines(summary: dict) -> list[str]:
+    """The base's forecast with its interval, and how the served model's intervals held out of time."""
+    low, high = summary.get("predicted_total_interval") or (None, None)
+    total = f"- predicted revenue over the next {summary['horizon_days']} days: {summary.get('predicted_total', 0):,.0f}"
+    distribution = summary.get("distribution")
+    if low is None or distribution is None:
+        return [total + " (no 80% interval: the served model has no backtested predictive distribution yet)"]
+    held = [h for h in distribution["forecast_held"] if h is not None]
+    lines = [total + f" [80% interval {low:,.0f} .. {high:,.0f}; {summary.get('interval_note')}; built from the other "
+             f"origins, it held the realised total at {sum(held)} of {len(held)} backtest origins, median width "
+             f"{distribution['forecast_median_width_share'] or float('nan'):.2f}x the total] (clv_forecast: by tier, "
+             "country and channel too)"]
+    checked = distribution["checked"]
+    line = (f"- per-customer 80% intervals (clv_scores.predicted_clv_p10 .. p90): coverage "
+            f"{checked.get('coverage_80', float('nan')):.3f} out of time, mean width {checked.get('mean_width_80', float('nan')):,.0f}, "
+            f"CRPS {checked.get('crps', float('nan')):,.1f}; P(no purchase) {checked.get('p_no_purchase', float('nan')):.3f} "
+            f"predicted vs {checked.get('share_no_purchase', float('nan')):.3f} observed")
+    if distribution["horizon_days"] != summary["horizon_days"]:
+        line += (f" (learned at the backtest's {distribution['horizon_days']} days and applied to {summary['horizon_days']}-day "
+                 f"predictions: P(no purchase) is the {distribution['horizon_days']}-day one, an upper bound, and the "
+                 "intervals are wider than a full-horizon backtest would make them)")
+    return [*lines, line]
+
+
 def format_summary(summary: dict) -> str:
     """The run summary printed by `clv run` and shown as a Prefect artifact."""
     plan = summary["plan"]
@@ -46,6 +70,7 @@ def format_summary(summary: dict) -> str:
         f"{summary['model_version']} (tiers: {', '.join(f'{k} {v:,}' for k, v in sorted(summary['tiers'].items()))})"
         + (f"; fallback: {summary['served_why']}" if summary.get("served_why") else ""),
     ]
+    lines += _distribution_lines(summary)
     decision = summary.get("decision")
     if decision is None:
         lines.append("- no training this run: a champion serves (retraining runs on a drift alert or performance "

@@ -38,6 +38,8 @@ class RunSettings:
     bootstrap_resamples: int = 200
     model_spec: dict | None = None
     max_prediction_multiple: float = 10.0  # scores above this x the largest yearly spend are not published
+    margin_rate: float | None = None  # share of revenue kept as margin: clv_scores gains discounted_margin_value
+    annual_discount_rate: float | None = None  # discounts discounted_margin_value (needs margin_rate)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -80,4 +82,18 @@ def load_settings(path: str | Path | None, **overrides) -> RunSettings:
             if values.get(key) and "://" not in str(values[key]) and not Path(values[key]).is_absolute():
                 values[key] = str((path.parent / values[key]).resolve())
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return RunSettings(**values)
+    settings = RunSettings(**values)
+    check_value_settings(settings, path or "the run's options")
+    return settings
+
+
+def check_value_settings(settings: RunSettings, where) -> None:
+    """margin_rate in (0, 1] and annual_discount_rate in [0, 1), the discount only with a margin."""
+    margin, rate = settings.margin_rate, settings.annual_discount_rate
+    for key, value, ok, expected in (("margin_rate", margin, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+                                     ("annual_discount_rate", rate, lambda v: 0 <= v < 1, "a number in [0, 1)")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not ok(value)):
+            raise SettingsError(f"{where}: {key} must be {expected}, got {value!r}")
+    if rate is not None and margin is None:
+        raise SettingsError(f"{where}: annual_discount_rate needs margin_rate (the value discounted is margin; "
+                            "margin_rate: 1.0 discounts revenue itself)")

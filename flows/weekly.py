@@ -150,13 +150,20 @@ def score_customers(run: pipeline.Run, features: pd.DataFrame, cutoff: date, all
     `clv_scores` unless a prediction is implausible or the cutoff is older than the published one (unless
     `allow_older_cutoff`), and export it as parquet."""
     scores, served = pipeline.score(run, features, cutoff)
-    pipeline.publish(run, scores, allow_older_cutoff)
+    forecast = pipeline.forecast(served, features, scores)
+    pipeline.publish(run, scores, allow_older_cutoff, forecast)
     export = pipeline.export(scores, cutoff)
     create_table_artifact(key="clv-score-tiers", table=tier_table(scores),
                           description=f"Scores published for cutoff {cutoff} by {served.name} version {served.version}")
+    create_table_artifact(key="clv-forecast", table=forecast_table(forecast), description=(
+        f"Next-{run.settings.horizon_days}-day revenue of the {len(scores):,} customers scored at {cutoff}, with the "
+        "80% interval learned from the backtest's origins (clv_forecast)"))
     tiers = scores["clv_tier"].value_counts().to_dict()
+    whole = forecast.iloc[0]
     return {"customers_scored": len(scores), "served_model": served.name, "model_version": served.version,
-            "served_why": served.why, "tiers": tiers, "predicted_total": float(scores["predicted_clv_12m"].sum()), "scores_export": export}
+            "served_why": served.why, "tiers": tiers, "predicted_total": float(scores["predicted_clv_12m"].sum()),
+            "predicted_total_interval": [whole["revenue_p10"], whole["revenue_p90"]], "interval_note": whole["interval_note"],
+            "distribution": pipeline.distribution_summary(served), "scores_export": export}
 
 
 def mlflow_link(run_id: str) -> str:
@@ -180,6 +187,16 @@ def tier_table(scores: pd.DataFrame) -> list[dict]:
         rows.append({"tier": f"top {share:.0%} of customers", "customers": len(top),
                      "predicted_value": round(float(top.sum()), 2), "share_of_value": round(float(top.sum()) / total, 4)})
     return rows
+
+
+def forecast_table(forecast: pd.DataFrame) -> list[dict]:
+    """The clv_forecast rows as the artifact shows them (rounded, the interval as text)."""
+    def money(value) -> str:
+        return "" if value is None or pd.isna(value) else f"{value:,.0f}"
+    return [{"scope": f"{r.scope}: {r.scope_value}" if r.scope != "all" else "all customers", "customers": int(r.customers),
+             "predicted revenue": money(r.predicted_revenue),
+             "80% interval": f"{money(r.revenue_p10)} .. {money(r.revenue_p90)}" if pd.notna(r.revenue_p10) else r.interval_note}
+            for r in forecast.itertuples()]
 
 
 def backtest_table(backtest: dict, reference: str = BASELINE) -> list[dict]:

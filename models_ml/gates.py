@@ -16,6 +16,9 @@ backtest, `choose_fallback`). A decision never serves something worse than what 
 - Fairness by slice (country, channel): each slice's calibration relative to the model's overall
   calibration within a band (a level error common to every slice is the calibration gate's, not a
   slice's) and its normalized Gini above a floor, unless the alternative does no better on that slice.
+- Intervals that hold: the coverage of the predictive distribution's central 80% interval (each origin
+  checked with what the other origins taught, models_ml/spread.py) within `coverage_band`, or no
+  further from 0.8 than the alternative's.
 - A later version is also compared with the fallback (`beats_baseline`), so a champion is never a model
   that the label-free models beat.
 """
@@ -43,6 +46,7 @@ class GateConfig:
     gini_floor: float = 0.3
     gini_tolerance: float = 0.01
     calibration_band: tuple[float, float] = (0.8, 1.25)
+    coverage_band: tuple[float, float] = (0.75, 0.85)
     slice_columns: tuple[str, ...] = ("country", "acquisition_channel")
     min_slice_customers: int = 100
     slice_calibration_band: tuple[float, float] = (0.67, 1.5)
@@ -87,6 +91,27 @@ def calibration_band(backtest: BacktestResult, band: tuple[float, float], altern
     return GateResult("calibration", within or closer, detail,
                       {"calibration_ratio": ratio, "ci": [low, high], "band": list(band), "alternative": alternative,
                        "alternative_calibration_ratio": alt})
+
+
+def coverage(backtest: BacktestResult, band: tuple[float, float], alternative: str | None = None) -> GateResult:
+    """The 80% interval's out-of-time coverage (mean over origins) within the band, or no further from 0.8
+    than the alternative's (whose intervals would be published instead)."""
+    measured = backtest.distribution.get(CANDIDATE, {})
+    value = measured.get("overall", {}).get("coverage_80", np.nan)
+    per_origin = ", ".join(f"{o} {v['coverage_80']:.3f}" for o, v in measured.get("per_origin", {}).items())
+    alt = backtest.distribution.get(alternative, {}).get("overall", {}).get("coverage_80", np.nan)
+    if not np.isfinite(value):
+        return GateResult("coverage", False, "no predictive distribution measured: coverage unknown",
+                          {"coverage_80": value, "band": list(band)})
+    target = (band[0] + band[1]) / 2
+    within = bool(band[0] <= value <= band[1])
+    closer = bool(np.isfinite(alt) and abs(value - target) <= abs(alt - target))
+    detail = f"80% interval coverage {value:.3f} (by origin {per_origin}; band {band[0]}-{band[1]})"
+    if not within and np.isfinite(alt):
+        detail += f"; outside the band, {'no further off than' if closer else 'further off than'} {label_of(alternative)} at {alt:.3f}"
+    return GateResult("coverage", within or closer, detail,
+                      {"coverage_80": value, "band": list(band), "alternative": alternative, "alternative_coverage_80": alt,
+                       "per_origin": {o: v["coverage_80"] for o, v in measured.get("per_origin", {}).items()}})
 
 
 def _interval_text(difference: dict, fmt: str) -> str:
@@ -178,6 +203,7 @@ def evaluate_gates(backtest: BacktestResult, has_champion: bool, same_configurat
     alternative = alternative_of(backtest, has_champion, fallback)
     results = [prediction_sanity(backtest.predictions[CANDIDATE]), gini_floor(backtest, config.gini_floor),
                calibration_band(backtest, config.calibration_band, alternative),
+               coverage(backtest, config.coverage_band, alternative),
                not_worse_than(backtest, fallback, config.gini_tolerance, "beats_baseline")]
     if has_champion and config.require_beating_champion:
         if CHAMPION not in backtest.predictions:

@@ -62,6 +62,16 @@ def model_card(result, model_name: str, horizon_days: int, git_commit: str, data
                 table = slice_table(holdout, column, 100)
                 if not table.empty:
                     lines += ["", f"### By {column} (calibration = predicted / actual)", "", markdown_table(table)]
+    checked = backtest.distribution.get("candidate") if backtest is not None else None
+    if checked:
+        lines += ["", "## How sure (the 80% interval, checked out of time)", "",
+                  f"- {checked['method']}; {checked['note']}.", "",
+                  markdown_table(pd.DataFrame([{"scope": f"origin {o}", **_interval(v)} for o, v in checked["per_origin"].items()]
+                                              + [{"scope": f"tier {t}", **_interval(v)} for t, v in checked["by_tier"].items()]))]
+        forecast = (result.predictive or {}).get("forecast_backtest", {})
+        if forecast.get("all"):
+            lines += ["", "The whole base's total, each origin's 80% interval built from the other origins:", "",
+                      markdown_table(pd.DataFrame(forecast["all"]))]
     lines += [
         "",
         "## Limitations",
@@ -72,6 +82,11 @@ def model_card(result, model_name: str, horizon_days: int, git_commit: str, data
         "history (last year's spend as the offset).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _interval(values: dict) -> dict:
+    return {"rows": values.get("rows"), "coverage of the 80% interval": values.get("coverage_80"),
+            "mean width": values.get("mean_width_80"), "CRPS": values.get("crps")}
 
 
 def _headline(values: dict) -> dict:

@@ -56,6 +56,8 @@ class BacktestResult:
     per_origin: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # model -> metric_diff_vs_reference -> interval at the latest origin alone
     latest_origin_ci: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # model -> its predictive distribution checked out of time (models_ml/spread.evaluate_spread)
+    distribution: dict[str, dict] = field(default_factory=dict)
 
     def latest_difference(self, model: str, reference: str, metric: str) -> dict:
         """model - reference at the latest origin, and its paired 95% interval there."""
@@ -73,7 +75,7 @@ class BacktestResult:
     def summary(self) -> dict:
         return {"horizon_days": self.horizon_days, "origins": self.origins, "note": self.note,
                 "rows": len(self.rows), "metrics": self.metrics, "ci": self.ci, "per_origin": self.per_origin,
-                "latest_origin_ci": self.latest_origin_ci}
+                "latest_origin_ci": self.latest_origin_ci, "distribution": self.distribution}
 
 
 def _weighted_gini(y: np.ndarray, w: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -233,7 +235,10 @@ def run_backtest(training_set: pd.DataFrame, plan, model_factories: dict, resamp
 
 def evaluate(result: BacktestResult, resamples: int = 200, seed: int = 0,
              reference: str | tuple[str, ...] | None = BASELINE) -> None:
-    """Fill the point metrics (mean over origins), per-origin metrics and bootstrap intervals."""
+    """Fill the point metrics (mean over origins), per-origin metrics, bootstrap intervals and each model's
+    predictive distribution's coverage (models_ml/spread.py)."""
+    from models_ml.spread import evaluate_spread
+
     for name, p in result.predictions.items():
         per_origin = {}
         for origin in result.origins:
@@ -243,6 +248,7 @@ def evaluate(result: BacktestResult, resamples: int = 200, seed: int = 0,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a metric undefined at every origin stays NaN
             result.metrics[name] = {m: float(np.nanmean([v[m] for v in per_origin.values()])) for m in POINT_METRICS}
+        result.distribution[name] = evaluate_spread(result.rows, p, result.horizon_days)
     if resamples:
         result.ci, result.latest_origin_ci = paired_bootstrap_by_origin(result.rows, result.predictions, reference,
                                                                         resamples, seed)

@@ -21,7 +21,14 @@ from models_ml.training import TrainingResult
 from models_ml.zoo import build_model, spec_key
 from models_ml.metrics import decile_table
 from models_ml.model_card import model_card
-from models_ml.report import calibration_chart, decile_chart, lorenz_chart, shap_summary_chart
+from models_ml.report import (
+    calibration_chart,
+    coverage_chart,
+    decile_chart,
+    fan_chart,
+    lorenz_chart,
+    shap_summary_chart,
+)
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "clv-weekly"
@@ -98,6 +105,13 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
                          "fallback": result.fallback["type"], "fallback_why": str(result.fallback.get("why", ""))[:5000]})
         if result.backtest is not None:
             mlflow.log_dict(json_safe(result.backtest.summary()), "backtest.json")
+        for which, record in ((MODEL_DISTRIBUTION, result.predictive), (FALLBACK_DISTRIBUTION, result.fallback_predictive)):
+            if record is not None:
+                mlflow.log_dict(json_safe(record), which)
+        if result.predictive is not None:
+            checked = result.predictive["checked"]
+            mlflow.log_metrics({f"backtest_interval_{k}": v for k, v in checked.items()
+                                if isinstance(v, float) and np.isfinite(v)})
         if scoring_population is not None:
             fallback = build_model(result.fallback["spec"], result.horizon_days).fit(pd.DataFrame(), [])
             log_drift_baseline(result.model, scoring_population, recent_orders, fallback=fallback)
@@ -112,6 +126,11 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
             deciles = decile_table(holdout["actual"], holdout["predicted"])
             mlflow.log_text(decile_chart(model_name, deciles), "plots/deciles.svg")
             mlflow.log_text(calibration_chart({model_name: deciles}, model_name), "plots/calibration.svg")
+        if result.predictive is not None:
+            checked = result.backtest.distribution.get("candidate", {})
+            if checked.get("by_decile"):
+                mlflow.log_text(coverage_chart({model_name: checked["by_decile"]}, model_name), "plots/coverage_by_decile.svg")
+            mlflow.log_text(fan_chart(result.predictive["forecast_backtest"].get("all", [])), "plots/base_forecast.svg")
         explained = scoring_population if scoring_population is not None else latest_cutoff_rows(training_set)
         if hasattr(result.model, "explain") or hasattr(result.model, "contributions"):
             mlflow.log_text(shap_summary_chart(result.model, explained), "plots/shap_summary.svg")
@@ -185,6 +204,19 @@ def feature_columns_of(model_name: str, version: str) -> list[str] | None:
     try:
         return list(mlflow.artifacts.load_dict(f"runs:/{run_id}/feature_columns.json")["features"]) or None
     except (MlflowException, OSError, KeyError):
+        return None
+
+
+MODEL_DISTRIBUTION, FALLBACK_DISTRIBUTION = "predictive_distribution.json", "fallback_predictive_distribution.json"
+
+
+def predictive_record(model_name: str, version: str, which: str = MODEL_DISTRIBUTION) -> dict | None:
+    """The predictive distribution a version logged for its model (or, `FALLBACK_DISTRIBUTION`, for the
+    fallback it chose): training.predictive_record's dict, or None (no backtest, or an older version)."""
+    try:
+        run_id = MlflowClient().get_model_version(model_name, version).run_id
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{which}")
+    except (MlflowException, OSError):
         return None
 
 

@@ -130,6 +130,56 @@ def calibration_chart(deciles: dict[str, pd.DataFrame], champion: str | None = N
     return _svg(fig)
 
 
+def coverage_chart(by_decile: dict[str, dict], champion: str | None = None, band=(0.75, 0.85)) -> str:
+    """Coverage of each model's 80% interval by decile of its prediction (out of time), with the gate's band."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.axhspan(*band, color="#ddd", label=f"gate band {band[0]}-{band[1]}")
+    ax.axhline(0.8, color="black", lw=0.8, ls=":")
+    for name in model_order(by_decile, champion):
+        deciles = by_decile[name]
+        x = [int(d) for d in deciles]
+        ax.plot(x, [deciles[d]["coverage_80"] for d in deciles], marker="o", ms=3, **_line_style(name, champion))
+    ax.set(xlabel="decile of predicted value (10 = highest)", ylabel="share inside the 80% interval",
+           title="80% interval coverage by decile", ylim=(0, 1))
+    ax.legend(fontsize=8)
+    return _svg(fig)
+
+
+def fan_chart(checks: list[dict], now: dict | None = None, title: str = "The base's revenue: forecast and 80% interval") -> str:
+    """The whole base's predicted total with its 80% interval at each backtest origin (built from the other
+    origins) and what was realised, then the current cutoff's forecast."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    labels = [c["origin"] for c in checks]
+    x = np.arange(len(checks))
+    if checks:
+        ax.fill_between(x, [c["low"] for c in checks], [c["high"] for c in checks], color="#9ecae1", alpha=0.6,
+                        label="80% interval (from the other origins)")
+        ax.plot(x, [c["predicted"] for c in checks], color=CHAMPION_COLOUR, marker="o", label="predicted total")
+        ax.plot(x, [c["actual"] for c in checks], "ks", label="realised total")
+    if now is not None and now.get("low") is not None:
+        labels.append(f"{now['cutoff']} (now)")
+        ax.errorbar([len(checks)], [now["predicted"]], yerr=[[now["predicted"] - now["low"]], [now["high"] - now["predicted"]]],
+                    fmt="D", color=CHAMPION_COLOUR, capsize=6, label="this cutoff's forecast")
+    ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
+    ax.set(ylabel="revenue over the horizon", title=title)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.legend(fontsize=8)
+    return _svg(fig)
+
+
+def interval_table(distribution: dict, name: str) -> str:
+    """One model's 80% interval per tier: coverage, mean width and CRPS (HTML)."""
+    rows = "".join(f"<tr><td>{html.escape(tier)}</td><td>{v['rows']:,}</td><td>{_fmt(v['coverage_80'], '{:.3f}')}</td>"
+                   f"<td>{_fmt(v['mean_width_80'], '{:,.0f}')}</td><td>{_fmt(v['crps'], '{:,.1f}')}</td></tr>"
+                   for tier, v in distribution.get("by_tier", {}).items())
+    origins = "".join(f"<tr><td>{html.escape(o)}</td><td>{v['rows']:,}</td><td>{_fmt(v['coverage_80'], '{:.3f}')}</td>"
+                      f"<td>{_fmt(v['mean_width_80'], '{:,.0f}')}</td><td>{_fmt(v['crps'], '{:,.1f}')}</td></tr>"
+                      for o, v in distribution.get("per_origin", {}).items())
+    head = "<tr><th>{}</th><th>rows</th><th>coverage of the 80% interval</th><th>mean width</th><th>CRPS</th></tr>"
+    return (f'<table class="intervals" data-model="{html.escape(name)}">{head.format("origin")}{origins}</table>'
+            f'<table class="intervals-by-tier" data-model="{html.escape(name)}">{head.format("tier")}{rows}</table>')
+
+
 def shap_summary_chart(model, frame: pd.DataFrame, max_rows: int = 5000, top: int = 15) -> str:
     """Mean |contribution| per input, in currency relative to the average customer (last year's spend as
     its own term for the offset model)."""
@@ -286,6 +336,12 @@ def write_report(path: Path, summary: dict, result, champion_model, champion_tes
               ("Calibration", calibration_chart({n: deciles[n] for n in shown}, champion))]
     charts += [(f"Deciles: {n}", decile_chart(n, deciles[n])) for n in shown]
     charts.append((f"SHAP summary: {champion} (champion)", shap_summary_chart(champion_model, champion_test)))
+    distributions = summary.get("distribution", {})
+    if distributions:
+        charts.append(("Coverage by decile", coverage_chart({n: distributions[n]["by_decile"] for n in shown
+                                                              if n in distributions}, champion)))
+    if summary.get("base_forecast", {}).get(champion):
+        charts.append((f"Fan chart: the base's revenue ({champion})", fan_chart(summary["base_forecast"][champion]["all"])))
     charts += btyd_charts(champion_test, summary["backtest_horizon_days"])
     figures = "".join(f'<figure class="chart" data-title="{html.escape(t)}">{svg}<figcaption>{html.escape(t)}</figcaption></figure>'
                       for t, svg in charts)
@@ -308,6 +364,8 @@ of its difference to last year's spend (green better, red worse, otherwise a tie
 {metrics_table(summary)}
 <h2>What the numbers mean</h2>
 {definitions()}
+<h2>How sure: the champion's 80% intervals, checked out of time</h2>
+{interval_table(distributions.get(champion, {}), champion) if distributions else "<p>No predictive distribution measured.</p>"}
 <h2>Champion ({html.escape(champion)}) by slice</h2>
 {slice_tables(summary)}
 <h2>Charts</h2>

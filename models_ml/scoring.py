@@ -22,6 +22,7 @@ def assign_tiers(values, high_share: float = 0.2, medium_share: float = 0.3) -> 
     return np.where(values.to_numpy() <= 0, "low", tiers).astype(object)
 
 
+DISTRIBUTION_COLUMNS = ("p_no_purchase", "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90")
 DEFAULT_MAX_PREDICTION_MULTIPLE = 10.0
 
 
@@ -55,11 +56,32 @@ def check_publishable(customer_ids, predictions, last_year_spend, horizon_days: 
               "spend; check the inputs and the model, or raise max_prediction_multiple in the settings file)")
 
 
+def discount_factor(horizon_days: int, annual_rate: float | None) -> float:
+    """The present value of 1 of revenue earned evenly over the horizon, discounted continuously at the
+    annual rate r: (1 - (1 + r)^-T) / (T ln(1 + r)) for T = horizon_days / 365 years; 1 at r = 0."""
+    if not annual_rate:
+        return 1.0
+    years = horizon_days / 365.0
+    growth = np.log1p(annual_rate)
+    return float((1 - np.exp(-growth * years)) / (years * growth))
+
+
+def discounted_margin_value(predictions, horizon_days: int, margin_rate: float | None,
+                            annual_rate: float | None = None):
+    """Predicted revenue x margin rate x `discount_factor`: what a customer is worth, not what they spend
+    (None without a margin rate)."""
+    if margin_rate is None:
+        return None
+    return np.asarray(predictions, float) * margin_rate * discount_factor(horizon_days, annual_rate)
+
+
 def build_score_table(customer_ids, cutoff_date, predictions, model_name: str, model_version: str,
                       scored_at: pd.Timestamp, high_share: float = 0.2, medium_share: float = 0.3,
                       p_alive=None, expected_orders=None, reasons=None,
-                      reason_contributions=None) -> pd.DataFrame:
-    """The `clv_scores` rows for one scoring run (reasons: models_ml/reasons.py)."""
+                      reason_contributions=None, distribution: pd.DataFrame | None = None,
+                      value=None) -> pd.DataFrame:
+    """The `clv_scores` rows for one scoring run (reasons: models_ml/reasons.py; `distribution`: the
+    columns of models_ml/spread.distribution_columns; `value`: `discounted_margin_value`)."""
     predictions = np.asarray(predictions, float)
     if np.isnan(predictions).any():
         raise ValueError(f"{int(np.isnan(predictions).sum())} predictions are NaN; refusing to publish scores")
@@ -74,6 +96,9 @@ def build_score_table(customer_ids, cutoff_date, predictions, model_name: str, m
             "customer_id": pd.Series(customer_ids, dtype="string").to_numpy(object),
             "cutoff_date": pd.to_datetime(cutoff_date).date(),
             "predicted_clv_12m": predictions,
+            **{column: optional(None if distribution is None else distribution[column].to_numpy(), float)
+               for column in DISTRIBUTION_COLUMNS},
+            "discounted_margin_value": optional(value, float),
             "clv_tier": assign_tiers(predictions, high_share, medium_share),
             "p_alive": optional(p_alive, float),
             "expected_orders_12m": optional(expected_orders, float),

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from models_ml import zoo
+from models_ml import base_forecast, zoo
 from models_ml.base import features_and_target
 from models_ml.gates import GateConfig, choose_fallback, evaluate_gates, label_of
 from models_ml.protocol import BASELINE, BacktestResult, backtest_rows, run_backtest
+from models_ml.spread import fit_on_backtest
 
 log = logging.getLogger(__name__)
 CANDIDATE, CHAMPION = "candidate", "champion"
@@ -39,6 +40,9 @@ class TrainingResult:
     # the label-free model served while no trained model passes: {"type", "spec", "why"}
     fallback: dict = field(default_factory=lambda: {"type": BASELINE, "spec": {"type": BASELINE, "params": {}},
                                                     "why": "no backtest: last year's spend"})
+    # the served model's and the fallback's predictive distributions (`predictive_record`), None without a backtest
+    predictive: dict | None = None
+    fallback_predictive: dict | None = None
 
     @property
     def holdout_cutoff(self) -> str | None:
@@ -109,7 +113,19 @@ def as_candidate(backtest: BacktestResult, name: str) -> BacktestResult:
 
     return BacktestResult(backtest.horizon_days, backtest.origins, backtest.note, backtest.rows,
                           renamed(backtest.predictions), renamed(backtest.metrics), renamed_intervals(backtest.ci),
-                          renamed(backtest.per_origin), renamed_intervals(backtest.latest_origin_ci))
+                          renamed(backtest.per_origin), renamed_intervals(backtest.latest_origin_ci),
+                          renamed(backtest.distribution))
+
+
+def predictive_record(backtest: BacktestResult, name: str) -> dict:
+    """What scoring needs to publish model `name`'s distributions and the base's forecast: the spread
+    learned on every backtest origin, each origin's totals by scope, and how both held out of time."""
+    predicted = backtest.predictions[name]
+    spread = fit_on_backtest(backtest.rows, predicted, backtest.horizon_days)
+    totals = base_forecast.origin_totals(backtest.rows, predicted, spread)
+    return {"spread": spread.to_dict(), "origin_totals": totals,
+            "checked": backtest.distribution.get(name, {}).get("overall", {}),
+            "forecast_backtest": base_forecast.backtest_forecast(totals)}
 
 
 def fitted_fallback(rows: pd.DataFrame, name: str, horizon_days: int) -> dict:
@@ -153,8 +169,9 @@ def train_and_evaluate(training_set: pd.DataFrame, plan, spec: dict | None = Non
         log.warning("no strict backtest: %s", plan.backtest.note)
     spec = next(s for s in specs if s["type"] == type_choice["chosen"])
     model = (fit or fit_serving_model)(rows, spec, plan.horizon_days, tuple(history_length_dependent))
-    holdout, metrics, baseline = None, {}, {}
+    holdout, metrics, baseline, predictive, fallback_predictive = None, {}, {}, None, None
     if backtest is not None:
+        predictive, fallback_predictive = predictive_record(backtest, CANDIDATE), predictive_record(backtest, fallback_name)
         holdout = backtest.rows.assign(predicted=backtest.predictions[CANDIDATE])
         metrics = {**backtest.metrics[CANDIDATE],
                    **{f"{k}_ci_low": v[0] for k, v in backtest.ci[CANDIDATE].items() if "diff" not in k},
@@ -168,7 +185,7 @@ def train_and_evaluate(training_set: pd.DataFrame, plan, spec: dict | None = Non
         params={**params, "model": spec["type"]}, horizon_days=plan.horizon_days,
         train_cutoffs=sorted(rows["cutoff_date"].unique()), rows_trained=len(rows), backtest=backtest,
         champion_spec=champion_spec, holdout=holdout, holdout_metrics=metrics, baseline_metrics=baseline,
-        type_choice=type_choice, fallback=fallback,
+        type_choice=type_choice, fallback=fallback, predictive=predictive, fallback_predictive=fallback_predictive,
     )
 
 

@@ -94,8 +94,9 @@ class Warehouse:
         """Replace clv_scores (and the tier summary) in one transaction and append to the history."""
         raise NotImplementedError
 
-    def replace_table(self, table: str, rows: pd.DataFrame) -> None:
-        """Replace a whole table with these rows in one transaction (readers see the old or the new one)."""
+    def replace_table(self, table: str, rows: pd.DataFrame, declared: bool = False) -> None:
+        """Replace a whole table with these rows in one transaction (readers see the old or the new one);
+        `declared`: with the column types of its contract in marts/_scores.yml (clv_forecast)."""
         raise NotImplementedError
 
     def transaction(self):
@@ -149,13 +150,18 @@ class EmbeddedWarehouse(Warehouse):
         with connect(self.path) as con:
             publish_scores(con, scores, allow_older_cutoff)
 
-    def replace_table(self, table: str, rows: pd.DataFrame) -> None:
+    def replace_table(self, table: str, rows: pd.DataFrame, declared: bool = False) -> None:
+        from clv.warehouse import score_contract
         from clv.warehouse.embedded import connect
 
+        select = "select * from new_rows"
+        if declared:
+            select = "select " + ", ".join(f'cast("{name}" as {sql_type}) as "{name}"'
+                                           for name, sql_type in score_contract.column_types("duckdb", table)) + " from new_rows"
         with connect(self.path) as con:
             con.register("new_rows", rows)
             try:
-                con.execute(f"create or replace table {table} as select * from new_rows")
+                con.execute(f"create or replace table {table} as {select}")
             finally:
                 con.unregister("new_rows")
 
@@ -227,10 +233,10 @@ class ServerWarehouse(Warehouse):
 
         server.publish_scores(self.target, scores, allow_older_cutoff=allow_older_cutoff)
 
-    def replace_table(self, table: str, rows: pd.DataFrame) -> None:
-        from clv.warehouse import server
+    def replace_table(self, table: str, rows: pd.DataFrame, declared: bool = False) -> None:
+        from clv.warehouse import score_contract, server
 
-        server.replace_table(self.target, table, rows)
+        server.replace_table(self.target, table, rows, types=score_contract.column_types(self.target, table) if declared else None)
 
     @contextmanager
     def transaction(self):

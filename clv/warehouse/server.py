@@ -133,13 +133,15 @@ def _csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f")
 
 
-def replace_table(target: str, table: str, frame: pd.DataFrame, connection=None, s3=None) -> None:
-    """Replace a whole table with a frame's rows in one transaction (readers see the old or the new one)."""
+def replace_table(target: str, table: str, frame: pd.DataFrame, connection=None, s3=None,
+                  types: list[tuple[str, str]] | None = None) -> None:
+    """Replace a whole table with a frame's rows in one transaction (readers see the old or the new one);
+    column types declared (`types`) or inferred from the frame."""
     csv_text = _csv(frame)
     conn = connection or connect(target)
     try:
         with conn, conn.cursor() as cur:
-            _run(cur, target, swap_statements(table, inferred_column_types(frame, target),
+            _run(cur, target, swap_statements(table, types or inferred_column_types(frame, target),
                                               _load_sql(target, table, csv_text, s3)), csv_text)
     finally:
         if connection is None:

@@ -65,6 +65,15 @@ def test_json_has_origins_intervals_champion_and_oracle(synthetic_bench):
     assert set(written["slices"][written["champion"]]) == {"country", "acquisition_channel"}
     deciles = written["deciles"][written["champion"]]
     assert deciles["bin"] == list(range(1, 11)) and sum(deciles["customers"]) == written["rows"]
+    # every model's 80% interval checked out of time, origin by origin, and the base's interval per origin
+    for name in MODELS:
+        checked = written["distribution"][name]
+        assert list(checked["per_origin"]) == written["origins"]
+        assert 0 <= checked["overall"]["coverage_80"] <= 1 and checked["overall"]["crps"] > 0
+        assert set(checked["by_tier"]) <= {"high", "medium", "low"} and len(checked["by_decile"]) == 10
+        assert [c["origin"] for c in written["base_forecast"][name]["all"]] == written["origins"]
+    # the ceiling's mean with the same binned spread is calibrated by construction: its intervals hold
+    assert 0.75 <= written["distribution"]["bayes_ceiling"]["overall"]["coverage_80"] <= 0.85
 
 
 def test_report_charts_are_drawn_in_headless_chromium(synthetic_bench, tmp_path):
@@ -83,8 +92,8 @@ def test_report_charts_are_drawn_in_headless_chromium(synthetic_bench, tmp_path)
     drawn = re.search(r'data-charts-drawn="(\d+)"', result.stdout)
     assert drawn is not None, result.stderr[-2000:]
     # gain curves, calibration, deciles of the champion and the five baselines, the champion's SHAP
-    # summary, the three BTYD plots
-    assert int(drawn.group(1)) == expected == 2 + 6 + 1 + 3
+    # summary, coverage by decile, the base's fan chart, the three BTYD plots
+    assert int(drawn.group(1)) == expected == 2 + 6 + 1 + 2 + 3
     titles = re.findall(r'<figure class="chart" data-title="([^"]+)"', result.stdout)
     assert titles[:2] == ["Gain curves", "Calibration"] and f"SHAP summary: {summary['champion']} (champion)" in titles
     assert {"BTYD: P(alive) by frequency and recency", "BTYD: expected purchases by frequency and recency",

@@ -157,7 +157,8 @@ def test_equal_predictions_share_a_tier_whatever_the_row_order():
 
 def test_score_table_refuses_nan_predictions():
     table = build_score_table(["a", "b"], "2024-01-01", [1.0, 2.0], "m", "3", pd.Timestamp("2024-01-02"))
-    assert list(table.columns) == ["customer_id", "cutoff_date", "predicted_clv_12m", "clv_tier", "p_alive",
+    assert list(table.columns) == ["customer_id", "cutoff_date", "predicted_clv_12m", "p_no_purchase", "predicted_clv_p10",
+                                   "predicted_clv_p50", "predicted_clv_p90", "discounted_margin_value", "clv_tier", "p_alive",
                                    "expected_orders_12m", "top_reasons", "reason_contributions", "model_name", "model_version", "scored_at"]
     assert table["model_version"].tolist() == ["3", "3"]
     with pytest.raises(ValueError, match="1 predictions are NaN"):
