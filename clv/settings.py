@@ -82,9 +82,44 @@ def load_settings(path: str | Path | None, **overrides) -> RunSettings:
             if values.get(key) and "://" not in str(values[key]) and not Path(values[key]).is_absolute():
                 values[key] = str((path.parent / values[key]).resolve())
     values.update({k: v for k, v in overrides.items() if v is not None})
+    where = f"settings file {path}" if path else "the run's options"
+    check_types(values, where)
     settings = RunSettings(**values)
-    check_value_settings(settings, path or "the run's options")
+    check_value_settings(settings, where)
     return settings
+
+
+# the allowed range of each number, beside the type its annotation gives (checked before anything runs)
+RANGES = {
+    "horizon_days": (1, 3650), "order_value_cap_percentile": (0.5, 1.0), "high_tier_share": (0.0, 1.0),
+    "medium_tier_share": (0.0, 1.0), "min_history_days": (0, 3650), "snapshot_grid_months": (1, 12),
+    "backtest_origins": (1, 24), "bootstrap_resamples": (0, 100_000), "max_prediction_multiple": (1.0, 1e6),
+}
+_KINDS = {"int": (int,), "float": (int, float), "str": (str,), "dict": (dict,)}
+
+
+def check_types(values: dict, where: str) -> None:
+    """Every option of the right type and in range, named with what was expected (a mistyped setting is
+    refused in a second, not after minutes of work ending in a traceback)."""
+    annotations = {f.name: str(f.type) for f in fields(RunSettings)}
+    for key, value in values.items():
+        if key not in annotations or key == "extra":
+            continue
+        kinds = [k.strip() for k in annotations[key].split("|")]
+        if value is None and "None" in kinds:
+            continue
+        allowed = tuple(t for k in kinds for t in _KINDS.get(k, ()))
+        low, high = RANGES.get(key, (None, None))
+        expected = ("a whole number" if kinds[0] == "int" else "a number" if kinds[0] == "float" else
+                    "text" if kinds[0] == "str" else "a mapping")
+        if low is not None:
+            expected += f" in [{low:g}, {high:g}]"
+        if (isinstance(value, bool) or not isinstance(value, allowed)
+                or (low is not None and not low <= value <= high)):
+            raise SettingsError(f"{where}: {key} must be {expected}, got {value!r}")
+        if key == "medium_tier_share" and value + values.get("high_tier_share", DEFAULTS.high_tier_share) > 1:
+            raise SettingsError(f"{where}: high_tier_share + medium_tier_share must be at most 1, got "
+                                f"{values.get('high_tier_share', DEFAULTS.high_tier_share)} + {value}")
 
 
 def check_value_settings(settings: RunSettings, where) -> None:

@@ -7,7 +7,7 @@ Each step is a thin Prefect task (retries, time-outs, artifacts, the run logger)
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -226,7 +226,16 @@ def resolve_settings(settings_file: str | None, demo: bool, **params) -> RunSett
     return settings
 
 
-@flow(name="weekly-clv", log_prints=True)
+def weekly_run_name() -> str:
+    """`weekly-clv 2011-12-09` (the cutoff asked for; `latest` when the run takes the data's own) and when
+    it started, so the Prefect UI says what ran instead of a random name."""
+    from prefect.runtime import flow_run
+
+    cutoff = flow_run.parameters.get("cutoff")
+    return f"weekly-clv {cutoff or 'latest'} (started {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)"
+
+
+@flow(name="weekly-clv", log_prints=True, flow_run_name=weekly_run_name)
 def weekly_clv_pipeline(
     orders: str | None = None,
     customers: str | None = None,

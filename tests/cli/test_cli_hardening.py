@@ -258,3 +258,27 @@ def test_dbt_reports_one_line_per_node_with_the_task_name_and_no_colour_codes(tm
     assert steps[3].startswith("progress: step 2: build features (dbt) done in ") and "scoring cutoff" in steps[3]
     bad = clv(["run", "--horizon-days", "-5"], tmp_path / "home")
     assert bad.returncode == 2 and bad.stderr.strip() == "clv run: error: --horizon-days must be at least 1 (got -5)"
+
+
+@pytest.mark.parametrize("setting, phrase", [
+    ("high_tier_share: lots", "high_tier_share must be a number in [0, 1], got 'lots'"),
+    ("horizon_days: 365.5", "horizon_days must be a whole number in [1, 3650], got 365.5"),
+    ("margin_rate: 40", "margin_rate must be a number in (0, 1], got 40"),
+])
+def test_a_mistyped_setting_answers_with_its_name_before_prefect_starts(tmp_path, setting, phrase):
+    orders = write(good_orders(seed=39), tmp_path / "orders.csv")
+    settings = tmp_path / "clv-settings.yml"
+    settings.write_text(f"orders: {orders}\nwarehouse: {tmp_path / 'w.duckdb'}\n{setting}\n")
+    done = clv(["run", "--settings", str(settings)], tmp_path / "home")
+    assert_one_error_line(done, 1, phrase, str(settings))
+    assert "Starting temporary server" not in done.stderr and not (tmp_path / "w.duckdb").exists()
+
+
+def test_settings_of_the_right_types_are_accepted(tmp_path):
+    from clv.settings import load_settings
+
+    path = tmp_path / "clv-settings.yml"
+    path.write_text("high_tier_share: 0.1\nmedium_tier_share: 0.4\nhorizon_days: 180\nmax_prediction_multiple: 20\n"
+                    "order_value_cap_percentile: null\nmargin_rate: 0.3\ngate_config: {gini_floor: 0.2}\n")
+    settings = load_settings(path)
+    assert (settings.high_tier_share, settings.horizon_days, settings.gate_config) == (0.1, 180, {"gini_floor": 0.2})

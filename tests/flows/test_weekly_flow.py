@@ -184,7 +184,9 @@ def shop_run(shop, **options):
 def shop_week(prefect_server, module_home, synthetic_shop):
     summary = shop_run(synthetic_shop)
     return {"summary": summary, "scores": read_warehouse(module_home, "select * from clv_scores"),
-            "tables": latest_table_artifacts("clv-gates-table", "clv-backtest", "clv-score-tiers"),
+            "tables": latest_table_artifacts("clv-gates-table", "clv-backtest", "clv-score-tiers", "clv-forecast"),
+            "forecast": read_warehouse(module_home, "select * from clv_forecast"),
+            "flow_run_names": latest_flow_run_names(),
             "champion": registry.load_model_by_alias("clv_xgboost")[0],
             "history_length_dependent": history_length_dependent_columns()}
 
@@ -257,6 +259,28 @@ def test_shop_the_prefect_artifacts_show_gates_backtest_and_tiers(shop_week):
     assert "top 10% of customers" in tiers
 
 
+def test_shop_scores_carry_how_sure_and_the_base_forecast(shop_week):
+    scores, forecast, summary = shop_week["scores"], shop_week["forecast"], shop_week["summary"]
+    assert scores["p_no_purchase"].between(0, 1).all()
+    assert (scores["predicted_clv_p10"] <= scores["predicted_clv_p50"]).all()
+    assert (scores["predicted_clv_p50"] <= scores["predicted_clv_p90"]).all()
+    assert scores["discounted_margin_value"].isna().all()  # no margin_rate in the settings: no value column
+    whole = forecast[forecast["scope"] == "all"].iloc[0]
+    assert whole["customers"] == len(scores) and whole["predicted_revenue"] == pytest.approx(scores["predicted_clv_12m"].sum())
+    assert whole["revenue_p10"] < whole["predicted_revenue"] < whole["revenue_p90"]
+    assert set(forecast["scope"]) == {"all", "tier", "country", "channel"}
+    assert shop_week["tables"]["clv-forecast"][0]["scope"] == "all customers"
+    assert " .. " in shop_week["tables"]["clv-forecast"][0]["80% interval"]
+    text = format_summary(summary)
+    assert "80% interval" in text and "per-customer 80% intervals" in text
+    gates = {g["gate"]: g for g in summary["decision"]["gates"]}
+    assert "80% interval coverage" in gates["coverage"]["detail"]
+
+
+def test_the_flow_run_is_named_after_what_ran(shop_week):
+    assert any(name.startswith("weekly-clv latest (started ") for name in shop_week["flow_run_names"])
+
+
 def test_shop_reruns_on_unchanged_data_change_nothing(shop_reruns, shop_week):
     assert shop_reruns["second"]["decision"] is None and shop_reruns["second"]["model_version"] == "1"
     assert shop_reruns["third"]["decision"]["outcome"] == "no_change" and shop_reruns["third"]["decision"]["version"] == "1"
@@ -290,6 +314,14 @@ def test_shop_campaign_segments_split_customers_between_the_versions(shop_challe
     assert shop_challenger["canary"] == [["challenger", "2", 5], ["champion", "1", 95]]
     ab = shop_challenger["ab"]
     assert ab["model_version"].tolist() == ["1", "2"] and ab["n"].sum() == shop_challenger["summary"]["customers_scored"]
+
+
+def latest_flow_run_names() -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        return [run.name for run in client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=5)]
 
 
 def latest_table_artifacts(*keys: str) -> dict[str, list[dict]]:
