@@ -170,8 +170,14 @@ def mlflow_link(run_id: str) -> str:
     """Where the run lives in MLflow (a link when the tracking server is HTTP)."""
     uri = config.default_tracking_uri()
     if uri.startswith("http"):
-        return f"MLflow run: {uri.rstrip('/')}/#/experiments/0/runs/{run_id}"  # resolved by the MLflow UI
-    return f"MLflow run {run_id} in {uri}"
+        from mlflow.tracking import MlflowClient
+
+        try:
+            experiment = MlflowClient(uri).get_run(run_id).info.experiment_id
+        except Exception:  # noqa: BLE001 - the link is a convenience: without the run's experiment, the id
+            return f"MLflow run {run_id} at {uri}"
+        return f"[MLflow run {run_id}]({uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id})"
+    return f"MLflow run {run_id} in {uri} (`mlflow ui --backend-store-uri {uri}` shows it)"
 
 
 def tier_table(scores: pd.DataFrame) -> list[dict]:

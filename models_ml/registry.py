@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import mlflow.data
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -42,13 +43,34 @@ class RegisteredModel:
     is_champion: bool
 
 
+EXPERIMENT_TAGS = {
+    # the MLflow UI opens a model-development experiment on its runs table, not on the GenAI pages
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": "The weekly CLV run's trainings: one run per trained version, with its strict backtest, "
+                           "gates, model card, plots and drift baseline (docs/weekly-run.md).",
+}
+
+
 def use_tracking_store(tracking_uri: str, artifact_location: str | None = None) -> None:
-    """Point MLflow at a store and make sure the experiment exists (artifacts under artifact_location)."""
+    """Point MLflow at a store and make sure the experiment exists (artifacts under artifact_location),
+    tagged as a model-development experiment; the store's empty `Default` experiment is archived so the UI
+    lists only this one."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location, tags=EXPERIMENT_TAGS)
+        _archive_empty_default()
     mlflow.set_experiment(EXPERIMENT)
+
+
+def _archive_empty_default() -> None:
+    client = MlflowClient()
+    try:
+        default = client.get_experiment("0")
+        if default.lifecycle_stage == "active" and not client.search_runs(["0"], max_results=1):
+            client.delete_experiment("0")  # a soft delete: the store keeps it, the UI hides it
+    except MlflowException:
+        pass  # a server that keeps its Default, or none: nothing to tidy
 
 
 def git_commit() -> str:
@@ -83,7 +105,13 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
     example = example.apply(lambda c: c.astype("float64") if pd.api.types.is_numeric_dtype(c) else c)
     signature = infer_signature(example, result.model.predict(example))
     fingerprint = data_fingerprint(training_set)
-    with mlflow.start_run(run_name=run_name(result.spec, run_params.get("scoring_cutoff", ""), fingerprint)) as run:
+    description = (f"{result.spec.get('type', 'model')} ({spec_key(result.spec)}) trained on {result.rows_trained:,} "
+                   f"customer snapshots (cutoffs {result.train_cutoffs[0]} .. {result.train_cutoffs[-1]}), data through "
+                   f"{run_params.get('scoring_cutoff', '')}; type chosen: {result.type_choice.get('why', '-')}")
+    with mlflow.start_run(run_name=run_name(result.spec, run_params.get("scoring_cutoff", ""), fingerprint),
+                          description=description[:5000]) as run:
+        mlflow.log_input(mlflow.data.from_pandas(training_set, name="customer_training_set", digest=fingerprint[:36]),
+                         context="training")
         mlflow.log_params({**{f"xgb_{k}": v for k, v in result.params.items()}, **run_params})
         mlflow.log_params({
             "train_cutoffs": ",".join(result.train_cutoffs),
@@ -167,8 +195,12 @@ def latest_cutoff_rows(training_set: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_name(spec: dict, cutoff, fingerprint: str) -> str:
-    """A run name that tells runs apart in the MLflow UI: model type, data cutoff, training-data hash."""
-    return f"{spec.get('type', 'model')}-{cutoff}-{fingerprint[:8]}"
+    """A run name that tells runs apart in the MLflow UI: model type, a hash of its configuration (two
+    configurations of one type differ), data cutoff, training-data hash."""
+    import hashlib
+
+    configuration = hashlib.sha1(spec_key(spec).encode()).hexdigest()[:6]
+    return f"{spec.get('type', 'model')}-{configuration}-{cutoff}-{fingerprint[:8]}"
 
 
 def json_safe(value):

@@ -7,6 +7,28 @@
         or {{ customer_id }} in (select customer_id from {{ ref('int_customers_changed_since_carried') }}))
 {%- endmacro %}
 
+{#- Every window edge a feature counts in, from the features themselves: the days of each customer_features
+    column named with its window (`orders_count_14d`: 14; the naming rule of docs/features.md), the window
+    vars, and the seasonal windows' edges (the days 185-274 and 275-364 before the cutoff). A feature added
+    the documented way brings its window here without another edit. -#}
+{% macro feature_window_edges() -%}
+    {%- set edges = [] -%}
+    {%- for windows in [var('feature_windows_days'), var('session_windows_days'), [185, 275, 365]] -%}
+        {%- for edge in windows -%}{%- do edges.append(edge | int) -%}{%- endfor -%}
+    {%- endfor -%}
+    {%- if execute and graph is defined -%}
+        {%- for node in graph.nodes.values() -%}
+            {%- if node.resource_type == 'model' and node.name == 'customer_features' -%}
+                {%- for column in node.columns -%}
+                    {%- set window = modules.re.search('_([0-9]+)d$', column) -%}
+                    {%- if window -%}{%- do edges.append(window.group(1) | int) -%}{%- endif -%}
+                {%- endfor -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{- return(edges | unique | sort) -}}
+{%- endmacro %}
+
 {#- True when a row dated `day` is inside a window of the last `edge` days at one of the two cutoffs and not at
     the other: dated in (carried_from - edge, cutoff - edge]. -#}
 {% macro crossed_window_edge(day, edge, carried_from, cutoff) -%}

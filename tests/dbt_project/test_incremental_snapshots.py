@@ -252,3 +252,59 @@ def test_the_row_key_check_reads_the_rows_landed_since_the_last_build(weekly_bui
         con.execute("drop table int_feature_snapshot_builds")
     with pytest.raises(DbtBuildError, match="unique_since_last_build_shop_orders_row_key"):
         run_dbt(check, warehouse=old_duplicate, variables=variables)
+
+
+def add_feature_the_documented_way(project) -> None:
+    """docs/features.md's recipe: one SQL line in the family, one YAML entry in marts/_marts.yml."""
+    family = project / "models" / "intermediate" / "features" / "int_features__order_windows.sql"
+    sql = family.read_text()
+    sql = sql.replace("        sum(case when days_before_cutoff < 90 then purchase_revenue else 0 end) as purchase_revenue_90d,",
+                      "        sum(case when days_before_cutoff < 14 then purchase_orders_count else 0 end) as orders_count_14d,\n"
+                      "        sum(case when days_before_cutoff < 90 then purchase_revenue else 0 end) as purchase_revenue_90d,")
+    sql = sql.replace("    windows.purchase_revenue_90d / nullif", "    windows.orders_count_14d,\n    windows.purchase_revenue_90d / nullif")
+    family.write_text(sql)
+    marts = project / "models" / "marts" / "_marts.yml"
+    marts.write_text(marts.read_text().replace(
+        "      - name: orders_count_30d\n",
+        "      - name: orders_count_14d\n        data_type: bigint\n"
+        "        description: \"Purchase orders in the 14 days up to the cutoff.\"\n"
+        "      - name: orders_count_30d\n", 1))
+
+
+def test_a_feature_added_the_documented_way_stays_equal_to_a_full_refresh_over_three_carried_weeks(
+        shop, tmp_path, monkeypatch):
+    """The issue a team met in its first month: a 14-day feature added as the docs say was right in the first
+    build and wrong a week later (its window was missing from the customers to recompute). Now the windows
+    come from the features' names; the first build after the edit stops with the full-refresh hint instead of
+    a database error; every carried week then equals a full refresh."""
+    from clv import transform
+    from clv.config import DBT_PROJECT_DIR
+    from clv.transform import DbtBuildError
+
+    monkeypatch.setenv("CLV_HOME", str(tmp_path / "home"))
+    warehouse = tmp_path / "warehouse.duckdb"
+    first = WEEK0 - timedelta(days=28)
+    land_until(warehouse, shop, first, tmp_path / "week-a")
+    build(warehouse, first)  # the shop's warehouse before the edit
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    add_feature_the_documented_way(project)
+    monkeypatch.setattr(transform, "DBT_PROJECT_DIR", project)
+    week = first + timedelta(days=7)
+    land_until(warehouse, shop, week, tmp_path / "week-b")
+    with pytest.raises(DbtBuildError, match=r"gained column\(s\) orders_count_14d .*clv run --full-refresh"):
+        build(warehouse, week)
+    build(warehouse, week, full_refresh=True)
+    for n in (1, 2, 3):  # three carried weeks, each compared with a full refresh of a copy
+        week = first + timedelta(days=7 * (n + 1))
+        land_until(warehouse, shop, week, tmp_path / f"week-{n}")
+        build(warehouse, week)
+        [(carried_from,)] = read(warehouse, "select carried_from from int_cutoffs where cutoff_role = 'scoring'").values
+        assert pd.Timestamp(carried_from).date() == week - timedelta(days=7)  # the week was carried, not rebuilt
+        refreshed = tmp_path / f"refreshed-{n}.duckdb"
+        shutil.copy(warehouse, refreshed)
+        build(refreshed, week, full_refresh=True)
+        query = f"select * from customer_features where cutoff_date = '{week}' order by customer_id"
+        carried, rebuilt = read(warehouse, query), read(refreshed, query)
+        assert len(carried) > 1000 and (carried["orders_count_14d"] > 0).sum() > 10
+        pd.testing.assert_frame_equal(carried, rebuilt, check_exact=False, rtol=1e-12)

@@ -64,7 +64,25 @@ def test_registration_logs_the_backtest_and_leaves_aliases_to_the_gates(store):
     assert registry.find_version("clv_test", registry.data_fingerprint(data), result.spec) == "1"
     assert registry.find_version("clv_test", registry.data_fingerprint(data.head(10)), result.spec) is None
     plots = {a.path for a in MlflowClient().list_artifacts(first.run_id, "plots")}
-    assert plots == {"plots/lorenz.svg", "plots/deciles.svg", "plots/calibration.svg", "plots/shap_summary.svg"}
+    assert plots == {"plots/lorenz.svg", "plots/deciles.svg", "plots/calibration.svg", "plots/shap_summary.svg",
+                     "plots/coverage_by_decile.svg", "plots/base_forecast.svg"}
+    # the predictive distribution scoring will publish, and how it held out of time
+    distribution = mlflow.artifacts.load_dict(f"runs:/{first.run_id}/predictive_distribution.json")
+    assert distribution["spread"]["horizon_days"] == result.backtest.horizon_days
+    assert registry.predictive_record("clv_test", "1")["checked"] == distribution["checked"]
+    assert 0 < run.data.metrics["backtest_interval_coverage_80"] <= 1
+    assert "## How sure (the 80% interval, checked out of time)" in card
+    # MLflow as its users expect it: a tabular model-development experiment (not the GenAI pages) and no stray
+    # Default, a run name that tells configurations apart, a description, the training data as the run's input
+    experiment = MlflowClient().get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert [e.name for e in MlflowClient().search_experiments()] == ["clv-weekly"]
+    assert run.info.run_name.startswith(f"{result.spec['type']}-") and "2024-01-31" in run.info.run_name
+    other = registry.run_name({**result.spec, "params": {"max_depth": 2}}, "2024-01-31", "f" * 16)
+    assert other != registry.run_name(result.spec, "2024-01-31", "f" * 16)
+    assert "trained on" in run.data.tags["mlflow.note.content"]
+    [dataset] = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "customer_training_set" and dataset.tags[0].value == "training"
     shap_svg = mlflow.artifacts.load_text(f"runs:/{first.run_id}/plots/shap_summary.svg")
     top_input = result.model.explain(data[data["cutoff_date"] == data["cutoff_date"].max()]).abs().mean().idxmax()
     assert shap_svg.startswith("<svg") and top_input in shap_svg  # the strongest input is on the chart

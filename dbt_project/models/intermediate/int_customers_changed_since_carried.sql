@@ -1,5 +1,5 @@
-{#- The order windows' edges: var feature_windows_days, and 185, 275 and 365 days for the seasonal windows of
-    int_features__order_windows (the days 185-274 and 275-364 before the cutoff). -#}
+{#- The windows' edges come from the features themselves (macro feature_window_edges): a feature named with
+    its window, as docs/features.md asks, is recomputed when an order or a session crosses its edge. -#}
 
 -- The customers whose features at a carried scoring cutoff C may differ from their row in the snapshot it
 -- carries over, B (int_cutoffs.carried_from), other than by the days elapsed: customer_features recomputes
@@ -60,10 +60,7 @@ changed_orders as (
         on (orders.valid_from > carried.carried_day_end and orders.valid_from <= carried.cutoff_day_end)
         or (orders.valid_to > carried.carried_day_end and orders.valid_to <= carried.cutoff_day_end)
         or (orders.order_date > carried.carried_from and orders.order_date <= carried.cutoff_date)
-        {% for edge in var('feature_windows_days') %}
-        or {{ crossed_window_edge('orders.order_date', edge, 'carried.carried_from', 'carried.cutoff_date') }}
-        {% endfor %}
-        {% for edge in [185, 275, 365] %}
+        {% for edge in feature_window_edges() %}
         or {{ crossed_window_edge('orders.order_date', edge, 'carried.carried_from', 'carried.cutoff_date') }}
         {% endfor %}
 ),
@@ -85,7 +82,7 @@ changed_sessions as (
     inner join {{ ref('int_customer_sessions') }} as sessions
         on sessions.last_event_date > carried.carried_from
         or sessions.last_loaded_at > carried.carried_landed_through
-        {% for edge in var('session_windows_days') %}
+        {% for edge in feature_window_edges() %}
         or {{ crossed_window_edge('sessions.session_date', edge, 'carried.carried_from', 'carried.cutoff_date') }}
         {% endfor %}
 )

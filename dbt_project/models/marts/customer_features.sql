@@ -36,6 +36,14 @@ with recomputed as (
 
 carried_over as (
     {%- if is_incremental() %}
+    {%- set kept_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list %}
+    {%- set new_columns = model.columns.keys() | reject('in', kept_columns) | list %}
+    {%- if execute and kept_columns and new_columns %}
+    {{ exceptions.raise_compiler_error(
+        "customer_features gained column(s) " ~ new_columns | join(', ') ~ " that its kept snapshots lack: "
+        ~ "rebuild them once with `clv run --full-refresh` (dbt: build --full-refresh); later weeks build "
+        ~ "incrementally again") }}
+    {%- endif %}
     select
         {%- for column in model.columns %}
         {%- set data_type = model.columns[column].data_type %}
