@@ -103,8 +103,8 @@ def check_types(values: dict, where: str) -> None:
     refused in a second, not after minutes of work ending in a traceback)."""
     annotations = {f.name: str(f.type) for f in fields(RunSettings)}
     for key, value in values.items():
-        if key not in annotations or key == "extra":
-            continue
+        if key not in annotations or key in ("extra", "margin_rate", "annual_discount_rate"):
+            continue  # the value settings have half-open ranges: check_value_settings
         kinds = [k.strip() for k in annotations[key].split("|")]
         if value is None and "None" in kinds:
             continue

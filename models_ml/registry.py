@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,8 +111,10 @@ def log_and_register(result: TrainingResult, training_set: pd.DataFrame, model_n
                    f"{run_params.get('scoring_cutoff', '')}; type chosen: {result.type_choice.get('why', '-')}")
     with mlflow.start_run(run_name=run_name(result.spec, run_params.get("scoring_cutoff", ""), fingerprint),
                           description=description[:5000]) as run:
-        mlflow.log_input(mlflow.data.from_pandas(training_set, name="customer_training_set", digest=fingerprint[:36]),
-                         context="training")
+        with warnings.catch_warnings():  # the dataset's schema: integer counts are integers, NULLs do not reach it
+            warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+            dataset = mlflow.data.from_pandas(training_set, name="customer_training_set", digest=fingerprint[:36])
+        mlflow.log_input(dataset, context="training")
         mlflow.log_params({**{f"xgb_{k}": v for k, v in result.params.items()}, **run_params})
         mlflow.log_params({
             "train_cutoffs": ",".join(result.train_cutoffs),
