@@ -190,6 +190,10 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _map
 def load_sources(path: Path | str) -> list[Source]:
     """Parse and validate a sources file; errors name the file, the line, the source and the setting."""
     path = Path(path)
+    if not path.exists():
+        example = Path(__file__).resolve().parents[2] / "sources.example.yml"
+        raise SourceConfigError(f"{path}: the sources file does not exist: copy {example.name} ({example}) to "
+                                f"{path} and list the shop's inputs there, or give `orders:` in the settings instead")
     try:
         document = yaml.load(path.read_text(), Loader=_LineLoader) or {}
     except (OSError, yaml.YAMLError) as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -282,3 +283,16 @@ def test_settings_of_the_right_types_are_accepted(tmp_path):
                     "order_value_cap_percentile: null\nmargin_rate: 0.3\ngate_config: {gini_floor: 0.2}\n")
     settings = load_settings(path)
     assert (settings.high_tier_share, settings.horizon_days, settings.gate_config) == (0.1, 180, {"gini_floor": 0.2})
+
+
+def test_the_example_settings_copied_as_they_are_say_what_to_fill_in(tmp_path):
+    """clv-settings.example.yml copied unedited: one line saying the sources file is missing and how to make
+    it, before Prefect starts, and nothing created outside CLV_HOME (the example names no system path)."""
+    settings = tmp_path / "team" / "clv-settings.yml"
+    settings.parent.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "clv-settings.example.yml", settings)
+    done = clv(["run", "--settings", str(settings)], tmp_path / "home")
+    assert_one_error_line(done, 1, "sources.yml: the sources file does not exist: copy sources.example.yml")
+    assert "Starting temporary server" not in done.stderr
+    assert sorted(p.name for p in settings.parent.iterdir()) == ["clv-settings.yml"]
+    assert "/var/lib" not in settings.read_text().split("# warehouse:")[0]
