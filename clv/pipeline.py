@@ -362,11 +362,13 @@ def publish(run: Run, scores: pd.DataFrame, allow_older_cutoff: bool = False,
             forecast_rows: pd.DataFrame | None = None) -> None:
     """Replace `clv_scores` in one transaction (BI never reads a half-written table) and keep the history;
     refused when the cutoff is older than the published one, unless `allow_older_cutoff`. Then replace
-    `clv_forecast` with `forecast_rows` (its own transaction; its rows carry their cutoff)."""
+    `clv_forecast` with `forecast_rows` (its own transaction; its rows carry their cutoff), and, on DuckDB,
+    the serving copy BI tools read (clv/warehouse/serving.py)."""
     warehouse = run.warehouse_interface()
     warehouse.publish_scores(scores, allow_older_cutoff)
     if forecast_rows is not None:
         warehouse.replace_table(FORECAST_TABLE, score_contract.conform(forecast_rows, FORECAST_TABLE), declared=True)
+    warehouse.refresh_serving_copy()  # DuckDB: the file BI reads, which never blocks a run
 
 
 def export(scores: pd.DataFrame, cutoff) -> str:

@@ -99,6 +99,10 @@ class Warehouse:
         `declared`: with the column types of its contract in marts/_scores.yml (clv_forecast)."""
         raise NotImplementedError
 
+    def refresh_serving_copy(self) -> Path | None:
+        """The copy of the score tables BI tools read, where the engine needs one (clv/warehouse/serving.py)."""
+        return None
+
     def transaction(self):
         """A context manager yielding `execute(sql, params) -> rows affected` and `fetch(sql, params) ->
         rows`, committed at the end or rolled back on an error (`?` parameters on every engine)."""
@@ -164,6 +168,13 @@ class EmbeddedWarehouse(Warehouse):
                 con.execute(f"create or replace table {table} as {select}")
             finally:
                 con.unregister("new_rows")
+
+    def refresh_serving_copy(self) -> Path:
+        from clv.warehouse.embedded import connect
+        from clv.warehouse.serving import refresh_serving_copy
+
+        with connect(self.path) as con:
+            return refresh_serving_copy(con, self.path)
 
     @contextmanager
     def transaction(self):

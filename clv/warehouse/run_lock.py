@@ -17,6 +17,7 @@ import fcntl
 import getpass
 import hashlib
 import os
+import re
 import socket
 import threading
 from contextlib import contextmanager
@@ -88,9 +89,31 @@ def _file_lock(target: str, warehouse: str, holder: str):
         handle.truncate()
         handle.write(holder + "\n")
         handle.flush()
+        check_no_reader_holds(Path(warehouse))
         yield
     finally:
         handle.close()  # closing releases the flock
+
+
+def check_no_reader_holds(warehouse: Path) -> None:
+    """A program holding the DuckDB file open (a BI tool, a notebook: DuckDB lets a file be written by one
+    process only) stops the run at once, named, instead of failing minutes later when the run writes."""
+    if not warehouse.exists():
+        return
+    import duckdb
+
+    try:
+        duckdb.connect(str(warehouse)).close()
+    except duckdb.Error as exc:  # only another process's lock is this check's business
+        if not isinstance(exc, duckdb.IOException) or "lock" not in str(exc).lower():
+            return
+        held = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+        who = f"{held.group(1)} (pid {held.group(2)})" if held else "another program"
+        from clv.warehouse.serving import serving_path
+
+        raise WarehouseBusyError(
+            f"warehouse {warehouse.resolve()} is held open by {who}, e.g. a BI tool or a notebook: close it; "
+            f"BI tools read {serving_path(warehouse).name} beside it, which never blocks a run") from None
 
 
 def advisory_key(database: str) -> int:

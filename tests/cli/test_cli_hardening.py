@@ -296,3 +296,22 @@ def test_the_example_settings_copied_as_they_are_say_what_to_fill_in(tmp_path):
     assert "Starting temporary server" not in done.stderr
     assert sorted(p.name for p in settings.parent.iterdir()) == ["clv-settings.yml"]
     assert "/var/lib" not in settings.read_text().split("# warehouse:")[0]
+
+
+def test_a_bi_tool_holding_the_warehouse_file_is_named_before_the_run_starts(tmp_path):
+    """The README's own reader snippet, left open on the warehouse file: `clv run` stops at once, naming the
+    program and the serving copy BI tools should read instead, not after minutes with an IOException."""
+    orders = write(good_orders(seed=36), tmp_path / "orders.csv")
+    warehouse = tmp_path / "w.duckdb"
+    duckdb.connect(str(warehouse)).execute("create table clv_scores as select 1 as customers").close()
+    reader = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time\n"
+                               "con = duckdb.connect(sys.argv[1], read_only=True)\nprint('open', flush=True)\n"
+                               "time.sleep(60)", str(warehouse)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        done = clv(["run", "--orders", str(orders), "--warehouse", str(warehouse)], tmp_path / "home")
+        assert_one_error_line(done, 1, f"is held open by", f"(pid {reader.pid})", "read w_serving.duckdb")
+        assert "Starting temporary server" not in done.stderr
+    finally:
+        reader.kill()
+        reader.wait()
