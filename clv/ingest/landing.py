@@ -543,7 +543,7 @@ def _finish_staging(con, sink, entity: Entity, table: str, source: str, rows: in
         value_median = con.execute(
             f"select median(quantity * unit_price) from {table} where quarantine_reason is null").fetchall()[0][0]
     collisions = _collision_checks(con, sink, entity, table) + _personal_data_checks(con, entity, table, rows)
-    quarantine = validation.quarantine_check(quarantined, rows, recent_loads)
+    quarantine = validation.quarantine_check(quarantined, rows, recent_loads, validation.known_quarantine_shares(source))
     started = time.perf_counter()
     frame = _validation_frame(con, entity, table, rows)
     report = ValidationReport(entity.name, source, rows, len(frame), quarantined, ignored,

@@ -82,3 +82,17 @@ def test_online_retail_weeks_warn_only_in_the_week_with_over_twice_the_usual_gue
     check = quarantine_verdict(unusual)
     assert (check.success, check.observed) == (False, f"{GUEST}: 46.8% (usual 16.8%)")
     assert unusual.report.status == "warnings"
+
+
+def test_the_bundled_datas_first_load_compares_with_its_known_guest_checkouts():
+    """`make run`'s first load has no recent loads: the bundled Online Retail II's 22.5% guest checkouts are
+    known, so they stay quiet; three times that would still warn; a shop's own first load warns as before."""
+    from clv.ingest.validation import known_quarantine_shares
+
+    known = known_quarantine_shares(f"orders: {BUNDLED} (1 files)")
+    assert known == {GUEST: 0.225}
+    quiet = quarantine_check({GUEST: 235_287}, 1_044_847, [], known)
+    assert quiet.success and "the bundled data's known shares" in quiet.observed
+    assert not quarantine_check({GUEST: 700_000}, 1_044_847, [], known).success
+    shop = known_quarantine_shares("orders: /srv/exports/orders.parquet (1 files)")
+    assert shop is None and not quarantine_check({GUEST: 235_287}, 1_044_847, [], shop).success
