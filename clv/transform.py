@@ -65,12 +65,10 @@ def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: 
             "--use-colors" if sys.stdout.isatty() else "--no-use-colors", *args[len(command):]]
     logger = _run_logger()
     logger.info("dbt %s", " ".join(command))
-    finished: list = []
     try:
-        result = dbtRunner(callbacks=[_node_summary(logger, finished)]).invoke(args)
+        result = dbtRunner(callbacks=[_node_summary(logger, _run_event_emitter())]).invoke(args)
     finally:
         _release_duckdb_file()
-        _emit_node_events(finished)
     if result.exception is not None:
         raise DbtBuildError(f"dbt {' '.join(command)} could not run: {result.exception}")
     if result.success or not check:
@@ -124,9 +122,9 @@ def _run_logger():
         return log
 
 
-def _node_summary(logger, finished: list):
-    """A dbt callback logging one line per finished model, test or seed (status and seconds) and keeping
-    it in `finished` (dbt calls back from its worker threads, outside the Prefect run's context)."""
+def _node_summary(logger, emit):
+    """A dbt callback logging one line per finished model, test or seed (status and seconds) and emitting it
+    as an event (`emit`, or nothing outside a run) as it finishes, from dbt's worker threads."""
     def on_event(event) -> None:
         if event.info.name != "NodeFinished":
             return
@@ -134,24 +132,35 @@ def _node_summary(logger, finished: list):
         level = logging.WARNING if outcome.status in ("error", "fail", "warn") else logging.INFO
         logger.log(level, "dbt %s %s: %s (%.1f s)%s", node.resource_type, node.node_name, outcome.status,
                    outcome.execution_time, f" {outcome.message[:200]}" if level > logging.INFO and outcome.message else "")
-        finished.append((node.resource_type, node.node_name, str(outcome.status), outcome.execution_time,
-                         outcome.message))
+        if emit is not None:
+            emit(node.resource_type, node.node_name, str(outcome.status), outcome.execution_time, outcome.message)
     return on_event
 
 
-def _emit_node_events(finished: list) -> None:
-    """Inside a Prefect run, each finished dbt node is also an event (`clv.dbt.<type>.<status>`, related to
-    the flow and task run), so the Prefect UI's event feed and automations can see it."""
+def _run_event_emitter():
+    """Inside a Prefect run, a function emitting each finished dbt node as an event (`clv.dbt.<type>.<status>`,
+    related to the flow and task run, taken here because dbt calls back from threads outside the run's
+    context), so the Prefect UI's event feed and automations see it as it happens; None outside a run."""
     from prefect.context import FlowRunContext, TaskRunContext
 
-    if FlowRunContext.get() is None and TaskRunContext.get() is None:
-        return
+    flow_run, task_run = FlowRunContext.get(), TaskRunContext.get()
+    if flow_run is None and task_run is None:
+        return None
     from prefect.events import emit_event
 
-    for resource_type, name, status, seconds, message in finished:
+    related = []
+    if flow_run is not None and flow_run.flow_run is not None:
+        related.append({"prefect.resource.id": f"prefect.flow-run.{flow_run.flow_run.id}",
+                        "prefect.resource.role": "flow-run", "prefect.resource.name": flow_run.flow_run.name})
+    if task_run is not None:
+        related.append({"prefect.resource.id": f"prefect.task-run.{task_run.task_run.id}",
+                        "prefect.resource.role": "task-run", "prefect.resource.name": task_run.task_run.name})
+
+    def emit(resource_type, name, status, seconds, message) -> None:
         emit_event(event=f"clv.dbt.{resource_type}.{status}",
                    resource={"prefect.resource.id": f"clv.dbt.{resource_type}.{name}", "prefect.resource.name": name},
-                   payload={"seconds": round(float(seconds or 0), 3), "message": (message or "")[:500]})
+                   related=related, payload={"seconds": round(float(seconds or 0), 3), "message": (message or "")[:500]})
+    return emit
 
 
 def _release_duckdb_file() -> None:

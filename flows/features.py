@@ -25,7 +25,19 @@ def feature_build_flow(
     order_value_cap_percentile: float | None = DEFAULTS.order_value_cap_percentile,
     sources: str | None = None,
 ) -> dict:
-    """Land any given files, then `dbt build` the features and labels at the cutoffs on the target."""
+    """Land any given files, then `dbt build` the features and labels at the cutoffs on the target.
+
+    Args:
+        cutoff: Scoring cutoff date (YYYY-MM-DD); empty: the day of the latest landed order.
+        horizon_days: Label horizon in days.
+        target: Warehouse engine: duckdb, postgres or redshift.
+        warehouse: DuckDB warehouse file (target duckdb).
+        orders: Orders export to land first (optional).
+        customers: Customers export to land first (optional).
+        events: Web events export to land first (optional).
+        order_value_cap_percentile: Percentile capping an order's value in the features.
+        sources: Sources file listing the shop's inputs (optional).
+    """
     run = pipeline.Run.of(RunSettings(), cutoff=str(cutoff) if cutoff else None, horizon_days=horizon_days,
                           target=target, warehouse=warehouse, orders=orders, customers=customers, events=events,
                           sources=sources, order_value_cap_percentile=order_value_cap_percentile)

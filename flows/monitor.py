@@ -24,7 +24,14 @@ PERFORMANCE_EVENT = "clv.performance.degraded"
 def monitor_flow(warehouse: str | None = None, json_path: str | None = None, target: str | None = None,
                  settings_file: str | None = None) -> dict:
     """Drift of the latest scoring run against the champion's own scoring population, and performance of
-    matured runs. Warehouse and target from the parameters, else the settings file, else the defaults."""
+    matured runs. Warehouse and target from the parameters, else the settings file, else the defaults.
+
+    Args:
+        warehouse: DuckDB warehouse file (target duckdb); empty: the settings file's, else the default.
+        json_path: Where to write the monitoring report as JSON (optional).
+        target: Warehouse engine: duckdb, postgres or redshift.
+        settings_file: The team's settings file (clv-settings.yml).
+    """
     settings = load_settings(settings_file, warehouse=warehouse, target=target)
     target = resolve_target(settings.target)
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())

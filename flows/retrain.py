@@ -41,7 +41,14 @@ def something_new(reader: WarehouseReader, model_name: str, reason: str) -> tupl
 def retrain_flow(settings_file: str | None = None, warehouse: str | None = None, target: str | None = None,
                  reason: str = "manual") -> dict:
     """Train and gate a new version on the landed data when there is something new (see `something_new`).
-    `reason` is the triggering event's name when an automation runs it."""
+    `reason` is the triggering event's name when an automation runs it.
+
+    Args:
+        settings_file: The team's settings file (clv-settings.yml).
+        warehouse: DuckDB warehouse file (target duckdb); empty: the settings file's, else the default.
+        target: Warehouse engine: duckdb, postgres or redshift.
+        reason: Why it runs: the triggering event's name, or manual.
+    """
     settings = load_settings(settings_file, warehouse=warehouse, target=target)
     run = pipeline.Run.of(settings)
     with exclusive_warehouse(run.target, run.warehouse, "retrain-clv"):

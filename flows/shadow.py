@@ -39,7 +39,16 @@ def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAM
                 target: str | None = None) -> dict:
     """Champion vs challenger on the customers of the latest scoring cutoff; results in `shadow_runs`
     (one row per run), `shadow_scores` (per customer, latest run) and a Prefect artifact. The warehouse
-    comes from the parameters, else the settings file, else the default (any engine)."""
+    comes from the parameters, else the settings file, else the default (any engine).
+
+    Args:
+        warehouse: DuckDB warehouse file (target duckdb); empty: the settings file's, else the default.
+        model_name: Registered model whose champion and challenger are compared.
+        max_mean_shift: Largest relative change of the mean prediction that passes (0.15: 15%).
+        max_runtime_ratio: Largest challenger / champion scoring time that passes.
+        settings_file: The team's settings file (clv-settings.yml).
+        target: Warehouse engine: duckdb, postgres or redshift.
+    """
     settings = load_settings(settings_file, warehouse=warehouse, target=target)
     store = open_warehouse(settings.target, settings.warehouse)
     warehouse = str(store.path) if store.path else None

@@ -270,7 +270,30 @@ def weekly_clv_pipeline(
 
     Inputs come from the parameters or the settings file (`settings_file`, see clv-settings.example.yml);
     `demo=True` lands the bundled Online Retail II orders (and refuses other inputs). `target` picks the
-    warehouse (default CLV_DBT_TARGET, else duckdb)."""
+    warehouse (default CLV_DBT_TARGET, else duckdb).
+
+    Args:
+        orders: Orders export to land (file, glob or s3:// URL); empty: the settings file's.
+        customers: Customers export to land (optional).
+        events: Web events export to land (optional).
+        cutoff: Scoring cutoff date (YYYY-MM-DD); empty: the day of the latest landed order.
+        horizon_days: Prediction horizon in days (default 365).
+        warehouse: DuckDB warehouse file (target duckdb); empty: the settings file's, else $CLV_HOME/warehouse/clv.duckdb.
+        model_name: Registered model name in MLflow (default clv_xgboost).
+        order_value_cap_percentile: Percentile capping an order's value in the features (default 0.999).
+        high_tier_share: Share of customers in the high tier (default 0.2).
+        medium_tier_share: Share of customers in the medium tier (default 0.3).
+        gate_config: Promotion gate thresholds (see models_ml/gates.py GateConfig).
+        sources: Sources file listing the shop's inputs (see sources.example.yml).
+        target: Warehouse engine: duckdb, postgres or redshift (default CLV_DBT_TARGET, else duckdb).
+        settings_file: The team's settings file (clv-settings.yml); parameters given here win over it.
+        demo: Land the bundled Online Retail II demo data (make run); refused beside a shop's inputs.
+        retrain: Train and gate a new version although a champion serves.
+        model_spec: One model configuration to train instead of choosing among the candidate types.
+        full_refresh: Rebuild every feature and label snapshot (after adding a feature column).
+        allow_older_cutoff: Publish although clv_scores holds a newer cutoff (re-publishing an old week).
+        new_registry: Start a new MLflow registry although the warehouse publishes another store's model.
+    """
     settings = resolve_settings(settings_file, demo, orders=orders, customers=customers, events=events,
                                 cutoff=str(cutoff) if cutoff else None, horizon_days=horizon_days,
                                 warehouse=warehouse, model_name=model_name,

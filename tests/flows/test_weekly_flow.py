@@ -407,3 +407,20 @@ def test_only_a_new_challenger_announces_itself_for_a_shadow_run():
     assert event["payload"]["version"] == "2"
     for outcome in ("champion", "rejected", "not_served", "no_change"):
         assert challenger_event("clv_xgboost", {"outcome": outcome, "version": 2}) is None, outcome
+
+
+@pytest.mark.fast
+def test_every_flow_parameter_has_a_type_and_a_description_in_the_prefect_ui():
+    """What an operator sees in the deployment's run form: each parameter typed and described."""
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.features import feature_build_flow
+    from flows.monitor import monitor_flow
+    from flows.retrain import retrain_flow
+    from flows.shadow import shadow_flow
+
+    for flow in (weekly_clv_pipeline, retrain_flow, monitor_flow, shadow_flow, feature_build_flow):
+        properties = parameter_schema(flow.fn).model_dump()["properties"]
+        untyped = [name for name, p in properties.items() if not (p.get("type") or p.get("anyOf"))]
+        undescribed = [name for name, p in properties.items() if len(p.get("description") or "") < 10]
+        assert (untyped, undescribed) == ([], []), flow.name
