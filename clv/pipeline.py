@@ -324,7 +324,7 @@ def score_table(run: Run, served: Served, features: pd.DataFrame, cutoff, predic
                              reasons=reasons, reason_contributions=contributions,
                              distribution=None if spread is None else distribution_columns(spread, predictions),
                              value=discounted_margin_value(predictions, s.horizon_days, s.margin_rate,
-                                                           s.annual_discount_rate))
+                                                           s.annual_discount_rate), horizon_days=s.horizon_days)
 
 
 def distribution_summary(served: Served) -> dict | None:

@@ -52,6 +52,7 @@ WINDOW_PHRASES = (
     (re.compile(r"session_duration_s_mean_(\d+)d"), "visits of {v} minutes in the last {n} days", "minutes"),
     (re.compile(r"add_to_cart_count_(\d+)d"), "{v} add-to-carts in the last {n} days", "count"),
 )
+COUNTED_THINGS = (" orders", " different products", " site visits", " add-to-carts")  # 0 of them reads "no"
 VALUE_OF = {"last_year_spend": "revenue_sum_365d"}  # a model term whose value is another column's
 # inputs that state the same fact as another term: their contributions are added to it (the offset model
 # has last year's spend both as its starting point and as a tree input; a marketer reads one fact)
@@ -100,6 +101,8 @@ def describe(feature: str, values: np.ndarray, contributions: np.ndarray) -> pd.
     missing = feature + " not recorded"
     known = pd.notna(pd.Series(values, dtype="float64")).to_numpy()
     value_text = _format(values, kind).to_numpy(object)
+    if tail.startswith(COUNTED_THINGS):  # "bought no different products", not "bought 0 different products"
+        value_text = np.where(value_text == "0", "no", value_text)
     contribution_text = _each_distinct(_whole_numbers(contributions), "{:+,.0f}".format).to_numpy(object)
     return pd.Series([f"{head}{value}{tail} ({contribution})" if is_known else f"{missing} ({contribution})"
                       for value, contribution, is_known in zip(value_text, contribution_text, known)], dtype=object)

@@ -79,7 +79,7 @@ def build_score_table(customer_ids, cutoff_date, predictions, model_name: str, m
                       scored_at: pd.Timestamp, high_share: float = 0.2, medium_share: float = 0.3,
                       p_alive=None, expected_orders=None, reasons=None,
                       reason_contributions=None, distribution: pd.DataFrame | None = None,
-                      value=None) -> pd.DataFrame:
+                      value=None, horizon_days: int | None = None) -> pd.DataFrame:
     """The `clv_scores` rows for one scoring run (reasons: models_ml/reasons.py; `distribution`: the
     columns of models_ml/spread.distribution_columns; `value`: `discounted_margin_value`)."""
     predictions = np.asarray(predictions, float)
@@ -107,5 +107,6 @@ def build_score_table(customer_ids, cutoff_date, predictions, model_name: str, m
             "model_name": model_name,
             "model_version": str(model_version),
             "scored_at": scored_at,
+            "horizon_days": optional(None if horizon_days is None else np.full(n, int(horizon_days)), "int64"),
         }
     )

@@ -159,7 +159,7 @@ def test_score_table_refuses_nan_predictions():
     table = build_score_table(["a", "b"], "2024-01-01", [1.0, 2.0], "m", "3", pd.Timestamp("2024-01-02"))
     assert list(table.columns) == ["customer_id", "cutoff_date", "predicted_clv_12m", "p_no_purchase", "predicted_clv_p10",
                                    "predicted_clv_p50", "predicted_clv_p90", "discounted_margin_value", "clv_tier", "p_alive",
-                                   "expected_orders_12m", "top_reasons", "reason_contributions", "model_name", "model_version", "scored_at"]
+                                   "expected_orders_12m", "top_reasons", "reason_contributions", "model_name", "model_version", "scored_at", "horizon_days"]
     assert table["model_version"].tolist() == ["3", "3"]
     with pytest.raises(ValueError, match="1 predictions are NaN"):
         build_score_table(["a", "b"], "2024-01-01", [1.0, np.nan], "m", "3", pd.Timestamp("2024-01-02"))

@@ -151,3 +151,13 @@ def test_tree_shap_by_split_pattern_equals_xgboosts_on_every_row(model_type):
     assert ours == pytest.approx(direct.astype(float), rel=1e-4, abs=1e-5)
     assert not np.allclose(direct[:50, j], direct[50:100, j])  # the threshold rows do differ
     assert model._tree_shap(X.iloc[:0], None).shape == (0, X.shape[1] + 1)
+
+
+def test_a_count_of_zero_reads_as_none_and_other_zeros_stay_numbers():
+    from models_ml.reasons import describe
+
+    texts = describe("distinct_products_365d", np.array([0.0, 3.0]), np.array([176.0, -5.0])).tolist()
+    assert texts == ["bought no different products in the last 365 days (+176)",
+                     "bought 3 different products in the last 365 days (-5)"]
+    assert describe("orders_count_90d", np.array([0.0]), np.array([-12.0])).tolist() == ["no orders in the last 90 days (-12)"]
+    assert describe("tenure_days", np.array([0.0]), np.array([1.0])).tolist() == ["first order 0 days ago (+1)"]

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.fast  # the daily loop: make test-fast
 OLD_COLUMNS = {"customer_id": "text", "cutoff_date": "date", "predicted_clv_12m": "double precision", "clv_tier": "text",
                "p_alive": "double precision", "expected_orders_12m": "double precision", "top_reasons": "text",
                "reason_contributions": "text", "model_name": "text", "model_version": "text", "scored_at": "timestamp"}
-NEW_COLUMNS = ("p_no_purchase", "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90", "discounted_margin_value")
+NEW_COLUMNS = ("p_no_purchase", "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90", "discounted_margin_value",
+               "horizon_days")
 SPREAD = Spread(180, [0.0, 0.5, 1.0], [1.0, 0.6, 0.2],
                 [[0.0] * len(LEVELS), list(np.linspace(0.2, 3.0, len(LEVELS))), list(np.linspace(0.5, 2.0, len(LEVELS)))])
 
@@ -33,7 +34,7 @@ def new_week() -> tuple[pd.DataFrame, pd.DataFrame]:
     predicted = np.array([0.0, 40.0, 90.0, 400.0])
     scores = build_score_table(["a", "b", "c", "d"], "2024-03-10", predicted, "m", "2", pd.Timestamp("2024-03-11"),
                                distribution=distribution_columns(SPREAD, predicted),
-                               value=discounted_margin_value(predicted, 365, 0.3, 0.1))
+                               value=discounted_margin_value(predicted, 365, 0.3, 0.1), horizon_days=365)
     frame = pd.DataFrame({"country": ["UK", "UK", "DE", "DE"], "clv_tier": scores["clv_tier"]})
     history = [{"origin": o, "scope": s, "scope_value": v, "predicted": 500.0, "actual": a, "variance": 900.0,
                 "customers": 4} for o, a in (("2023-01-31", 450.0), ("2023-04-30", 560.0))
@@ -47,6 +48,7 @@ def check_published(read, reported_types: dict) -> None:
     old, new = history[history["model_version"] == "1"], history[history["model_version"] == "2"]
     assert old[list(NEW_COLUMNS)].isna().all().all()  # last week's rows: NULL, not invented
     assert new["p_no_purchase"].notna().all() and (new["predicted_clv_p90"] >= new["predicted_clv_p10"]).all()
+    assert (new["horizon_days"] == 365).all()
     assert new["discounted_margin_value"].to_numpy(float) == pytest.approx(
         new["predicted_clv_12m"].to_numpy(float) * 0.3 * (0.1 / 1.1) / np.log(1.1))
     forecast = read("select * from clv_forecast order by scope, scope_value")

@@ -116,7 +116,7 @@ def test_a_tier_summary_is_published_with_the_scores_on_duckdb_and_postgres(tmp_
             "postgres", "select column_name, data_type from information_schema.columns "
                         "where table_name = 'clv_scores' order by ordinal_position")
     reported = {"double precision": "double precision", "text": "text", "date": "date",
-                "timestamp": "timestamp without time zone"}
+                "timestamp": "timestamp without time zone", "bigint": "bigint"}
     assert list(described.itertuples(index=False, name=None)) == [  # the contract's columns, as on DuckDB
         (name, reported[sql_type]) for name, sql_type in score_contract.column_types("postgres")]
     assert [(t, int(n), v, round(s, 6)) for t, n, v, s in summary.itertuples(index=False)] == expected

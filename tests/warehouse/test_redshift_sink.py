@@ -138,9 +138,10 @@ def test_scores_are_published_to_redshift_in_one_transaction(s3, monkeypatch):
     assert key.startswith("prod/publish/clv_scores/") and key.endswith(".csv.gz")
     body = gzip.decompress(s3.get_object(Bucket="clv-warehouse-bucket", Key=key)["Body"].read()).decode()
     # every declared column of the score contract, in order: the ones this run did not compute are empty (NULL)
-    empty = "," * (len(score_contract.column_types("redshift")) - 4)  # the columns between the three given and scored_at
-    assert body.splitlines() == [f"c1,2024-03-01,10.5{empty},2024-03-02 06:00:00.000000",
-                                 f"c2,2024-03-01,0.0{empty},2024-03-02 06:00:00.000000"]
+    given = {"customer_id": ["c1", "c2"], "cutoff_date": ["2024-03-01"] * 2, "predicted_clv_12m": ["10.5", "0.0"],
+             "scored_at": ["2024-03-02 06:00:00.000000"] * 2}
+    names = [name for name, _ in score_contract.column_types("redshift")]
+    assert body.splitlines() == [",".join(given[name][row] if name in given else "" for name in names) for row in (0, 1)]
     columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in score_contract.column_types("redshift"))
     names = ", ".join(f'"{name}"' for name, _ in score_contract.column_types("redshift"))
     assert '"customer_id" varchar(65535), "cutoff_date" date, "predicted_clv_12m" double precision, ' in columns
