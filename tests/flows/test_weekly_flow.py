@@ -118,6 +118,18 @@ def test_retail_last_years_spend_is_served_and_says_so(retail_week):
     assert scores["top_reasons"].str.endswith("is served: no model has passed the gates yet").all()
 
 
+def test_retail_the_served_fallback_publishes_its_own_backtested_intervals(retail_week):
+    """While the fallback serves, the intervals are the fallback's, learned from its own backtest rows (the
+    version that chose it logged them), not the rejected model's."""
+    scores, summary = retail_week["scores"], retail_week["summary"]
+    assert scores["p_no_purchase"].notna().all() and scores["p_no_purchase"].between(0, 1).all()
+    assert (scores["predicted_clv_p10"] <= scores["predicted_clv_p90"]).all()
+    low, high = summary["predicted_total_interval"]
+    assert low < summary["predicted_total"] < high
+    assert summary["distribution"]["horizon_days"] == 180  # learned at the shortened backtest's horizon, and said
+    assert "learned at the backtest's 180 days" in format_summary(summary)
+
+
 def test_retail_scores_are_valid_values(retail_week):
     scores = retail_week["scores"]
     assert (scores["predicted_clv_12m"] >= 0).all()
