@@ -9,6 +9,7 @@ Nothing here lands the bundled demo data."""
 from __future__ import annotations
 
 import http.server
+import hashlib
 import json
 import os
 import shutil
@@ -358,8 +359,10 @@ def test_mlflow_names_runs_and_describes_versions_for_its_ui(registry, team_week
     [first] = [v for v in registry.search_model_versions("name = 'clv_xgboost'") if str(v.version) == "1"]
     run = registry.get_run(first.run_id)
     tags = run.data.tags
-    assert run.info.run_name == (f"{json.loads(tags['model_spec'])['type']}-{tags['data_through']}-"
-                                 f"{tags['training_data_hash'][:8]}")
+    spec = json.loads(tags["model_spec"])  # type, a hash of the configuration, data cutoff, data hash
+    assert run.info.run_name == (f"{spec['type']}-{hashlib.sha1(tags['model_spec'].encode()).hexdigest()[:6]}-"
+                                 f"{tags['data_through']}-{tags['training_data_hash'][:8]}")
+    assert "trained on" in tags["mlflow.note.content"]  # the run's description
     assert "gate outcome: champion (" in first.description
     assert registry.get_registered_model("clv_xgboost").description.startswith("Predicted customer spend")
 
