@@ -310,7 +310,7 @@ def test_a_bi_tool_holding_the_warehouse_file_is_named_before_the_run_starts(tmp
     try:
         assert reader.stdout.readline().strip() == "open"
         done = clv(["run", "--orders", str(orders), "--warehouse", str(warehouse)], tmp_path / "home")
-        assert_one_error_line(done, 1, f"is held open by", f"(pid {reader.pid})", "read w_serving.duckdb")
+        assert_one_error_line(done, 1, "is held open by", f"(pid {reader.pid})", "read w_serving.duckdb")
         assert "Starting temporary server" not in done.stderr
     finally:
         reader.kill()
