@@ -16,8 +16,10 @@ import pytest
 from clv.ingest.landing import land_file
 from clv.transform import dbt_vars, run_dbt
 
-T = date.today()
 HORIZON = 14
+# A session that starts at 23:50 on the cutoff's day and goes on past midnight: one add-to-cart before
+# midnight, two after.
+SESSION_DAY = 30
 
 
 def day(offset: int, hour: int = 12) -> pd.Timestamp:
@@ -29,36 +31,47 @@ def line(customer, line_id, ordered, quantity, price, **extra):
             "product_id": "p1", "quantity": float(quantity), "unit_price": float(price), **extra}
 
 
-ORDERS = pd.DataFrame([
-    line("c1", "L1", day(70), 1, 515.09),  # corrected later without updated_at (landed now)
-    line("c1", "L2", day(40), 1, 20.0),
-    line("c2", "L3", day(70), 2, 30.0),    # corrected with updated_at = T-10
-    line("c3", "L4", day(50), 1, 80.0),    # in T-60's label window; deleted at T-20
-    line("c3", "L5", day(100), 1, 10.0),
-    line("c4", "L6", day(31), 1, 40.0),
-])
-CUSTOMERS = pd.DataFrame({
-    "customer_id": ["c1", "c2", "c3", "c4"],
-    "signup_ts": [day(120), day(110), day(100), day(90)],
-    "country": ["France", "Germany", "Spain", "France"],
-    "acquisition_channel": ["paid_search", "organic", "email", "social"],
-})
-# A session that starts at 23:50 on the cutoff's day and goes on past midnight: one add-to-cart before
-# midnight, two after.
-SESSION_DAY = 30
-EVENTS = pd.DataFrame({
-    "customer_id": ["c4"] * 5,
-    "session_id": ["s1"] * 5,
-    "event_ts": [day(SESSION_DAY, 23) + pd.Timedelta(minutes=m) for m in (50, 55, 65, 70, 75)],
-    "event_type": ["session_start", "add_to_cart", "add_to_cart", "add_to_cart", "purchase"],
-    "session_duration_s": [1500.0] * 5,
-})
+def date_the_shop(today: date) -> None:
+    """The shop's data and the runs' vars, dated relative to `today` (module globals the tests read)."""
+    global T, ORDERS, CUSTOMERS, EVENTS, FIRST, SECOND
+    T = today
+    ORDERS = pd.DataFrame([
+        line("c1", "L1", day(70), 1, 515.09),  # corrected later without updated_at (landed now)
+        line("c1", "L2", day(40), 1, 20.0),
+        line("c2", "L3", day(70), 2, 30.0),    # corrected with updated_at = T-10
+        line("c3", "L4", day(50), 1, 80.0),    # in T-60's label window; deleted at T-20
+        line("c3", "L5", day(100), 1, 10.0),
+        line("c4", "L6", day(31), 1, 40.0),
+    ])
+    CUSTOMERS = pd.DataFrame({
+        "customer_id": ["c1", "c2", "c3", "c4"],
+        "signup_ts": [day(120), day(110), day(100), day(90)],
+        "country": ["France", "Germany", "Spain", "France"],
+        "acquisition_channel": ["paid_search", "organic", "email", "social"],
+    })
+    EVENTS = pd.DataFrame({
+        "customer_id": ["c4"] * 5,
+        "session_id": ["s1"] * 5,
+        "event_ts": [day(SESSION_DAY, 23) + pd.Timedelta(minutes=m) for m in (50, 55, 65, 70, 75)],
+        "event_type": ["session_start", "add_to_cart", "add_to_cart", "add_to_cart", "purchase"],
+        "session_duration_s": [1500.0] * 5,
+    })
+    FIRST = dbt_vars(cutoff=T, horizon_days=HORIZON,
+                     training_cutoffs=[T - timedelta(days=60), T - timedelta(days=30)], order_value_cap_percentile=None)
+    SECOND = dbt_vars(cutoff=T, horizon_days=HORIZON,
+                      training_cutoffs=[T - timedelta(days=60), T - timedelta(days=30), T - timedelta(days=5)],
+                      order_value_cap_percentile=None)
 
-FIRST = dbt_vars(cutoff=T, horizon_days=HORIZON, training_cutoffs=[T - timedelta(days=60), T - timedelta(days=30)],
-                 order_value_cap_percentile=None)
-SECOND = dbt_vars(cutoff=T, horizon_days=HORIZON,
-                  training_cutoffs=[T - timedelta(days=60), T - timedelta(days=30), T - timedelta(days=5)],
-                  order_value_cap_percentile=None)
+
+date_the_shop(date.today())
+
+
+@pytest.fixture(autouse=True)
+def dated_today():
+    """A version landed without updated_at is valid from its load time: the shop is dated from the day each
+    test runs, not the day the module was imported (a run crossing midnight UTC saw a day-old shop)."""
+    if T != date.today():
+        date_the_shop(date.today())
 
 
 def land(warehouse, tmp_path, entity, frame, name):
