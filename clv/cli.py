@@ -635,6 +635,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"clv {args.command}: error: {exc}", file=sys.stderr)
             return 1
+        except OSError as exc:
+            return _storage_fault(args, exc)
         from mlflow.exceptions import MlflowException
         from psycopg2 import Error as PostgresError
 
@@ -663,6 +665,19 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"clv {args.command}: error: {exc}", file=sys.stderr)
             return 1
+        except Exception as exc:  # a disk that filled or a directory it may not write, wherever it happened
+            return _storage_fault(args, exc)
+
+
+def _storage_fault(args, exc: BaseException) -> int:
+    """One error line for a storage fault (clv/storage_faults.py); any other exception goes on up."""
+    from clv import config, storage_faults
+
+    message = storage_faults.describe(exc, config.project_home())
+    if message is None or args.debug:
+        raise exc
+    print(f"clv {args.command}: error: {message}", file=sys.stderr)
+    return 1
 
 if __name__ == "__main__":
     sys.exit(main())

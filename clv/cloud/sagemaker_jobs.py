@@ -14,11 +14,14 @@ so they can be checked offline; boto3 sends them. Settings come from the environ
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import logging
 import os
 import pickle
+import secrets
 import tarfile
 import tempfile
 import time
@@ -101,12 +104,18 @@ def job_name(kind: str, now: datetime | None = None) -> str:
     return f"clv-{kind}-{now:%Y%m%d-%H%M%S-%f}"[:63]
 
 
+RESULT_FILE, SIGNATURE_FILE = "training_result.pkl", "training_result.pkl.hmac"  # as train.py writes them
+SIGNING_KEY_ENV = "CLV_RESULT_SIGNING_KEY"
+
+
 def training_job_request(settings: SageMakerSettings, name: str, train_uri: str, horizon_days: int,
-                         spec: dict | None = None, history_length_dependent=()) -> dict:
+                         spec: dict | None = None, history_length_dependent=(), signing_key: str | None = None) -> dict:
     """CreateTrainingJob request: the CLV image, the training set as the `train` channel, the model
     written under models/ of the storage URL. The columns the offset model leaves out travel as a
-    hyperparameter (the job has no dbt manifest)."""
+    hyperparameter (the job has no dbt manifest); the key the job signs its result with, as its
+    environment (the execution role may not describe jobs, so no other job can read it)."""
     return {
+        **({"Environment": {SIGNING_KEY_ENV: signing_key}} if signing_key else {}),
         "TrainingJobName": name,
         "RoleArn": settings.role_arn,
         "AlgorithmSpecification": {"TrainingImage": settings.image_uri, "TrainingInputMode": "File"},
@@ -215,20 +224,36 @@ def train_on_sagemaker(training_set: pd.DataFrame, horizon_days: int, settings: 
     name = job_name("train")
     train_uri = settings.uri("training", name) + "/"
     _put_parquet(s3, training_set, train_uri + "training_set.parquet")
-    request = training_job_request(settings, name, train_uri, horizon_days, spec, history_length_dependent)
+    signing_key = secrets.token_hex(32)
+    request = training_job_request(settings, name, train_uri, horizon_days, spec, history_length_dependent,
+                                   signing_key)
     client.create_training_job(**request)
     description = wait_for_job(client, "training", name, settings)
     artifact = description.get("ModelArtifacts", {}).get("S3ModelArtifacts") or \
         f"{settings.uri('models')}/{name}/output/model.tar.gz"
     with tempfile.TemporaryDirectory() as tmp:
         archive = storage.download(artifact, Path(tmp), s3)
-        with tarfile.open(archive) as tar:
-            member = tar.extractfile("training_result.pkl")
-            if member is None:
-                raise SageMakerJobError(f"{artifact} holds no training_result.pkl")
-            result = pickle.load(member)
+        payload = verified_result(archive, artifact, signing_key)
     log.info("SageMaker training job %s: model %s", name, artifact)
-    return result
+    return pickle.loads(payload)
+
+
+def verified_result(archive: Path, artifact: str, signing_key: str) -> bytes:
+    """The pickled training result of a job's model.tar.gz, only when its HMAC matches the key given to
+    that job: any role that may write the models/ prefix could otherwise replace it with a pickle that
+    runs code in the flow. Raises SageMakerJobError naming the artifact, before anything is unpickled."""
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        if RESULT_FILE not in names:
+            raise SageMakerJobError(f"{artifact} holds no {RESULT_FILE}")
+        payload = tar.extractfile(RESULT_FILE).read()
+        signature = tar.extractfile(SIGNATURE_FILE).read().decode().strip() if SIGNATURE_FILE in names else ""
+    expected = hmac.new(signing_key.encode(), payload, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature, expected):
+        problem = "is not signed" if not signature else "is signed with another key than its job's"
+        raise SageMakerJobError(f"{artifact}: {RESULT_FILE} {problem}; refused unread (was the models/ prefix "
+                                "written by something other than this training job?)")
+    return payload
 
 
 def batch_score_on_sagemaker(model, version: str, features: pd.DataFrame,

@@ -34,6 +34,7 @@ from clv.ingest.business_time import business_timezone, timestamp_sql
 from clv.ingest.validation import InputValidationError, ValidationReport
 from clv.warehouse import raw_schema
 from clv.warehouse.raw_schema import ADDED_COLUMNS
+from clv.warehouse.transactions import rollback_keeping_the_error
 
 log = logging.getLogger(__name__)
 
@@ -349,6 +350,9 @@ def _stage(con, entity: Entity, relation: str, exprs: dict[str, str], pii: dict[
     # so rows without them keep the keys they had before (concat_ws skips NULLs).
     key_parts = ", ".join(f"coalesce(cast({c} as varchar), '\\N')" if c not in ADDED_COLUMNS else c
                           for c in names)
+    # The PII hashes join the key too (when a key made them), so a version that changes only the e-mail
+    # lands; rows landed without hashes keep their keys.
+    key_parts += "".join(f", {c}_hash" for c in entity.pii_columns)
     hash_columns = "".join(f"{c}_hash, " for c in entity.pii_columns)
     con.execute(f"""
         create or replace temp table {table} as
@@ -742,6 +746,6 @@ class DuckDBRawSink:
             raw_schema.record_load(con.execute, "duckdb", load, load_id, inserted, quarantined)
             con.execute("commit")
         except Exception:
-            con.execute("rollback")
+            rollback_keeping_the_error(con)
             raise
         return Inserted(inserted, quarantined)

@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 
 from clv.warehouse import score_contract
+from clv.warehouse.transactions import rollback_keeping_the_error
 
 SCORES_TABLE = "clv_scores"
 SCORES_HISTORY_TABLE = "clv_scores_history"
@@ -168,7 +169,7 @@ def publish_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame, allow_o
         con.execute(f"insert into {SCORES_HISTORY_TABLE} by name select * from {SCORES_TABLE}")
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        rollback_keeping_the_error(con)
         raise
     finally:
         con.unregister("new_scores")

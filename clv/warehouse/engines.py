@@ -179,6 +179,7 @@ class EmbeddedWarehouse(Warehouse):
     @contextmanager
     def transaction(self):
         from clv.warehouse.embedded import connect
+        from clv.warehouse.transactions import rollback_keeping_the_error
 
         with connect(self.path) as con:
             con.execute("begin transaction")
@@ -187,7 +188,7 @@ class EmbeddedWarehouse(Warehouse):
                                   lambda sql, params: con.execute(sql, params).fetchone()[0])
                 con.execute("commit")
             except BaseException:
-                con.execute("rollback")
+                rollback_keeping_the_error(con)
                 raise
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
+import hmac
 import json
 import os
 import pickle
@@ -21,6 +23,8 @@ from models_ml.training import fit_serving_model, serving_rows
 from models_ml.zoo import default_spec
 
 RESULT_FILE = "training_result.pkl"
+SIGNATURE_FILE = RESULT_FILE + ".hmac"  # HMAC-SHA256 of RESULT_FILE under the job's own signing key
+SIGNING_KEY_ENV = "CLV_RESULT_SIGNING_KEY"  # set by the flow for each job (never in the S3 output)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,8 +45,13 @@ def main(argv: list[str] | None = None) -> None:
     dependent = tuple(c for c in args.history_length_dependent.split(",") if c)
     model = fit_serving_model(rows, spec, args.horizon_days, dependent)
     os.makedirs(model_dir, exist_ok=True)
+    payload = pickle.dumps(model)
     with open(os.path.join(model_dir, RESULT_FILE), "wb") as handle:
-        pickle.dump(model, handle)
+        handle.write(payload)
+    key = os.environ.get(SIGNING_KEY_ENV)
+    if key:  # the flow unpickles only a result signed with the key it gave this job
+        with open(os.path.join(model_dir, SIGNATURE_FILE), "w") as handle:
+            handle.write(hmac.new(key.encode(), payload, hashlib.sha256).hexdigest())
     with open(os.path.join(model_dir, "metrics.json"), "w") as handle:
         json.dump({"rows_trained": len(rows), "cutoffs": sorted(rows["cutoff_date"].unique()),
                    "model_spec": spec}, handle, indent=2, default=str)

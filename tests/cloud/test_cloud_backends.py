@@ -46,7 +46,25 @@ def aws(monkeypatch):
     with moto_s3(monkeypatch, BUCKET) as s3:
         import boto3
 
+        real_client = sagemaker_jobs.sagemaker_client
+
+        def client_keeping_job_environments(settings):
+            """moto drops a training job's Environment; the container played below needs it."""
+            client = real_client(settings)
+            create = client.create_training_job
+
+            def create_training_job(**request):
+                SENT_ENVIRONMENT[request["TrainingJobName"]] = request.get("Environment", {})
+                return create(**request)
+
+            client.create_training_job = create_training_job
+            return client
+
+        monkeypatch.setattr(sagemaker_jobs, "sagemaker_client", client_keeping_job_environments)
         yield s3, boto3.client("sagemaker", region_name="eu-west-1")
+
+
+SENT_ENVIRONMENT: dict[str, dict] = {}  # training job name -> the Environment the flow sent it
 
 
 def play_container(kind: str, name: str, tmp: Path) -> None:
@@ -66,7 +84,8 @@ def play_container(kind: str, name: str, tmp: Path) -> None:
         model_dir = tmp / "model"
         import train  # deployments/sagemaker/train.py, as the image runs it
 
-        env = {"SM_CHANNEL_TRAIN": str(channel), "SM_MODEL_DIR": str(model_dir), "SM_INPUT_DIR": str(tmp / "input")}
+        env = {"SM_CHANNEL_TRAIN": str(channel), "SM_MODEL_DIR": str(model_dir), "SM_INPUT_DIR": str(tmp / "input"),
+               **SENT_ENVIRONMENT[name]}  # the signing key the flow gave this job
         with pytest.MonkeyPatch.context() as patch:
             for key, value in env.items():
                 patch.setenv(key, value)
@@ -313,6 +332,60 @@ def test_a_wait_that_ends_early_stops_the_sagemaker_job_and_a_finished_job_is_le
     with pytest.raises(sagemaker_jobs.SageMakerJobError):
         sagemaker_jobs.wait_for_job(failed, "training", "clv-train-4", settings)
     assert failed.stopped == []  # it ended on its own
+
+
+class _RunsCodeWhenUnpickled:
+    """What a forged training result could hold: unpickling it writes a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "ran"))
+
+
+def test_a_training_result_not_signed_by_its_job_is_refused_unread(aws, monkeypatch, tmp_path):
+    """With the SageMaker backend the flow unpickled training_result.pkl from a prefix any clv-* job's role
+    may write. The flow now gives each job a fresh key (its environment) and unpickles only a result whose
+    HMAC matches: a forged one, unsigned or signed with another key, is refused before it is read."""
+    import hashlib
+    import hmac
+    import pickle
+
+    import boto3
+
+    marker = tmp_path / "forged-code-ran"
+
+    def container_writing(payload: bytes, key_of):
+        def play(client, kind, name, settings):
+            job = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)
+            archive = tmp_path / f"{name}.tar.gz"
+            with tarfile.open(archive, "w:gz") as tar:
+                members = {"training_result.pkl": payload}
+                key = key_of(job)
+                if key is not None:
+                    members["training_result.pkl.hmac"] = hmac.new(key.encode(), payload, hashlib.sha256).hexdigest().encode()
+                for member, data in members.items():
+                    info = tarfile.TarInfo(member)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+            bucket, key_name = storage.split_s3(job["ModelArtifacts"]["S3ModelArtifacts"])
+            boto3.client("s3").upload_file(str(archive), bucket, key_name)
+            return job
+        return play
+
+    rows = pd.DataFrame({"customer_id": ["1"], "cutoff_date": ["2024-01-01"]})
+    forged = pickle.dumps(_RunsCodeWhenUnpickled(marker))
+    for key_of, problem in [(lambda job: None, "is not signed"),
+                            (lambda job: "a-key-the-job-never-had", "is signed with another key")]:
+        monkeypatch.setattr(sagemaker_jobs, "wait_for_job", container_writing(forged, key_of))
+        with pytest.raises(sagemaker_jobs.SageMakerJobError, match=f"training_result.pkl {problem}.*refused unread"):
+            sagemaker_jobs.train_on_sagemaker(rows, 365, spec={"type": "test"})
+        assert not marker.exists()
+    honest = pickle.dumps({"model": "fitted"})
+    monkeypatch.setattr(sagemaker_jobs, "wait_for_job",
+                        container_writing(honest, lambda job: SENT_ENVIRONMENT[job["TrainingJobName"]]["CLV_RESULT_SIGNING_KEY"]))
+    assert sagemaker_jobs.train_on_sagemaker(rows, 365, spec={"type": "test"}) == {"model": "fitted"}
 
 
 def test_no_password_in_a_settings_repr():

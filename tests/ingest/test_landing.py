@@ -248,6 +248,20 @@ def test_pii_hashed_with_another_key_or_without_one_is_refused_and_the_same_key_
     assert con.execute("select count(*) from raw.customers where email_hash is null").fetchone() == (0,)
 
 
+def test_a_version_that_changes_only_the_e_mail_lands_and_a_repeat_adds_nothing(con, tmp_path, monkeypatch):
+    """The e-mail was not in the row key, so a customer's new e-mail never landed. Its hash now joins the
+    key: the change lands as a new version carrying the new hash, a re-export of it adds nothing."""
+    monkeypatch.setenv("CLV_PII_HASH_KEY", "test-secret")
+    land_file(con, "customers", write(CUSTOMERS, tmp_path / "customers.parquet"))
+    moved = CUSTOMERS.assign(email=["ada@newmail.org", "bob@example.com"])
+    [landed] = land_file(con, "customers", write(moved, tmp_path / "moved.parquet"))
+    assert landed.rows_inserted == 1
+    hashes = con.execute("select email_hash from raw.customers where customer_id = '1' order by loaded_at").fetchall()
+    assert len({h for (h,) in hashes}) == 2
+    [again] = land_file(con, "customers", write(moved, tmp_path / "again.parquet"))
+    assert again.rows_inserted == 0
+
+
 def test_pii_is_dropped_without_a_key(con, tmp_path):
     land_file(con, "customers", write(CUSTOMERS, tmp_path / "customers.csv"))
     rows = con.execute("select * from raw.customers").df()
