@@ -573,6 +573,9 @@ def _with_run_name(record: logging.LogRecord) -> bool:
 
 
 _USER_ERRORS_QUIET = False
+# Prefect's console lines for a run that SIGTERM stopped (the CLI's own error line says so once; the Prefect
+# UI keeps them)
+STOPPED_BY_A_SIGNAL = ("Execution was aborted by a termination signal",)
 
 
 def _drop_tracebacks_of_user_errors(expected: tuple[type, ...]) -> None:
@@ -597,7 +600,7 @@ def _drop_tracebacks_of_user_errors(expected: tuple[type, ...]) -> None:
     def not_a_repeat_of_the_error_line(record: logging.LogRecord) -> bool:
         # Prefect reports a failed task and flow three times; the CLI's error line says it once
         return not (record.name.startswith(("prefect.task_runs", "prefect.flow_runs"))
-                    and any(name in record.getMessage() for name in names))
+                    and any(name in record.getMessage() for name in names + STOPPED_BY_A_SIGNAL))
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(not_a_repeat_of_the_error_line)
@@ -609,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
     args = build_parser().parse_args(argv)
+    # a log handler that cannot write (a full disk) drops the line instead of printing a traceback
+    logging.raiseExceptions = bool(getattr(args, "debug", False))
     if args.verbose:
         os.environ["CLV_DBT_VERBOSE"] = "1"
     for handler in [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]:  # ours
@@ -659,14 +664,55 @@ def main(argv: list[str] | None = None) -> int:
                 held.callback(progress.disable)
                 progress.enable(sys.stderr)
                 _console_lines_below_the_progress_line()
+                _stop_on_sigterm()
             return args.func(args)
+        except Terminated as exc:
+            if args.debug:
+                raise
+            print(f"clv {args.command}: error: {exc.say()}", file=sys.stderr)
+            return 128 + exc.signum
         except reported as exc:
             if args.debug:
                 raise
-            print(f"clv {args.command}: error: {exc}", file=sys.stderr)
+            from clv import config, storage_faults
+
+            said = storage_faults.describe(exc, config.project_home()) or exc  # a dbt build on a full disk
+            print(f"clv {args.command}: error: {said}", file=sys.stderr)
             return 1
         except Exception as exc:  # a disk that filled or a directory it may not write, wherever it happened
             return _storage_fault(args, exc)
+
+
+class Terminated(BaseException):
+    """SIGTERM reached a flow command (an orchestrator, a container stop or `kill` ending the run). A
+    BaseException, like KeyboardInterrupt, so that no `except Exception` on the way turns it into an
+    ordinary failure."""
+
+    def __init__(self, signum: int, step: str | None):
+        super().__init__(signum, step)
+        self.signum, self.step = signum, step
+
+    def say(self) -> str:
+        import signal
+
+        where = f" during {self.step}" if self.step else ""
+        return (f"stopped by {signal.Signals(self.signum).name}{where}: a publish is all or nothing, so the "
+                "tables BI tools read hold whole scores (this run's only if its publish step had finished); "
+                "run the week again to complete it")
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM raises Terminated, naming the step that was running. Prefect's flow engine holds its own
+    handler while a flow runs and, once the flow has stopped, hands the signal back to this one."""
+    import signal
+
+    from clv import progress
+
+    def stop(signum, frame):
+        running = progress.current()
+        raise Terminated(signum, running.last_step if running else None)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _storage_fault(args, exc: BaseException) -> int:

@@ -29,6 +29,7 @@ class Progress:
         self.interval = interval
         self.started = time.monotonic()
         self.step: str | None = None
+        self.last_step: str | None = None  # "step 3: build features (dbt)", kept after it ends
         self.step_started = 0.0
         self.number = 0
         self._lock = threading.Lock()
@@ -52,6 +53,7 @@ class Progress:
         with self._lock:
             self.number += 1
             self.step, self.step_started = step, time.monotonic()
+            self.last_step = f"step {self.number}: {step}"
             if self.tty:
                 self._draw()
             else:

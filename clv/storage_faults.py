@@ -16,20 +16,21 @@ from pathlib import Path
 FULL = (errno.ENOSPC, errno.EDQUOT)
 NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 # DuckDB reports its own writes as text: 'IO Error: Could not write file "<path>": No space left on device'
-_DUCKDB_FILE = re.compile(r'file "([^"]+)": (.+)$')
+_DUCKDB_FILE = re.compile(r'file "([^"]+)": [^"]*$')
 _DUCKDB_REASONS = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT,
                    "Permission denied": errno.EACCES, "Read-only file system": errno.EROFS}
 
 
 def _fault(exc: BaseException) -> tuple[int, str | None] | None:
-    """(errno, path) of a storage fault, or None."""
+    """(errno, path) of a storage fault, or None. Besides OSErrors, the text of DuckDB's errors and of
+    errors that quote them (a dbt build that failed on a full disk)."""
     if isinstance(exc, OSError) and exc.errno in FULL + NOT_WRITABLE:
         return exc.errno, exc.filename
-    if type(exc).__name__ == "IOException":  # duckdb.IOException, without importing duckdb here
-        for reason, code in _DUCKDB_REASONS.items():
-            if reason in str(exc):
-                found = _DUCKDB_FILE.search(str(exc))
-                return code, found.group(1) if found else None
+    text = str(exc)
+    for reason, code in _DUCKDB_REASONS.items():
+        found = _DUCKDB_FILE.search(text.split(reason)[0] + reason) if reason in text else None
+        if found or (code in FULL and reason in text):
+            return code, found.group(1) if found else None
     return None
 
 

@@ -57,18 +57,25 @@ def run_dbt(command: list[str], warehouse: Path | str | None = None, variables: 
     ]
     if variables:
         args += ["--vars", json.dumps(variables)]
-    # dbt's own console output: warnings and errors only unless CLV_DBT_VERBOSE=1 (`clv --verbose`), no
-    # colour codes outside a terminal; every node's result is one line in the run's log instead
-    # (the full dbt log stays in $CLV_HOME/dbt/logs).
+    # dbt's own console output only with CLV_DBT_VERBOSE=1 (`clv --verbose`), no colour codes outside a
+    # terminal; otherwise every node's result is one line in the run's log, and dbt's other warnings and
+    # errors are logged once each (not its stack traces: the run's error line says why it stopped; the
+    # full dbt log stays in $CLV_HOME/dbt/logs).
     verbose = os.environ.get(DBT_VERBOSE_ENV, "") not in ("", "0", "false")
-    args = [*args[:len(command)], "--log-level", "info" if verbose else "warn",
+    args = [*args[:len(command)], "--log-level", "info" if verbose else "none",
             "--use-colors" if sys.stdout.isatty() else "--no-use-colors", *args[len(command):]]
     logger = _run_logger()
     logger.info("dbt %s", " ".join(command))
+    callbacks = [_node_summary(logger, _run_event_emitter())] + ([] if verbose else [_warnings_and_errors(logger)])
     try:
-        result = dbtRunner(callbacks=[_node_summary(logger, _run_event_emitter())]).invoke(args)
-    finally:
-        _release_duckdb_file()
+        result = dbtRunner(callbacks=callbacks).invoke(args)
+    except BaseException:
+        _release_duckdb_file(quietly=True)
+        raise
+    stopped = _stop_signal_in(result.exception)
+    _release_duckdb_file(quietly=stopped is not None)
+    if stopped is not None:  # dbt reports a SIGTERM or Ctrl-C as whatever failed while it stopped
+        raise stopped
     if result.exception is not None:
         raise DbtBuildError(f"dbt {' '.join(command)} could not run: {result.exception}")
     if result.success or not check:
@@ -137,6 +144,24 @@ def _node_summary(logger, emit):
     return on_event
 
 
+# dbt events the run reports otherwise: node results (`_node_summary`), the end-of-run failure summary and
+# "Encountered an error" (the DbtBuildError), and stack traces (never shown to the user; in dbt's log file).
+_REPORTED_ELSEWHERE = ("NodeFinished", "MainStackTrace", "MainEncounteredError", "RunResultError", "RunResultFailure",
+                       "RunResultErrorNoMessage", "EndOfRunSummary", "StatsLine", "GenericExceptionOnRun")
+
+
+def _warnings_and_errors(logger):
+    """A dbt callback logging dbt's warnings and errors (deprecations, a test's warn-level message) once
+    each as WARNING lines, since dbt's console is silent outside `--verbose`."""
+    def on_event(event) -> None:
+        name = event.info.name
+        if event.info.level not in ("warn", "error") or name in _REPORTED_ELSEWHERE or name.startswith("Log") \
+                and name.endswith("Result"):
+            return
+        logger.warning("dbt: %s", event.info.msg)
+    return on_event
+
+
 def _run_event_emitter():
     """Inside a Prefect run, a function emitting each finished dbt node as an event (`clv.dbt.<type>.<status>`,
     related to the flow and task run, taken here because dbt calls back from threads outside the run's
@@ -163,14 +188,36 @@ def _run_event_emitter():
     return emit
 
 
-def _release_duckdb_file() -> None:
+def _stop_signal_in(exc: BaseException | None) -> BaseException | None:
+    """The SIGTERM (Prefect's TerminationSignal) or Ctrl-C that stopped dbt, found in the chain of the
+    exception dbt returned: dbt catches it and returns the error its cleanup then hit instead (a DuckDB
+    "connection is busy"), which would hide why the run ended."""
+    from prefect.exceptions import TerminationSignal
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (TerminationSignal, KeyboardInterrupt)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _release_duckdb_file(quietly: bool = False) -> None:
     """Close dbt-duckdb's process-wide DuckDB instance so the warehouse file is free again: DuckDB
-    allows one writer per file, and a later read-only connection in this process would conflict."""
+    allows one writer per file, and a later read-only connection in this process would conflict.
+    `quietly`: while the run is already failing or stopping (dbt's threads may still hold the
+    connection), an error here is logged, not raised over the reason the run ends."""
     try:
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager
         from dbt.adapters.factory import reset_adapters
     except ImportError:  # another adapter
         return
-    reset_adapters()
-    DuckDBConnectionManager.close_all_connections()  # drops the instance (dbt-duckdb's own atexit hook)
+    try:
+        reset_adapters()
+        DuckDBConnectionManager.close_all_connections()  # drops the instance (dbt-duckdb's own atexit hook)
+    except Exception as exc:
+        if not quietly:
+            raise
+        logging.getLogger(__name__).debug("dbt's DuckDB connection not closed while stopping: %s", exc)
     gc.collect()  # and with it the last reference to the database, which closes it
