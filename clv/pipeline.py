@@ -153,7 +153,9 @@ def build(run: Run, full_refresh: bool = False, max_training_cutoffs: int | None
              len(plan.training_cutoffs), plan.training_cutoffs[0] if plan.training_cutoffs else "-",
              plan.training_cutoffs[-1] if plan.training_cutoffs else "-", plan.backtest.horizon_days,
              ", ".join(plan.backtest.origins) or "none", f" ({plan.backtest.note})" if plan.backtest.note else "")
-    variables = dbt_vars(s.cutoff, s.horizon_days, plan.training_cutoffs, plan.label_horizons,
+    # the plan's scoring cutoff (the given one, or the last date of the order lines that count now) is the
+    # build's: dbt never computes its own default
+    variables = dbt_vars(plan.scoring_cutoff, s.horizon_days, plan.training_cutoffs, plan.label_horizons,
                          s.order_value_cap_percentile)
     # the dbt unit tests check the SQL on hand-made rows (make test runs them), not the week's data
     result = run_dbt(["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])],

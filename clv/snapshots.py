@@ -127,10 +127,31 @@ def plan_snapshots(first_order: date, scoring_cutoff: date, horizon_days: int = 
                         backtest, str(first_order), min_history_days)
 
 
+# The order lines that count now, by staging's rule (stg_shop__orders, valid_to = end of time): lines with a
+# customer, not deleted; of a line the source identifies (line_id), its newest version, unless a version
+# deleted it. The default scoring cutoff is the last of their order dates, computed here only and handed to
+# dbt (var cutoff_date), so a deleted or corrected last line moves the calendar and the build alike.
+CURRENT_ORDER_DATES_SQL = """
+with versions as (
+    select
+        cast(order_ts as date) as order_date,
+        line_id,
+        deleted_at,
+        row_number() over (partition by line_id
+                           order by loaded_at desc, coalesce(updated_at, loaded_at) desc, row_key desc) as newest_first,
+        count(deleted_at) over (partition by line_id) as tombstones
+    from raw.orders
+    where customer_id is not null
+)
+select min(order_date) as first_day, max(order_date) as last_day
+from versions
+where (line_id is null and deleted_at is null) or (line_id is not null and newest_first = 1 and tombstones = 0)
+"""
+
+
 def order_date_bounds(reader) -> tuple[date | None, date | None]:
-    """First and last order date of the landed orders with a customer (what staging keeps)."""
-    row = reader.frame("select min(cast(order_ts as date)) as first_day, max(cast(order_ts as date)) as last_day "
-                       "from raw.orders where customer_id is not null").iloc[0]
+    """First and last order date of the order lines that count now (CURRENT_ORDER_DATES_SQL)."""
+    row = reader.frame(CURRENT_ORDER_DATES_SQL).iloc[0]
     if row["first_day"] is None or pd.isna(row["first_day"]):
         return None, None
     return pd.Timestamp(row["first_day"]).date(), pd.Timestamp(row["last_day"]).date()

@@ -23,7 +23,8 @@ class DbtBuildError(RuntimeError):
 
 def dbt_vars(cutoff=None, horizon_days: int = DEFAULTS.horizon_days, training_cutoffs=(), label_horizons=None,
              order_value_cap_percentile: float | None = DEFAULTS.order_value_cap_percentile) -> dict:
-    """The dbt project's vars (see dbt_project.yml); a None cutoff means the last order date.
+    """The dbt project's vars (see dbt_project.yml); a None cutoff means the last date of the order lines
+    that count now (the pipeline always passes the plan's cutoff, clv/snapshots.py, so the rule runs once).
     `training_cutoffs` come from the snapshot calendar (clv/snapshots.py)."""
     return {
         "cutoff_date": str(cutoff) if cutoff else None,

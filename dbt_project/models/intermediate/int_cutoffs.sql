@@ -9,6 +9,8 @@
 -- that one was built; customer_features then recomputes only the customers whose features may have changed
 -- since (int_customers_changed_since_carried) and carries the others' rows over, their day counts moved on.
 -- Null: every customer is computed (first build, full refresh, calendar cutoffs, feature code changed).
+-- The scoring cutoff is the var cutoff_date, which clv always passes (the given cutoff, or the last date of
+-- the order lines that count now: clv/snapshots.py); a dbt build run by hand without it uses the same rule.
 {% set horizon_days = var('horizon_days') | int %}
 
 with anchor as (
