@@ -653,19 +653,27 @@ def main(argv: list[str] | None = None) -> int:
                     MlflowException, WarehouseBusyError, StaleSourceError, FileNotFoundError)
         if not args.debug:
             _drop_tracebacks_of_user_errors(reported)
-        try:
-            _check_warehouse_first(args)
-            _check_inputs_first(args)
-            if args.command in FLOW_COMMANDS:
-                from clv import progress
-                from clv.prefect_server import start_temporary_server
+        from clv.termination import Terminated, as_terminated
 
-                start_temporary_server()  # ends with this process, even when it is killed
-                held.callback(progress.disable)
-                progress.enable(sys.stderr)
-                _console_lines_below_the_progress_line()
-                _stop_on_sigterm()
-            return args.func(args)
+        try:
+            try:
+                _check_warehouse_first(args)
+                _check_inputs_first(args)
+                if args.command in FLOW_COMMANDS:
+                    from clv import progress, termination
+                    from clv.prefect_server import start_temporary_server
+
+                    start_temporary_server()  # ends with this process, even when it is killed
+                    held.callback(progress.disable)
+                    progress.enable(sys.stderr)
+                    _console_lines_below_the_progress_line()
+                    termination.install()
+                return args.func(args)
+            except BaseException as exc:  # whatever came up, a run that SIGTERM stopped says so
+                stopped = as_terminated(exc)
+                if stopped is None or stopped is exc:
+                    raise
+                raise stopped from exc
         except Terminated as exc:
             if args.debug:
                 raise
@@ -681,38 +689,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         except Exception as exc:  # a disk that filled or a directory it may not write, wherever it happened
             return _storage_fault(args, exc)
-
-
-class Terminated(BaseException):
-    """SIGTERM reached a flow command (an orchestrator, a container stop or `kill` ending the run). A
-    BaseException, like KeyboardInterrupt, so that no `except Exception` on the way turns it into an
-    ordinary failure."""
-
-    def __init__(self, signum: int, step: str | None):
-        super().__init__(signum, step)
-        self.signum, self.step = signum, step
-
-    def say(self) -> str:
-        import signal
-
-        where = f" during {self.step}" if self.step else ""
-        return (f"stopped by {signal.Signals(self.signum).name}{where}: a publish is all or nothing, so the "
-                "tables BI tools read hold whole scores (this run's only if its publish step had finished); "
-                "run the week again to complete it")
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM raises Terminated, naming the step that was running. Prefect's flow engine holds its own
-    handler while a flow runs and, once the flow has stopped, hands the signal back to this one."""
-    import signal
-
-    from clv import progress
-
-    def stop(signum, frame):
-        running = progress.current()
-        raise Terminated(signum, running.last_step if running else None)
-
-    signal.signal(signal.SIGTERM, stop)
 
 
 def _storage_fault(args, exc: BaseException) -> int:

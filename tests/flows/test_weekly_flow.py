@@ -363,6 +363,41 @@ GATE_WATCHED = [
 ]
 
 
+@pytest.fixture(scope="module")
+def shop_burst(shop_challenger, shop_week, module_home, synthetic_shop, tmp_path_factory):
+    """The probe's burst: 20 lines of 200 x 5,000 (64,000x the median line) for 18 customers on the
+    shop's last day, re-exported with the rest of the orders; the week is scored again by the champion."""
+    orders = pd.read_parquet(synthetic_shop["orders"])
+    last = orders["order_ts"].max()
+    buyers = sorted(orders["customer_id"].unique())[:18]
+    burst = pd.DataFrame({"customer_id": [buyers[i % 18] for i in range(20)],
+                          "order_id": [f"BURST{i}" for i in range(20)], "order_ts": [last] * 20,
+                          "product_id": ["0"] * 20, "quantity": [200] * 20, "unit_price": [5_000.0] * 20})
+    path = tmp_path_factory.mktemp("burst") / "orders.parquet"
+    pd.concat([orders, burst], ignore_index=True).to_parquet(path, index=False)
+    summary = shop_run({**synthetic_shop, "orders": path})
+    return {"summary": summary, "buyers": buyers, "before": shop_week["scores"],
+            "after": read_warehouse(module_home, "select * from clv_scores"),
+            "cap": read_warehouse(module_home, "select order_value_cap from int_order_value_caps where cutoff_date = "
+                                               "(select cutoff_date from int_cutoffs where cutoff_role = 'scoring')"
+                                  )["order_value_cap"].item()}
+
+
+def test_shop_a_burst_of_outlier_lines_moves_neither_the_total_nor_its_customers_far(shop_burst):
+    """The probe published 18 customers at 0.6-2.1M (normal maximum 3,771) and a total 79x last week's.
+    Order values are capped at a percentile the burst does not move (int_order_value_caps), so a burst
+    order weighs as one capped order: the base's total rises by at most what the 20 capped orders would
+    bring if each came back twice over the year, and no customer lands far above last week's maximum.
+    (Measured: a rise of 7.3%, the burst's top customer at 1.5x last week's maximum.)"""
+    before = shop_burst["before"].set_index("customer_id")["predicted_clv_12m"]
+    after = shop_burst["after"].set_index("customer_id")["predicted_clv_12m"]
+    assert shop_burst["after"]["cutoff_date"].iloc[0] == shop_burst["before"]["cutoff_date"].iloc[0]
+    assert shop_burst["cap"] < 5_000 * 200 / 100  # the cap is not the burst's
+    assert after.sum() - before.sum() <= 2 * 20 * shop_burst["cap"]
+    assert after[shop_burst["buyers"]].max() <= 2 * before.max()
+    assert after.drop(shop_burst["buyers"]).sum() == pytest.approx(before.drop(shop_burst["buyers"]).sum(), rel=0.01)
+
+
 def test_cli_reports_a_missing_column_and_keeps_scores(prefect_server, clv_home, tmp_path, capsys):
     bad = tmp_path / "orders.csv"
     pd.DataFrame({"customer_id": ["1"], "order_id": ["o1"], "quantity": [1], "unit_price": [2.0]}).to_csv(bad, index=False)
