@@ -217,6 +217,28 @@ def _cmd_notifications(args) -> int:
     return 0
 
 
+def _cmd_settings(args) -> int:
+    """`clv settings push`: the settings file into the Prefect Variable the deployments read;
+    `clv settings show`: what a deployed run would use (the file, with the Variable over it)."""
+    from prefect.settings import PREFECT_API_URL
+
+    from clv.settings import load_settings, push_to_variable
+
+    if not PREFECT_API_URL.value():
+        raise SystemExit(f"clv settings: error: PREFECT_API_URL is not set: point it at the Prefect server your "
+                         f"deployments run on (the Variable {args.variable} lives there)")
+    if args.settings_command == "push":
+        stored = push_to_variable(args.settings, args.variable)
+        print(f"{len(stored)} settings of {args.settings} stored as the Prefect Variable {args.variable} on "
+              f"{PREFECT_API_URL.value()} (the UI's Variables page edits them; deployed runs read them over the file)")
+        return 0
+    settings = load_settings(args.settings if Path(args.settings).exists() else None, args.variable)
+    for name, value in sorted(vars(settings).items()):
+        if value not in (None, {}):
+            print(f"{name}: {value}")
+    return 0
+
+
 def _cmd_segments(args) -> int:
     from clv.rollout.campaigns import write_segments
 
@@ -447,6 +469,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="also evaluate xgboost_tuned: Optuna search with this many trials on a "
                                      "temporal validation split of the training data (logged to MLflow)")
     bench_accuracy.set_defaults(func=_cmd_bench)
+
+    settings = sub.add_parser("settings", help="the team's settings in the Prefect UI (a Prefect Variable)")
+    settings_sub = settings.add_subparsers(dest="settings_command", required=True)
+    for action, text in (("push", "store the settings file as the Prefect Variable the deployments read"),
+                         ("show", "the settings a deployed run uses: the file, with the Variable's over it")):
+        command = settings_sub.add_parser(action, help=text)
+        command.add_argument("--settings", default="clv-settings.yml", help="settings file (default clv-settings.yml)")
+        command.add_argument("--variable", default="clv_settings", help="Prefect Variable (default clv_settings)")
+        command.set_defaults(func=_cmd_settings)
 
     notifications = sub.add_parser("notifications", help="notify a webhook when a deployed CLV run fails")
     notifications_sub = notifications.add_subparsers(dest="notifications_command", required=True)

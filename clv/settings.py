@@ -1,6 +1,8 @@
 """One settings file for a team's deployments (`clv-settings.yml`; see clv-settings.example.yml): where
-the inputs come from, which warehouse, and the run options. Flow parameters given explicitly win over
-the file; the file wins over the defaults. Deployed runs never fall back to the bundled demo data."""
+the inputs come from, which warehouse, and the run options. Deployments also read the Prefect Variable
+`clv_settings` when it exists (`clv settings push` copies the file there; the Prefect UI shows and edits
+it). Flow parameters given explicitly win over the Variable, the Variable over the file, the file over the
+defaults. Deployed runs never fall back to the bundled demo data."""
 
 from __future__ import annotations
 
@@ -61,9 +63,46 @@ def check_demo_choice(has_inputs: bool, demo: bool) -> None:
                             "inputs (--orders, --sources, --settings)")
 
 
-def load_settings(path: str | Path | None, **overrides) -> RunSettings:
-    """Settings from the file (paths in it are relative to the file's folder), then the overrides that
-    are not None."""
+def load_settings(path: str | Path | None, variable: str | None = None, **overrides) -> RunSettings:
+    """Settings from the file (paths in it are relative to the file's folder), then the Prefect Variable
+    `variable` when it exists (what the team edits in the Prefect UI, key by key over the file), then the
+    overrides that are not None."""
+    values = _settings_file_values(path)
+    edited = variable_settings(variable) if variable else {}
+    values.update(edited)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    where = f"settings file {path}" if path else "the run's options"
+    if edited:
+        where += f" with the Prefect Variable {variable} ({', '.join(sorted(edited))})"
+    check_types(values, where)
+    settings = RunSettings(**values)
+    check_value_settings(settings, where)
+    return settings
+
+
+def variable_settings(name: str) -> dict:
+    """The settings the Prefect Variable `name` holds (a mapping of RunSettings options), {} when there is
+    no such Variable. `clv settings push` writes it from the settings file."""
+    from prefect.variables import Variable
+
+    value = Variable.get(name, default=None)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SettingsError(f"Prefect Variable {name} must hold a mapping of settings (clv settings push writes one), "
+                            f"got {type(value).__name__}")
+    _check_known(value, f"Prefect Variable {name}")
+    return value
+
+
+def _check_known(values: dict, where: str) -> None:
+    known = {f.name for f in fields(RunSettings)} - {"extra"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SettingsError(f"{where}: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+
+
+def _settings_file_values(path: str | Path | None) -> dict:
     values: dict = {}
     if path:
         path = Path(path)
@@ -73,20 +112,25 @@ def load_settings(path: str | Path | None, **overrides) -> RunSettings:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise SettingsError(f"settings file {path} is not valid YAML: {exc}") from exc
-        known = {f.name for f in fields(RunSettings)} - {"extra"}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise SettingsError(f"settings file {path}: unknown option(s) {', '.join(unknown)} "
-                                f"(known: {', '.join(sorted(known))})")
+        if not isinstance(values, dict):
+            raise SettingsError(f"settings file {path} must be a mapping of options (see clv-settings.example.yml)")
+        _check_known(values, f"settings file {path}")
         for key in ("sources", "orders", "customers", "events", "warehouse"):
             if values.get(key) and "://" not in str(values[key]) and not Path(values[key]).is_absolute():
                 values[key] = str((path.parent / values[key]).resolve())
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    where = f"settings file {path}" if path else "the run's options"
-    check_types(values, where)
-    settings = RunSettings(**values)
-    check_value_settings(settings, where)
-    return settings
+    return values
+
+
+def push_to_variable(path: str | Path, name: str) -> dict:
+    """Store the settings file's options (checked, paths made absolute) as the Prefect Variable `name`, where
+    the Prefect UI shows and edits them; returns what was stored."""
+    from prefect.variables import Variable
+
+    values = _settings_file_values(path)
+    check_types(values, f"settings file {path}")
+    check_value_settings(RunSettings(**values), f"settings file {path}")
+    Variable.set(name, values, overwrite=True, tags=["clv", "settings"])
+    return values
 
 
 # the allowed range of each number, beside the type its annotation gives (checked before anything runs)

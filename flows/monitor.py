@@ -22,7 +22,7 @@ PERFORMANCE_EVENT = "clv.performance.degraded"
 
 @flow(name="monitor-drift", log_prints=True)
 def monitor_flow(warehouse: str | None = None, json_path: str | None = None, target: str | None = None,
-                 settings_file: str | None = None) -> dict:
+                 settings_file: str | None = None, settings_variable: str | None = None) -> dict:
     """Drift of the latest scoring run against the champion's own scoring population, and performance of
     matured runs. Warehouse and target from the parameters, else the settings file, else the defaults.
 
@@ -31,8 +31,9 @@ def monitor_flow(warehouse: str | None = None, json_path: str | None = None, tar
         json_path: Where to write the monitoring report as JSON (optional).
         target: Warehouse engine: duckdb, postgres or redshift.
         settings_file: The team's settings file (clv-settings.yml).
+        settings_variable: Prefect Variable whose settings win over the file's (deployments: clv_settings; `clv settings push` fills it, the UI edits it).
     """
-    settings = load_settings(settings_file, warehouse=warehouse, target=target)
+    settings = load_settings(settings_file, settings_variable, warehouse=warehouse, target=target)
     target = resolve_target(settings.target)
     warehouse = str(Path(settings.warehouse or config.default_warehouse()).resolve())
     with exclusive_warehouse(target, warehouse, "monitor-drift"):

@@ -39,7 +39,7 @@ def something_new(reader: WarehouseReader, model_name: str, reason: str) -> tupl
 
 @flow(name="retrain-clv", log_prints=True)
 def retrain_flow(settings_file: str | None = None, warehouse: str | None = None, target: str | None = None,
-                 reason: str = "manual") -> dict:
+                 reason: str = "manual", settings_variable: str | None = None) -> dict:
     """Train and gate a new version on the landed data when there is something new (see `something_new`).
     `reason` is the triggering event's name when an automation runs it.
 
@@ -48,8 +48,9 @@ def retrain_flow(settings_file: str | None = None, warehouse: str | None = None,
         warehouse: DuckDB warehouse file (target duckdb); empty: the settings file's, else the default.
         target: Warehouse engine: duckdb, postgres or redshift.
         reason: Why it runs: the triggering event's name, or manual.
+        settings_variable: Prefect Variable whose settings win over the file's (deployments: clv_settings; `clv settings push` fills it, the UI edits it).
     """
-    settings = load_settings(settings_file, warehouse=warehouse, target=target)
+    settings = load_settings(settings_file, settings_variable, warehouse=warehouse, target=target)
     run = pipeline.Run.of(settings)
     with exclusive_warehouse(run.target, run.warehouse, "retrain-clv"):
         check_tracking_store(config.default_tracking_uri(), settings.model_name, pipeline.published_model(run),

@@ -36,7 +36,7 @@ def _timed_predictions(champion, challenger, frame: pd.DataFrame, repeats: int =
 @flow(name="shadow-run", log_prints=True)
 def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAME,
                 max_mean_shift: float = 0.15, max_runtime_ratio: float = 3.0, settings_file: str | None = None,
-                target: str | None = None) -> dict:
+                target: str | None = None, settings_variable: str | None = None) -> dict:
     """Champion vs challenger on the customers of the latest scoring cutoff; results in `shadow_runs`
     (one row per run), `shadow_scores` (per customer, latest run) and a Prefect artifact. The warehouse
     comes from the parameters, else the settings file, else the default (any engine).
@@ -48,8 +48,9 @@ def shadow_flow(warehouse: str | None = None, model_name: str = config.MODEL_NAM
         max_runtime_ratio: Largest challenger / champion scoring time that passes.
         settings_file: The team's settings file (clv-settings.yml).
         target: Warehouse engine: duckdb, postgres or redshift.
+        settings_variable: Prefect Variable whose settings win over the file's (deployments: clv_settings; `clv settings push` fills it, the UI edits it).
     """
-    settings = load_settings(settings_file, warehouse=warehouse, target=target)
+    settings = load_settings(settings_file, settings_variable, warehouse=warehouse, target=target)
     store = open_warehouse(settings.target, settings.warehouse)
     warehouse = str(store.path) if store.path else None
     with exclusive_warehouse(store.target, warehouse, "shadow-run"):

@@ -221,11 +221,11 @@ def backtest_table(backtest: dict, reference: str = BASELINE) -> list[dict]:
     return rows
 
 
-def resolve_settings(settings_file: str | None, demo: bool, **params) -> RunSettings:
+def resolve_settings(settings_file: str | None, demo: bool, variable: str | None = None, **params) -> RunSettings:
     """The run's settings: explicit parameters, then the settings file, then defaults. Without inputs a
     run stops, unless it is the demo (`make run`, `demo=True`), which lands the bundled Online Retail II
     orders and nothing else."""
-    settings = load_settings(settings_file, **params)
+    settings = load_settings(settings_file, variable, **params)
     check_demo_choice(settings.has_inputs, demo)
     if demo:
         settings.orders = str(config.BUNDLED_ORDERS)
@@ -257,6 +257,7 @@ def weekly_clv_pipeline(
     sources: str | None = None,
     target: str | None = None,
     settings_file: str | None = None,
+    settings_variable: str | None = None,
     demo: bool = False,
     retrain: bool = False,
     model_spec: dict | None = None,
@@ -287,6 +288,7 @@ def weekly_clv_pipeline(
         sources: Sources file listing the shop's inputs (see sources.example.yml).
         target: Warehouse engine: duckdb, postgres or redshift (default CLV_DBT_TARGET, else duckdb).
         settings_file: The team's settings file (clv-settings.yml); parameters given here win over it.
+        settings_variable: Prefect Variable whose settings win over the file's (deployments: clv_settings; `clv settings push` fills it, the UI edits it).
         demo: Land the bundled Online Retail II demo data (make run); refused beside a shop's inputs.
         retrain: Train and gate a new version although a champion serves.
         model_spec: One model configuration to train instead of choosing among the candidate types.
@@ -294,7 +296,7 @@ def weekly_clv_pipeline(
         allow_older_cutoff: Publish although clv_scores holds a newer cutoff (re-publishing an old week).
         new_registry: Start a new MLflow registry although the warehouse publishes another store's model.
     """
-    settings = resolve_settings(settings_file, demo, orders=orders, customers=customers, events=events,
+    settings = resolve_settings(settings_file, demo, variable=settings_variable, orders=orders, customers=customers, events=events,
                                 cutoff=str(cutoff) if cutoff else None, horizon_days=horizon_days,
                                 warehouse=warehouse, model_name=model_name,
                                 order_value_cap_percentile=order_value_cap_percentile,

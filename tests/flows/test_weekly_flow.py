@@ -431,15 +431,16 @@ def test_every_deployment_takes_the_settings_file_and_retrain_is_triggered_by_ev
     assert set(deployments) == {"weekly", "monitor", "retrain", "shadow"}
     for name, deployment in deployments.items():
         assert deployment["parameters"]["settings_file"] == "clv-settings.yml", name
+        assert deployment["parameters"]["settings_variable"] == "clv_settings", name  # what the UI edits
         assert "demo" not in deployment["parameters"]
     retrain = deployments["retrain"]
     assert retrain["entrypoint"] == "flows/retrain.py:retrain_flow"
     triggers = [t for d in deployments.values() for t in d.get("triggers", [])]
     assert len(triggers) == 4 and all(t.get("name") and t.get("description") for t in triggers)
     events = {t["expect"][0]: t["parameters"] for t in retrain["triggers"]}
-    assert events == {"clv.drift.detected": {"settings_file": "clv-settings.yml", "reason": "clv.drift.detected"},
-                      "clv.performance.degraded": {"settings_file": "clv-settings.yml",
-                                                   "reason": "clv.performance.degraded"}}
+    team = {"settings_file": "clv-settings.yml", "settings_variable": "clv_settings"}
+    assert events == {"clv.drift.detected": {**team, "reason": "clv.drift.detected"},
+                      "clv.performance.degraded": {**team, "reason": "clv.performance.degraded"}}
     [shadow_trigger] = deployments["shadow"]["triggers"]
     assert shadow_trigger["expect"] == ["clv.challenger.registered"]
     assert shadow_trigger["match"] == {"prefect.resource.id": "clv.model.*"}
