@@ -17,6 +17,7 @@ import pandas as pd
 
 from clv.warehouse import score_contract
 from clv.warehouse.embedded import TIER_SUMMARY_TABLE, tier_summary_sql
+from clv.warehouse.serving import comment_statements
 
 SERVER_TARGETS = ("postgres", "redshift")
 
@@ -141,8 +142,9 @@ def replace_table(target: str, table: str, frame: pd.DataFrame, connection=None,
     conn = connection or connect(target)
     try:
         with conn, conn.cursor() as cur:
-            _run(cur, target, swap_statements(table, types or inferred_column_types(frame, target),
-                                              _load_sql(target, table, csv_text, s3)), csv_text)
+            types = types or inferred_column_types(frame, target)
+            _run(cur, target, swap_statements(table, types, _load_sql(target, table, csv_text, s3))
+                 + comment_statements(table, [name for name, _ in types]), csv_text)
     finally:
         if connection is None:
             conn.close()
@@ -167,6 +169,11 @@ def publish_statements(table: str, history: str, types: list[tuple[str, str]], l
                           f"where new.cutoff_date = {history}.cutoff_date and new.model_name = {history}.model_name "
                           f"and new.model_version = {history}.model_version)")
     statements.append(f"insert into {history} ({names}) select {names} from {table}")
+    published = [name for name, _ in types]
+    statements += comment_statements(table, published) + comment_statements(history, published)
+    if {"clv_tier", "cutoff_date"} <= set(published):
+        statements += comment_statements(TIER_SUMMARY_TABLE, ["clv_tier", "cutoff_date", "customers",
+                                                              "predicted_value", "share_of_value"])
     return statements
 
 

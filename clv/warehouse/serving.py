@@ -6,7 +6,8 @@ The serving copy is never opened by the run once it is in place: a reader holdin
 it opened (the renamed-over file lives until it is closed) and sees the new cutoff when it reconnects.
 The copy carries the column descriptions of `marts/_scores.yml` as column comments, and holds only the
 tables BI reads (no staging or intermediate models beside them). PostgreSQL and Redshift need no copy:
-their readers never block a writer.
+their readers never block a writer; their score tables get the same comments with each publish
+(`comment_statements`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,19 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def comment_statements(table: str, columns, relation: str | None = None) -> list[str]:
+    """`comment on` statements giving `relation` (default `table`) the descriptions of `table` in
+    marts/_scores.yml, for the columns it has (DuckDB, PostgreSQL and Redshift read the same SQL); none
+    for a table the contract does not describe. The history table reads the descriptions of clv_scores."""
+    described = column_descriptions()
+    notes = {**described.get("clv_scores", {}), **described.get(table, {})} if table == "clv_scores_history" \
+        else described.get(table, {})
+    relation = relation or table
+    statements = [f"comment on table {relation} is {_quoted(notes[''])}"] if notes.get("") else []
+    return statements + [f'comment on column {relation}."{column}" is {_quoted(notes[column])}'
+                         for column in columns if column and notes.get(column)]
+
+
 def refresh_serving_copy(con, warehouse: Path | str) -> Path:
     """Write the score tables of the open warehouse connection `con` into a new serving file and put it in
     place of the old one in one rename; returns its path."""
@@ -46,20 +60,15 @@ def refresh_serving_copy(con, warehouse: Path | str) -> Path:
     partial.unlink(missing_ok=True)
     present = {row[0] for row in con.execute("select table_name from information_schema.tables "
                                              "where table_schema = current_schema()").fetchall()}
-    described = column_descriptions()
     con.execute(f"attach {_quoted(str(partial))} as serving_copy")
     try:
         for table in SERVING_TABLES:
             if table not in present:
                 continue
             con.execute(f"create table serving_copy.{table} as select * from {table}")
-            notes = described.get(table, {})
-            if notes.get(""):
-                con.execute(f"comment on table serving_copy.{table} is {_quoted(notes[''])}")
-            columns = {row[0] for row in con.execute(f"describe {table}").fetchall()}
-            for column, note in notes.items():
-                if column and note and column in columns:
-                    con.execute(f'comment on column serving_copy.{table}."{column}" is {_quoted(note)}')
+            columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
+            for statement in comment_statements(table, columns, f"serving_copy.{table}"):
+                con.execute(statement)
     except Exception:
         con.execute("detach serving_copy")
         partial.unlink(missing_ok=True)

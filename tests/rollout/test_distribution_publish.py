@@ -1,6 +1,7 @@
 """The score tables' schema change for predictive distributions and value: a warehouse whose history was
 written before the new columns existed gains them (older rows NULL), and `clv_forecast` is published with
-its declared types, on DuckDB and on PostgreSQL."""
+its declared types, on DuckDB and on PostgreSQL (where every score table carries the column descriptions of
+marts/_scores.yml as comments)."""
 
 from __future__ import annotations
 
@@ -91,3 +92,16 @@ def test_a_history_from_before_the_distributions_gains_their_columns_on_postgres
                          forecast_rows=forecast)
         check_published(lambda sql: server.read_query("postgres", sql),
                         {"float8": "double precision", "bigint": "bigint", "date": "date"})
+        # the descriptions of marts/_scores.yml, where a BI tool's column browser shows them
+        comments = server.read_query("postgres", """
+            select c.relname as table_name, a.attname as column_name, col_description(c.oid, a.attnum) as note,
+                   obj_description(c.oid, 'pg_class') as table_note
+            from pg_class c join pg_attribute a on a.attrelid = c.oid and a.attnum > 0
+            where c.relname in ('clv_scores', 'clv_scores_history', 'clv_forecast', 'clv_tier_summary')""")
+        described = comments.dropna(subset=["note"]).groupby("table_name")["column_name"].apply(set)
+        assert {"predicted_clv_12m", "predicted_clv_p10", "horizon_days", "top_reasons"} <= described["clv_scores"]
+        assert "predicted_clv_p90" in described["clv_scores_history"]
+        assert {"predicted_revenue", "revenue_p10"} <= described["clv_forecast"]
+        assert comments.groupby("table_name")["table_note"].first().notna().all()
+        note = comments.query("table_name == 'clv_scores' and column_name == 'horizon_days'")["note"].item()
+        assert "horizon" in note.lower()
