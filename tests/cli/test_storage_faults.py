@@ -106,10 +106,9 @@ def test_a_rollback_after_the_transaction_already_ended_keeps_the_real_error():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("step, landed", [("step 1: land inputs", (0, 809560)),
-                                          ("step 3: build features (dbt)", (809560,)),
-                                          ("step 4: train and backtest", (809560,))],
-                         ids=["landing", "dbt", "training"])
+@pytest.mark.parametrize("step, landed", [("step 1: land inputs", (0, 809560)),  # DuckDB: "Query interrupted"
+                                          ("step 3: build features (dbt)", (809560,))],  # dbt: "connection is busy"
+                         ids=["landing", "dbt"])  # (in training Prefect's TerminationSignal comes up as it is)
 def test_sigterm_names_the_signal_and_the_step_and_loses_no_landed_line(tmp_path, step, landed):
     """dbt caught Prefect's TerminationSignal and returned the error its cleanup hit next ("connection is
     busy"), then printed its stack traces: the run ended with an unrelated cause. Now the signal itself

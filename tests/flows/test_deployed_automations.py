@@ -298,7 +298,8 @@ def test_weeks_like_the_ones_before_monitor_and_retrain_nothing(team_weeks):
 
 def test_drift_retrains_once_on_the_event_then_runs_a_shadow(team_weeks):
     assert team_weeks["drift_after_shift"] == "alert"
-    assert team_weeks["retrain"]["parameters"] == {"settings_file": "clv-settings.yml", "reason": "clv.drift.detected"}
+    assert team_weeks["retrain"]["parameters"] == {"settings_file": "clv-settings.yml", "settings_variable": "clv_settings",
+                                                   "reason": "clv.drift.detected"}
     assert team_weeks["shadow"]["state"]["type"] == "COMPLETED"
     assert len(team_weeks["retrains_after_drift"]) == 1
 
