@@ -16,6 +16,7 @@ from clv.ingest.landing import land_file
 from clv.warehouse import score_contract
 from clv.warehouse.embedded import tier_summary_sql
 from clv.warehouse.redshift import RedshiftRawSink, RedshiftSettings
+from clv.warehouse.serving import comment_statements
 from tests.conftest import moto_s3
 from tests.warehouse.redshift_dialect import redshift_problems
 
@@ -145,6 +146,7 @@ def test_scores_are_published_to_redshift_in_one_transaction(s3, monkeypatch):
     columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in score_contract.column_types("redshift"))
     names = ", ".join(f'"{name}"' for name, _ in score_contract.column_types("redshift"))
     assert '"customer_id" varchar(65535), "cutoff_date" date, "predicted_clv_12m" double precision, ' in columns
+    published = [name for name, _ in score_contract.column_types("redshift")]
     assert sql[2:] == [
         "drop table if exists clv_scores__next",
         f"create table clv_scores__next ({columns})",
@@ -156,4 +158,9 @@ def test_scores_are_published_to_redshift_in_one_transaction(s3, monkeypatch):
         f"create table clv_tier_summary as {tier_summary_sql('clv_scores')}",
         f"create table clv_scores_history ({columns})",
         f"insert into clv_scores_history ({names}) select {names} from clv_scores",
+        *comment_statements("clv_scores", published), *comment_statements("clv_scores_history", published),
+        *comment_statements("clv_tier_summary", ["clv_tier", "cutoff_date", "customers", "predicted_value",
+                                                 "share_of_value"]),
         "commit"]
+    # the column descriptions travel with the tables, in the same transaction
+    assert 'comment on column clv_scores."horizon_days" is ' in " ".join(sql)
